@@ -1,0 +1,24 @@
+"""nbkernels: finite versus infinite neural networks, one architecture description for both.
+
+    >>> import nbkernels as nbk
+    >>> arch = nbk.cnn(depth=2, width=128, readout="gap")
+    >>> k = arch.kernel(x_train)              # nbk.Kernel(nngp, ntk), exact infinite width
+    >>> net = arch.network()                  # the finite Flax network
+"""
+from .architecture import Architecture, Network, cnn, fcn, serial
+from .kernels import Kernel, KernelMemoryError
+from .layers import Conv, ConvLocal, Dense, Erf, Flatten, GlobalAvgPool, Relu
+
+__version__ = "0.1.0"
+
+__all__ = ["Architecture", "Network", "serial", "fcn", "cnn", "Kernel", "KernelMemoryError",
+           "Dense", "Conv", "ConvLocal", "Relu", "Erf", "Flatten", "GlobalAvgPool"]
+
+
+def __getattr__(name):
+    # Submodules load on first use so `import nbkernels` stays quick.
+    import importlib
+    if name in ("data", "cache", "plots", "predict", "train", "empirical", "presets", "report",
+                "notebook", "compute"):
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'nbkernels' has no attribute {name!r}")

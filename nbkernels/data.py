@@ -1,0 +1,400 @@
+"""Data: CIFAR-10 (official python-pickle layout) and scikit-learn's bundled digits, and preprocessing.
+
+    >>> ds = nbk.data.load("cifar10", n_train=2000, n_test=1000)       # float32 NHWC in [0, 1]
+    >>> ds = nbk.data.load("auto")                                      # CIFAR-10 if found, else digits
+    >>> x_train, x_test = nbk.data.zca(ds.x_train, ds.x_test, eps=0.1)  # regularized ZCA
+    >>> y = nbk.data.one_hot(ds.y_train)                                # -0.1 / 0.9 targets
+
+CIFAR-10 is looked for in ``data_dir``, then ``$NBKERNELS_DATA``, then ``~/.cache/nbkernels``: a
+folder holding ``cifar-10-batches-py/`` (or that folder itself) with any number of
+``data_batch_*`` files, ``test_batch`` and ``batches.meta``. Absent everywhere, the official
+archive is downloaded into the cache folder, checked against its MD5 and extracted atomically.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import pickle
+import shutil
+import sys
+import tarfile
+import tempfile
+import urllib.request
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
+CIFAR10_DIRNAME = "cifar-10-batches-py"
+DATASETS = ("cifar10", "digits", "auto")
+
+
+class DataError(ValueError):
+    """Data that is missing or malformed; the message names the problem and the fix."""
+
+
+@dataclasses.dataclass
+class Dataset:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: list
+    name: str
+    source: str = ""
+
+    @property
+    def image_shape(self):
+        return self.x_train.shape[1:]
+
+    def describe(self) -> str:
+        """One line for figure titles: dataset, sizes and image shape."""
+        h, w, c = self.image_shape
+        label = {"cifar10": "CIFAR-10", "digits": "digits (sklearn)"}.get(self.name, self.name)
+        return f"{label}, {len(self.x_train)} train / {len(self.x_test)} test, {h}x{w}x{c}"
+
+    def replace(self, **kw) -> "Dataset":
+        return dataclasses.replace(self, **kw)
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("NBKERNELS_CACHE", Path.home() / ".cache" / "nbkernels"))
+
+
+def _candidate_roots(data_dir):
+    roots = []
+    if data_dir is not None:
+        roots.append(Path(data_dir))
+    if os.environ.get("NBKERNELS_DATA"):
+        roots.append(Path(os.environ["NBKERNELS_DATA"]))
+    roots.append(Path.home() / ".cache" / "nbkernels")
+    return roots
+
+
+def _batch_folder(root: Path) -> Optional[Path]:
+    for folder in (root / CIFAR10_DIRNAME, root):
+        if folder.is_dir() and any(folder.glob("data_batch_*")):
+            return folder
+    return None
+
+
+def find_cifar10(data_dir=None) -> Optional[Path]:
+    """The first folder holding CIFAR-10 batches, or None."""
+    for root in _candidate_roots(data_dir):
+        folder = _batch_folder(root)
+        if folder is not None:
+            return folder
+    return None
+
+
+def _unpickle(path: Path):
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f, encoding="bytes")
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as e:
+        raise DataError(f"{path} is truncated or corrupt ({type(e).__name__}: {e}). Delete the "
+                        f"'{path.parent.name}' folder and download CIFAR-10 again "
+                        f"(nbkernels.data.download_cifar10()).") from e
+
+
+def _read_batch(path: Path):
+    d = _unpickle(path)
+    if not isinstance(d, dict) or b"data" not in d or b"labels" not in d:
+        raise DataError(f"{path} is not a CIFAR-10 batch (expected a dict with b'data' and b'labels'). "
+                        "Point NBKERNELS_DATA at the folder that holds cifar-10-batches-py.")
+    x = np.asarray(d[b"data"])
+    y = np.asarray(d[b"labels"], dtype=np.int64)
+    if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 3072 or len(y) != len(x):
+        raise DataError(f"{path} has data of shape {x.shape} and dtype {x.dtype} with {len(y)} labels; "
+                        "expected (N, 3072) uint8 with N labels. The file is corrupt: download it again.")
+    if y.size and (y.min() < 0 or y.max() > 9):
+        raise DataError(f"{path} has labels outside 0..9: the file is corrupt; download it again.")
+    return x.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), y
+
+
+def read_cifar10(folder: Path):
+    """Read every ``data_batch_*``, ``test_batch`` and ``batches.meta`` in ``folder`` (uint8 NHWC)."""
+    folder = Path(folder)
+    batches = sorted(folder.glob("data_batch_*"), key=lambda p: (len(p.name), p.name))
+    if not batches:
+        raise DataError(f"{folder} holds no data_batch_* files: it is not a CIFAR-10 folder.")
+    test = folder / "test_batch"
+    if not test.exists():
+        raise DataError(f"{folder} has training batches but no test_batch: copy it from the official "
+                        "archive or download again.")
+    parts = [_read_batch(p) for p in batches]
+    x_train = np.concatenate([p[0] for p in parts])
+    y_train = np.concatenate([p[1] for p in parts])
+    x_test, y_test = _read_batch(test)
+    names = [f"class {i}" for i in range(10)]
+    meta = folder / "batches.meta"
+    if meta.exists():
+        m = _unpickle(meta)
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in m.get(b"label_names", names)]
+    return x_train, y_train, x_test, y_test, names
+
+
+def balanced_subset(y: np.ndarray, n: Optional[int], seed: int = 0, what: str = "n") -> np.ndarray:
+    """Indices of a deterministic, class-balanced subset of size ``n`` (classes within +-1)."""
+    if n is None:
+        return np.arange(len(y))
+    n = int(n)
+    if n < 1 or n > len(y):
+        raise DataError(f"{what}={n} but only {len(y)} examples are available: ask for at most {len(y)}.")
+    rng = np.random.default_rng(seed)
+    classes = np.unique(y)
+    pools = {c: rng.permutation(np.flatnonzero(y == c)) for c in classes}
+    # Round-robin over classes in a seeded order: every prefix stays balanced.
+    take, order = [], rng.permutation(classes)
+    counts = {c: 0 for c in classes}
+    while len(take) < n:
+        progressed = False
+        for c in order:
+            if len(take) == n:
+                break
+            if counts[c] < len(pools[c]):
+                take.append(pools[c][counts[c]])
+                counts[c] += 1
+                progressed = True
+        if not progressed:
+            break
+    return np.asarray(take)
+
+
+def _to_float(x_uint8):
+    return (x_uint8.astype(np.float32) / 255.0)
+
+
+def download_cifar10(root=None, url: str = CIFAR10_URL, timeout: float = 30.0) -> Path:
+    """Download and extract the official archive into ``root`` (default the cache folder), atomically."""
+    from tqdm.auto import tqdm
+
+    root = Path(root) if root is not None else default_cache_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root, prefix=".download-") as tmp:
+        archive = Path(tmp) / "cifar-10-python.tar.gz"
+        md5 = hashlib.md5()
+        with urllib.request.urlopen(url, timeout=timeout) as resp, open(archive, "wb") as f:
+            total = int(resp.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc="CIFAR-10") as bar:
+                while chunk := resp.read(1 << 20):
+                    f.write(chunk)
+                    md5.update(chunk)
+                    bar.update(len(chunk))
+        if md5.hexdigest() != CIFAR10_MD5:
+            raise DataError(f"the CIFAR-10 download from {url} has MD5 {md5.hexdigest()}, expected "
+                            f"{CIFAR10_MD5}: the download was corrupted; try again.")
+        with tarfile.open(archive) as tar:
+            tar.extractall(tmp, filter="data")
+        target = root / CIFAR10_DIRNAME
+        if not target.exists():
+            os.replace(Path(tmp) / CIFAR10_DIRNAME, target)
+    return root / CIFAR10_DIRNAME
+
+
+def _not_found_message(data_dir):
+    places = ", ".join(str(r) for r in _candidate_roots(data_dir))
+    return (f"CIFAR-10 was not found (looked in {places}) and could not be downloaded. Put the "
+            f"'{CIFAR10_DIRNAME}' folder in one of those places or set NBKERNELS_DATA to the folder "
+            "holding it; or use nbk.data.load('digits'), which needs no download, or 'auto'.")
+
+
+def _load_cifar10(data_dir, download=True):
+    folder = find_cifar10(data_dir)
+    if folder is None:
+        if not download:
+            raise DataError(_not_found_message(data_dir))
+        try:
+            folder = download_cifar10()
+        except DataError:
+            raise
+        except Exception as e:  # offline: urllib raises URLError, timeouts, ...
+            raise DataError(_not_found_message(data_dir) + f" (download failed: {e})") from e
+    x_train, y_train, x_test, y_test, names = read_cifar10(folder)
+    return x_train, y_train, x_test, y_test, names, str(folder)
+
+
+def _load_digits():
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = (d.images.astype(np.float32) / 16.0)[..., None]
+    y = d.target.astype(np.int64)
+    # A fixed, class-balanced split: the first 1200 of a balanced order train, the rest test.
+    order = balanced_subset(y, len(y), seed=12345)
+    tr, te = order[:1200], order[1200:]
+    return (x[tr], y[tr], x[te], y[te], [str(i) for i in range(10)], "sklearn.datasets.load_digits")
+
+
+def load(name: str = "auto", n_train: Optional[int] = None, n_test: Optional[int] = None,
+         data_dir=None, seed: int = 0, download: bool = True, verbose: bool = True) -> Dataset:
+    """Load a dataset as float32 NHWC images in [0, 1] with integer labels.
+
+    ``name`` is ``"cifar10"``, ``"digits"`` (scikit-learn's bundled 8x8 digits, offline) or ``"auto"``
+    (CIFAR-10 when found or downloadable, else digits, saying which). ``n_train`` / ``n_test`` pick
+    deterministic class-balanced subsets for ``seed``.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; use one of {DATASETS}.")
+    if name == "auto":
+        try:
+            raw = _load_cifar10(data_dir, download=download)
+            name = "cifar10"
+        except DataError as e:
+            if find_cifar10(data_dir) is not None:
+                raise  # found but broken: say so rather than silently switching
+            raw = _load_digits()
+            name = "digits"
+            if verbose:
+                print("nbkernels: CIFAR-10 not available, using scikit-learn's digits instead "
+                      f"({str(e).split('.')[0]}).", file=sys.stderr)
+        else:
+            if verbose:
+                print(f"nbkernels: using CIFAR-10 from {raw[-1]}", file=sys.stderr)
+    elif name == "cifar10":
+        raw = _load_cifar10(data_dir, download=download)
+    else:
+        raw = _load_digits()
+    x_train, y_train, x_test, y_test, names, source = raw
+    tr = balanced_subset(y_train, n_train, seed, "n_train")
+    te = balanced_subset(y_test, n_test, seed, "n_test")
+    to_float = _to_float if x_train.dtype == np.uint8 else (lambda a: a.astype(np.float32))
+    return Dataset(to_float(x_train[tr]), y_train[tr], to_float(x_test[te]), y_test[te],
+                   list(names), name, source)
+
+
+# ----------------------------------------------------------------------------------------------
+# preprocessing
+
+
+def check_finite(x, name="x"):
+    x = np.asarray(x)
+    if not np.all(np.isfinite(x)):
+        bad = int(x.size - np.isfinite(x).sum())
+        raise DataError(f"{name} has {bad} NaN or infinite values: drop or impute those pixels first.")
+    return x
+
+
+def standardize_channels(x_train, x_test=None):
+    """Per-channel standardization with the training set's mean and std."""
+    x_train = check_finite(x_train, "x_train")
+    axes = tuple(range(x_train.ndim - 1))
+    mean, std = x_train.mean(axes), x_train.std(axes) + 1e-8
+    out = (x_train - mean) / std
+    return out if x_test is None else (out, (check_finite(x_test, "x_test") - mean) / std)
+
+
+def standardize_images(x):
+    """Per-image standardization ("layer norm"): each image to zero mean and unit variance."""
+    x = check_finite(x)
+    axes = tuple(range(1, x.ndim))
+    mean = x.mean(axes, keepdims=True)
+    std = x.std(axes, keepdims=True)
+    return (x - mean) / np.maximum(std, 1e-8)
+
+
+class ZCA:
+    """Regularized ZCA whitening ``W = (S + eps * tr(S)/d * I)^(-1/2)``, fitted on training features.
+
+    ``eps`` is relative to the mean eigenvalue; ``eps=0`` whitens fully (on the span of the training
+    data when ``n_train < d``, where ``S`` is singular). Features are centred with the training mean.
+    Fitted through the SVD of the data, so it costs ``O(min(n, d)^2 max(n, d))``.
+    """
+
+    def __init__(self, eps: float = 0.1):
+        if not eps >= 0:
+            raise ValueError(f"ZCA eps must be >= 0, got {eps!r}.")
+        self.eps = float(eps)
+
+    def fit(self, x_train):
+        x = check_finite(x_train, "x_train").reshape(len(x_train), -1).astype(np.float64)
+        n, d = x.shape
+        self.mean_ = x.mean(0)
+        _, s, vt = np.linalg.svd(x - self.mean_, full_matrices=False)
+        eig = s ** 2 / n                                   # nonzero eigenvalues of the covariance
+        tol = eig.max() * max(n, d) * np.finfo(np.float64).eps if eig.size else 0.0
+        keep = eig > tol
+        self.eigenvalues_ = np.sort(np.concatenate([eig, np.zeros(max(d - len(eig), 0))]))[::-1]
+        reg = self.eps * eig.sum() / d
+        self.vectors_ = vt[keep]
+        self.scale_ = (eig[keep] + reg) ** -0.5
+        # Outside the span of the data the covariance is 0: regularized, those directions scale by reg^-1/2.
+        self.complement_ = reg ** -0.5 if reg > 0 else 0.0
+        return self
+
+    def transform(self, x):
+        shape = x.shape
+        x = check_finite(x).reshape(len(x), -1).astype(np.float64) - self.mean_
+        proj = x @ self.vectors_.T
+        out = (proj * self.scale_) @ self.vectors_
+        if self.complement_:
+            out += self.complement_ * (x - proj @ self.vectors_)
+        return out.reshape(shape).astype(np.float32)
+
+
+def zca(x_train, x_test=None, eps: float = 0.1):
+    """Whiten train (and test) with a :class:`ZCA` fitted on train."""
+    z = ZCA(eps).fit(x_train)
+    return z.transform(x_train) if x_test is None else (z.transform(x_train), z.transform(x_test))
+
+
+def downsample(x, factor: int):
+    """Average-pool NHWC images by ``factor`` (32 -> 16 -> 8 for CPU-sized presets)."""
+    if factor == 1:
+        return x
+    n, h, w, c = x.shape
+    if h % factor or w % factor:
+        raise ValueError(f"downsample factor {factor} does not divide the image size {h}x{w}.")
+    return x.reshape(n, h // factor, factor, w // factor, factor, c).mean((2, 4))
+
+
+def augment(x, seed: int, flip: bool = True, crop_padding: int = 4):
+    """Random horizontal flips and random crops with zero padding, deterministic for ``seed``."""
+    rng = np.random.default_rng(seed)
+    n, h, w, c = x.shape
+    out = np.array(x, copy=True)
+    if flip:
+        flips = rng.random(n) < 0.5
+        out[flips] = out[flips, :, ::-1]
+    if crop_padding:
+        p = crop_padding
+        padded = np.pad(out, ((0, 0), (p, p), (p, p), (0, 0)))
+        dy, dx = rng.integers(0, 2 * p + 1, size=(2, n))
+        for i in range(n):
+            out[i] = padded[i, dy[i]:dy[i] + h, dx[i]:dx[i] + w]
+    return out
+
+
+def one_hot(y, n_classes: int = 10):
+    """Zero-mean one-hot targets: -1/k off the label, 1 - 1/k on it (-0.1 / 0.9 for 10 classes)."""
+    y = np.asarray(y)
+    if y.ndim != 1 or (y.size and (y.min() < 0 or y.max() >= n_classes)):
+        raise ValueError(f"labels must be integers in 0..{n_classes - 1} in a 1-D array, got shape {y.shape}.")
+    return (np.eye(n_classes, dtype=np.float32)[y] - 1.0 / n_classes).astype(np.float32)
+
+
+def prepare(ds: Dataset, *, downsample_to: Optional[int] = None, preprocess: str = "standardize",
+            zca_eps: Optional[float] = None, flatten: bool = False):
+    """The common pipeline of the notebooks: downsample, standardize or ZCA, zero-mean targets.
+
+    Returns ``(x_train, y_train, x_test, y_test)`` with one-hot targets.
+    """
+    x_tr, x_te = ds.x_train, ds.x_test
+    if downsample_to is not None and downsample_to != x_tr.shape[1]:
+        f = x_tr.shape[1] // downsample_to
+        x_tr, x_te = downsample(x_tr, f), downsample(x_te, f)
+    if preprocess == "standardize":
+        x_tr, x_te = standardize_channels(x_tr, x_te)
+    elif preprocess == "layernorm":
+        x_tr, x_te = standardize_images(x_tr), standardize_images(x_te)
+    elif preprocess != "none":
+        raise ValueError(f"unknown preprocess {preprocess!r}; use 'standardize', 'layernorm' or 'none'.")
+    if zca_eps is not None:
+        x_tr, x_te = zca(x_tr, x_te, zca_eps)
+    if flatten:
+        x_tr, x_te = x_tr.reshape(len(x_tr), -1), x_te.reshape(len(x_te), -1)
+    return (x_tr.astype(np.float32), one_hot(ds.y_train, len(ds.class_names)),
+            x_te.astype(np.float32), one_hot(ds.y_test, len(ds.class_names)))

@@ -1,0 +1,192 @@
+"""The figure report: run every notebook with papermill at a preset and render one page of findings.
+
+    python -m nbkernels.report --preset default          # what `make report` runs
+    python -m nbkernels.report --preset ci --notebooks 00_data_tour,02_nngp_vs_ntk
+
+Notebooks run concurrently (``--jobs``, default 2: both cores); each is rendered to HTML with its
+code collapsed, and ``reports/<preset>/index.html`` lists the findings: the paper's claim, our
+numbers, the verdict and a thumbnail, linking to each page and its full-size figures. A failing
+notebook does not stop the others: its row says failed, with the error. Results are cached by the
+notebooks themselves, so a second run is quick. At ``default`` the figures are written to the
+repository's ``figures/`` (committed); other presets keep theirs inside the report.
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import html
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .notebook import PRESET_NAMES
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = REPO / "notebooks"
+
+_COLLAPSE = """
+<style>details.nbk-code>summary{cursor:pointer;color:#555;font:12px monospace;margin:4px 0}</style>
+<script>
+document.addEventListener('DOMContentLoaded', function () {
+  document.querySelectorAll('.jp-Cell-inputWrapper').forEach(function (el) {
+    if (el.closest('.jp-MarkdownCell')) return;
+    var d = document.createElement('details'); d.className = 'nbk-code';
+    var s = document.createElement('summary'); s.textContent = 'show code';
+    el.parentNode.insertBefore(d, el); d.appendChild(s); d.appendChild(el);
+  });
+});
+</script>
+"""
+
+
+def available_notebooks() -> list:
+    return sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+
+
+def select_notebooks(names) -> list:
+    valid = available_notebooks()
+    if not names:
+        return valid
+    chosen = []
+    for name in names:
+        name = name.strip().removesuffix(".ipynb")
+        matches = [v for v in valid if v == name or v.startswith(name + "_") or v[:2] == name]
+        if not matches:
+            raise SystemExit(f"unknown notebook {name!r}; valid notebooks: {', '.join(valid)}")
+        chosen.extend(m for m in matches if m not in chosen)
+    return chosen
+
+
+def _run_one(name, preset, out_dir, figures_root, timeout):
+    executed = out_dir / "executed" / f"{name}.ipynb"
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, NBKERNELS_FIGURES=str(figures_root), NBKERNELS_PRESET=preset)
+    t0 = time.time()
+    cmd = [sys.executable, "-m", "papermill", str(NOTEBOOKS / f"{name}.ipynb"), str(executed),
+           "-p", "preset", preset, "--cwd", str(NOTEBOOKS), "--no-progress-bar", "--log-level", "ERROR",
+           "--execution-timeout", str(timeout)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    wall = time.time() - t0
+    error = None
+    if proc.returncode != 0:
+        lines = [ln for ln in (proc.stderr or proc.stdout).strip().splitlines() if ln.strip()]
+        error = "\n".join(lines[-6:]) or f"papermill exited with {proc.returncode}"
+    page = None
+    if executed.exists():
+        page = out_dir / f"{name}.html"
+        conv = subprocess.run([sys.executable, "-m", "nbconvert", "--to", "html", str(executed),
+                               "--output", page.stem, "--output-dir", str(out_dir)],
+                              capture_output=True, text=True)
+        if conv.returncode == 0 and page.exists():
+            text = page.read_text()
+            page.write_text(text.replace("</head>", _COLLAPSE + "</head>", 1))
+        else:
+            page = None
+            error = error or conv.stderr.strip().splitlines()[-1]
+    fig_src = figures_root / name
+    fig_dst = out_dir / "figures" / name
+    if fig_src.exists() and fig_src.resolve() != fig_dst.resolve():
+        shutil.rmtree(fig_dst, ignore_errors=True)
+        shutil.copytree(fig_src, fig_dst)
+    verdict = None
+    vfile = fig_dst / "verdict.json"
+    if vfile.exists() and error is None:
+        verdict = json.loads(vfile.read_text())
+    return dict(name=name, wall=wall, error=error, page=page, verdict=verdict, figures=fig_dst)
+
+
+def _row(r, out_dir):
+    name = html.escape(r["name"])
+    link = f'<a href="{r["page"].name}">{name}</a>' if r["page"] else name
+    v = r["verdict"]
+    if r["error"]:
+        status = f'<span class="failed">failed</span><pre>{html.escape(r["error"])}</pre>'
+    elif v is None:
+        status = '<span class="failed">no verdict recorded</span>'
+    else:
+        status = '<span class="yes">reproduced</span>' if v["reproduced"] else '<span class="no">not reproduced</span>'
+    claim = html.escape(v["claim"]) if v else ""
+    nums = ""
+    if v and v.get("numbers"):
+        nums = "<table class='nums'>" + "".join(
+            f"<tr><td>{html.escape(str(n.get('what', '')))}</td><td>{html.escape(str(n.get('ours', '')))}</td>"
+            f"<td class='paper'>{html.escape(str(n.get('paper', '')))}</td></tr>" for n in v["numbers"]) + "</table>"
+    thumbs = ""
+    figs = sorted(r["figures"].glob("*.png")) if r["figures"].exists() else []
+    for f in figs:
+        rel = f.relative_to(out_dir).as_posix()
+        thumbs += f'<a href="{rel}"><img src="{rel}" alt="{html.escape(f.stem)}" class="thumb"></a>'
+    return (f"<tr><td>{link}<div class='wall'>{r['wall']:.0f} s</div></td><td>{claim}</td><td>{nums}</td>"
+            f"<td>{status}</td><td>{thumbs}</td></tr>")
+
+
+def write_index(results, out_dir: Path, preset: str, wall: float) -> Path:
+    rows = "\n".join(_row(r, out_dir) for r in results)
+    n_yes = sum(1 for r in results if r["verdict"] and r["verdict"]["reproduced"] and not r["error"])
+    datasets = sorted({r["verdict"].get("dataset", "") for r in results if r["verdict"]})
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>nbkernels report ({preset})</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1400px}}table{{border-collapse:collapse}}
+td,th{{border-bottom:1px solid #ddd;padding:6px;vertical-align:top;text-align:left}}
+.nums td{{border:none;padding:1px 6px;font-size:12px}}.paper{{color:#666}}.thumb{{height:110px;margin:2px}}
+.yes{{color:#009E73;font-weight:bold}}.no{{color:#D55E00;font-weight:bold}}.failed{{color:#D55E00}}
+.wall{{color:#888;font-size:11px}}pre{{white-space:pre-wrap;font-size:11px;max-width:400px}}</style></head><body>
+<h1>Finite versus infinite neural networks: findings at preset <code>{preset}</code></h1>
+<p>{n_yes} of {len(results)} findings reproduced. Data: {html.escape('; '.join(d for d in datasets if d))}.
+Total wall time <span id="wall">{wall:.0f}</span> s on {os.cpu_count()} cores.</p>
+<table><tr><th>notebook</th><th>the paper's claim</th><th>our numbers | paper</th><th>verdict</th><th>figures</th></tr>
+{rows}
+</table></body></html>"""
+    index = out_dir / "index.html"
+    index.write_text(page)
+    (out_dir / "summary.json").write_text(json.dumps(
+        {"preset": preset, "wall_s": wall, "results": [
+            {"name": r["name"], "wall_s": r["wall"], "error": r["error"],
+             "reproduced": bool(r["verdict"] and r["verdict"]["reproduced"])} for r in results]}, indent=1))
+    return index
+
+
+def run(preset: str, notebooks=None, jobs: int = 2, out=None, timeout: int = 3600) -> Path:
+    if preset not in PRESET_NAMES:
+        raise SystemExit(f"unknown preset {preset!r}; valid presets: {', '.join(PRESET_NAMES)}")
+    names = select_notebooks(notebooks)
+    out_dir = Path(out) if out else REPO / "reports" / preset
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figures_root = REPO / "figures" if preset == "default" else out_dir / "figures"
+    t0 = time.time()
+    results = {}
+    print(f"nbkernels report: {len(names)} notebooks at preset '{preset}', {jobs} at a time -> {out_dir}")
+    with cf.ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {pool.submit(_run_one, n, preset, out_dir, figures_root, timeout): n for n in names}
+        for i, fut in enumerate(cf.as_completed(futures), 1):
+            r = fut.result()
+            results[r["name"]] = r
+            state = "FAILED" if r["error"] else ("yes" if r["verdict"] and r["verdict"]["reproduced"] else "no")
+            print(f"[{i}/{len(names)}] {r['name']}: {state} ({r['wall']:.0f} s, {time.time() - t0:.0f} s elapsed)",
+                  flush=True)
+    wall = time.time() - t0
+    index = write_index([results[n] for n in names], out_dir, preset, wall)
+    print(f"report written to {index} in {wall:.0f} s")
+    return index
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--preset", default=os.environ.get("PRESET", "default"), help=f"one of {PRESET_NAMES}")
+    ap.add_argument("--notebooks", default=os.environ.get("NOTEBOOKS", ""),
+                    help="comma-separated names or numbers (default: all)")
+    ap.add_argument("--jobs", type=int, default=int(os.environ.get("JOBS", "2")))
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--timeout", type=int, default=3600, help="per-cell timeout in seconds")
+    a = ap.parse_args(argv)
+    names = [n for n in a.notebooks.split(",") if n.strip()]
+    index = run(a.preset, names, a.jobs, a.out, a.timeout)
+    summary = json.loads((index.parent / "summary.json").read_text())
+    return 1 if any(r["error"] for r in summary["results"]) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

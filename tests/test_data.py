@@ -1,0 +1,157 @@
+import numpy as np
+import pytest
+
+from nbkernels import data
+from conftest import write_cifar_folder
+
+
+def test_loader_reads_official_layout(tiny_cifar):
+    ds = data.load("cifar10", data_dir=tiny_cifar, download=False)
+    assert ds.x_train.shape == (60, 32, 32, 3) and ds.x_train.dtype == np.float32
+    assert ds.x_test.shape == (20, 32, 32, 3)
+    assert 0.0 <= ds.x_train.min() and ds.x_train.max() <= 1.0
+    assert ds.class_names[0] == "airplane" and ds.name == "cifar10"
+    # pixel layout: 1024 R, then G, then B, each row-major
+    import pickle
+    with open(tiny_cifar / "cifar-10-batches-py" / "data_batch_1", "rb") as f:
+        raw = pickle.load(f, encoding="bytes")[b"data"]
+    full = data.load("cifar10", data_dir=tiny_cifar, download=False)
+    assert full.x_train[0, 0, 1, 2] == pytest.approx(raw[0, 2048 + 1] / 255.0)
+
+
+def test_loader_finds_env_var(tiny_cifar, monkeypatch):
+    monkeypatch.setenv("NBKERNELS_DATA", str(tiny_cifar))
+    assert data.load("cifar10", download=False).x_train.shape[0] == 60
+    assert data.load("auto", download=False).name == "cifar10"
+
+
+def test_balanced_deterministic_subsets(tiny_cifar):
+    a = data.load("cifar10", n_train=20, n_test=10, data_dir=tiny_cifar, download=False, seed=3)
+    b = data.load("cifar10", n_train=20, n_test=10, data_dir=tiny_cifar, download=False, seed=3)
+    np.testing.assert_array_equal(a.x_train, b.x_train)
+    assert np.bincount(a.y_train, minlength=10).tolist() == [2] * 10
+    assert np.bincount(a.y_test, minlength=10).tolist() == [1] * 10
+    c = data.load("cifar10", n_train=20, data_dir=tiny_cifar, download=False, seed=4)
+    assert not np.array_equal(a.x_train, c.x_train)
+
+
+def test_too_many_examples(tiny_cifar):
+    with pytest.raises(data.DataError, match="n_train=1000 but only 60"):
+        data.load("cifar10", n_train=1000, data_dir=tiny_cifar, download=False)
+
+
+def test_corrupt_batch_is_named(tmp_path, monkeypatch):
+    monkeypatch.delenv("NBKERNELS_DATA", raising=False)
+    folder = write_cifar_folder(tmp_path / "d")
+    path = folder / "data_batch_2"
+    path.write_bytes(path.read_bytes()[:5000])  # truncated download
+    with pytest.raises(data.DataError, match="data_batch_2 is truncated or corrupt"):
+        data.load("cifar10", data_dir=tmp_path / "d", download=False)
+    with pytest.raises(data.DataError):  # auto does not silently switch away from a broken copy
+        data.load("auto", data_dir=tmp_path / "d", download=False, verbose=False)
+
+
+def test_folder_without_batches(tmp_path, monkeypatch):
+    monkeypatch.delenv("NBKERNELS_DATA", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(data.DataError, match="not found.*empty.*digits"):
+        data.load("cifar10", data_dir=tmp_path / "empty", download=False)
+    with pytest.raises(data.DataError, match="no data_batch"):
+        data.read_cifar10(tmp_path / "empty")
+
+
+def test_auto_falls_back_to_digits(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("NBKERNELS_DATA", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    ds = data.load("auto", download=False)
+    assert ds.name == "digits" and ds.x_train.shape[1:] == (8, 8, 1)
+    assert "digits" in capsys.readouterr().err
+    assert "digits" in ds.describe()
+
+
+def test_unknown_dataset():
+    with pytest.raises(ValueError, match="unknown dataset 'mnist'"):
+        data.load("mnist")
+
+
+def test_offline_download_error_names_places(tmp_path, monkeypatch):
+    import urllib.error
+    monkeypatch.delenv("NBKERNELS_DATA", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+
+    def offline(*a, **k):
+        raise urllib.error.URLError("network unreachable")
+
+    monkeypatch.setattr(data, "download_cifar10", offline)
+    with pytest.raises(data.DataError, match="looked in .*could not be downloaded.*digits"):
+        data.load("cifar10")
+    assert data.load("auto", verbose=False).name == "digits"
+
+
+def _rand(n, d=48, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=(n, d)) @ rng.normal(size=(d, d))).reshape(n, 4, 4, 3)
+
+
+@pytest.mark.parametrize("n", [200, 20])  # n > d and n < d (48 features)
+def test_zca_whitens(n):
+    x = _rand(n, 48)
+    z = data.ZCA(0.0).fit(x)
+    w = z.transform(x).reshape(n, -1).astype(np.float64)
+    sv = np.linalg.svd(w / np.sqrt(n), compute_uv=False)
+    rank = min(n - 1, 48)
+    np.testing.assert_allclose(sv[:rank] ** 2, 1.0, atol=1e-4)
+    assert np.all(sv[rank:] < 1e-3)
+
+
+def test_zca_regularized_matches_formula():
+    x = _rand(100, 48, seed=1).reshape(100, -1).astype(np.float64)
+    eps = 0.3
+    xc = x - x.mean(0)
+    cov = xc.T @ xc / len(x)
+    lam, u = np.linalg.eigh(cov + eps * np.trace(cov) / 48 * np.eye(48))
+    W = u @ np.diag(lam ** -0.5) @ u.T
+    ours = data.zca(x.reshape(100, 4, 4, 3), eps=eps).reshape(100, -1)
+    np.testing.assert_allclose(ours, xc @ W, rtol=1e-4, atol=1e-4)
+    # large eps approaches a rescaled identity: whitening barely changes the image
+    far = data.zca(x.reshape(100, 4, 4, 3), eps=1e6).reshape(100, -1)
+    c = np.corrcoef(far.ravel(), xc.ravel())[0, 1]
+    assert c > 0.9999
+
+
+def test_zca_rejects_nan():
+    x = np.zeros((5, 4, 4, 3)); x[0, 0, 0, 0] = np.nan
+    with pytest.raises(data.DataError, match="1 NaN"):
+        data.zca(x)
+
+
+def test_augment_shapes_and_determinism():
+    x = np.random.default_rng(0).random((6, 8, 8, 3)).astype(np.float32)
+    a, b = data.augment(x, seed=1), data.augment(x, seed=1)
+    assert a.shape == x.shape and a.dtype == x.dtype
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, data.augment(x, seed=2))
+    flipped = data.augment(x, seed=0, crop_padding=0)
+    for i in range(6):  # each image is itself or its mirror image
+        assert np.array_equal(flipped[i], x[i]) or np.array_equal(flipped[i], x[i, :, ::-1])
+
+
+def test_downsample_and_one_hot():
+    x = np.arange(2 * 4 * 4 * 1, dtype=np.float32).reshape(2, 4, 4, 1)
+    d = data.downsample(x, 2)
+    assert d.shape == (2, 2, 2, 1) and d[0, 0, 0, 0] == pytest.approx((0 + 1 + 4 + 5) / 4)
+    y = data.one_hot(np.array([0, 3]))
+    assert y.shape == (2, 10) and y[0, 0] == pytest.approx(0.9) and y[0, 1] == pytest.approx(-0.1)
+    np.testing.assert_allclose(y.sum(1), 0.0, atol=1e-6)
+    with pytest.raises(ValueError, match="labels"):
+        data.one_hot(np.array([11]))
+
+
+def test_standardize():
+    x = np.random.default_rng(0).random((10, 4, 4, 3)) * 5 + 2
+    tr, te = data.standardize_channels(x, x[:3])
+    np.testing.assert_allclose(tr.mean((0, 1, 2)), 0, atol=1e-6)
+    np.testing.assert_allclose(tr.std((0, 1, 2)), 1, atol=1e-4)
+    li = data.standardize_images(x)
+    np.testing.assert_allclose(li.reshape(10, -1).std(1), 1, atol=1e-4)
