@@ -1,0 +1,158 @@
+import numpy as np
+import pytest
+
+import nbkernels as nbk
+from nbkernels import predict as P
+
+RNG = np.random.default_rng(1)
+
+
+def _problem(m=30, n=12, d=5, k=3):
+    x = RNG.normal(size=(m + n, d))
+    arch = nbk.fcn(2, 8, out_dim=k)
+    K = arch.kernel(x).ntk
+    y = np.eye(k)[RNG.integers(0, k, m)] - 1.0 / k
+    return K[:m, :m], K[m:, :m], y, K[m:, m:]
+
+
+def test_infinite_time_equals_regularized_solve():
+    ktt, kst, y, _ = _problem()
+    for reg in (0.0, 0.1):
+        kreg = ktt + reg * np.trace(ktt) / len(ktt) * np.eye(len(ktt))
+        expected = kst @ np.linalg.solve(kreg, y)
+        np.testing.assert_allclose(P.gradient_descent_mse(ktt, kst, y, diag_reg=reg), expected, rtol=1e-8, atol=1e-10)
+        late = P.gradient_descent_mse(ktt, kst, y, t=1e12, diag_reg=reg)
+        np.testing.assert_allclose(late, expected, rtol=1e-6, atol=1e-8)
+
+
+def test_time_zero_predicts_zero_and_array_of_times():
+    ktt, kst, y, _ = _problem()
+    ts = np.array([0.0, 1.0, 10.0, 100.0])
+    out = P.gradient_descent_mse(ktt, kst, y, t=ts)
+    assert out.shape == (4,) + (kst.shape[0], y.shape[1])
+    np.testing.assert_array_equal(out[0], 0.0)
+    for i, t in enumerate(ts):
+        np.testing.assert_allclose(out[i], P.gradient_descent_mse(ktt, kst, y, t=t), rtol=1e-12, atol=1e-14)
+
+
+def test_dynamics_match_ode_and_neural_tangents_normalization():
+    # f_train(t) = (I - exp(-lr t K / (m k))) y: check against scipy's expm
+    import scipy.linalg
+    ktt, _, y, _ = _problem(m=10)
+    m, k = y.shape
+    lr, t = 0.7, 35.0
+    expected = (np.eye(m) - scipy.linalg.expm(-lr * t * ktt / (m * k))) @ y
+    np.testing.assert_allclose(P.gradient_descent_mse(ktt, None, y, t=t, learning_rate=lr), expected, rtol=1e-8, atol=1e-10)
+
+
+def test_training_loss_decreases_monotonically():
+    ktt, _, y, _ = _problem()
+    ts = np.logspace(-1, 6, 40)
+    losses = P.mse(P.gradient_descent_mse(ktt, None, y, t=ts), y)
+    assert np.all(np.diff(losses) <= 1e-12)
+    assert losses[-1] < 1e-6 * losses[0]
+
+
+def test_posterior_variance_nonnegative_and_shrinks_at_training_points():
+    ktt, kst, y, kss = _problem()
+    mean, var = P.nngp_posterior(ktt, kst, y, kss, diag_reg=1e-3)
+    assert np.all(var >= 0)
+    assert np.all(var <= np.diag(kss) + 1e-12)
+    _, var_train = P.nngp_posterior(ktt, ktt, y, ktt, diag_reg=1e-3)
+    noise = 1e-3 * np.trace(ktt) / len(ktt)
+    assert np.all(var_train <= 1.01 * noise)  # at the training points only the noise level remains
+    np.testing.assert_allclose(mean, P.gradient_descent_mse(ktt, kst, y, diag_reg=1e-3), rtol=1e-10)
+
+
+def test_metrics():
+    y = np.array([0, 1, 2])
+    pred = np.eye(3)[[0, 1, 1]]
+    assert P.accuracy(pred, y) == pytest.approx(2 / 3)
+    assert P.accuracy(pred, np.eye(3)[y]) == pytest.approx(2 / 3)
+    assert P.mse(np.eye(3)[y] - 1 / 3, np.eye(3)[y] - 1 / 3) == 0
+
+
+def _ill_conditioned(m=60, decay=1e-10):
+    q, _ = np.linalg.qr(RNG.normal(size=(m, m)))
+    eigs = np.logspace(0, np.log10(decay), m)
+    return (q * eigs) @ q.T
+
+
+def test_precision_error_in_float32_not_float64():
+    K = _ill_conditioned()
+    y = RNG.normal(size=(60, 2))
+    with pytest.raises(P.PrecisionError) as info:
+        P.gradient_descent_mse(K.astype(np.float32), None, y)
+    err = info.value
+    assert err.min_relative_eigenvalue < err.resolution == pytest.approx(np.finfo(np.float32).eps)
+    assert "float64" in str(err) and "diag_reg >=" in str(err)
+    out = P.gradient_descent_mse(K, None, y)  # float64: resolves 1e-10
+    np.testing.assert_allclose(out, y, atol=1e-4)
+    # the suggested diag_reg fixes float32
+    P.gradient_descent_mse(K.astype(np.float32), None, y, diag_reg=err.suggested_diag_reg)
+    with pytest.raises(P.PrecisionError):  # the eigendecomposition path checks too
+        P.gradient_descent_mse(K.astype(np.float32), None, y, t=1.0)
+    with pytest.warns(P.PrecisionWarning):
+        P.gradient_descent_mse(K.astype(np.float32), None, y, t=1.0, on_precision="warn")
+
+
+def test_nan_kernel_is_refused():
+    K = np.eye(3); K[0, 1] = np.nan
+    with pytest.raises(P.PrecisionError, match="NaN"):
+        P.gradient_descent_mse(K, None, np.ones((3, 1)))
+
+
+def test_shape_errors():
+    ktt, kst, y, _ = _problem()
+    with pytest.raises(ValueError, match="transposed"):
+        P.gradient_descent_mse(ktt, kst.T, y)
+    with pytest.raises(ValueError, match="y_train has 5 rows"):
+        P.gradient_descent_mse(ktt, kst, y[:5])
+
+
+def test_power_law_fit_and_critical_size():
+    i = np.arange(1, 2001)
+    eigs = 3.0 * i ** -1.5
+    alpha, c = P.power_law_fit(eigs)
+    assert alpha == pytest.approx(1.5, rel=1e-6) and c == pytest.approx(1.0, rel=1e-6)
+    m32 = P.critical_size(alpha, c, np.float32)
+    assert c * m32 ** -alpha == pytest.approx(np.finfo(np.float32).eps)
+    assert P.critical_size(alpha, c, np.float64) > m32
+
+
+def test_stopping_map_agrees_with_direct_computation():
+    ktt, _, y, _ = _problem()
+    m, k = y.shape
+    eigs = P.spectrum(ktt)
+    reg = P.absolute_reg(ktt, 0.1)
+    t = P.reg_to_time(reg, m, k, learning_rate=2.0)
+    # both filters are one half at lambda = reg
+    assert P.ridge_filter(reg, reg) == pytest.approx(0.5)
+    assert P.flow_filter(reg, t, m, k, learning_rate=2.0) == pytest.approx(0.5)
+    assert P.time_to_reg(t, m, k, 2.0) == pytest.approx(reg)
+    # the filters, applied in the eigenbasis, reproduce the predictions
+    w, v = np.linalg.eigh(ktt)
+    direct = v @ np.diag(P.flow_filter(w, t, m, k, 2.0)) @ v.T @ y
+    np.testing.assert_allclose(P.gradient_descent_mse(ktt, None, y, t=t, learning_rate=2.0), direct, rtol=1e-8, atol=1e-10)
+    ridge = v @ np.diag(P.ridge_filter(w, reg)) @ v.T @ y
+    np.testing.assert_allclose(P.gradient_descent_mse(ktt, None, y, diag_reg=0.1), ridge, rtol=1e-8, atol=1e-10)
+
+
+def test_augmented_ensemble_k1_equals_plain_and_averages(tmp_path):
+    from nbkernels import cache, data
+    arch = nbk.cnn(1, 8, readout="vec")
+    x = RNG.normal(size=(16, 4, 4, 1)); xt = RNG.normal(size=(5, 4, 4, 1))
+    y = data.one_hot(RNG.integers(0, 10, 16))
+    kfn = lambda a, b: arch.kernel(a, b, progress=False).ntk
+    plain = P.gradient_descent_mse(kfn(x, None), kfn(xt, x), y)
+    aug = lambda a, seed: data.augment(a, seed, crop_padding=1)
+    mean1, _ = P.augmented_ensemble(kfn, x, y, xt, 1, aug)
+    np.testing.assert_allclose(mean1, plain, rtol=1e-12)
+    c = cache.Cache(tmp_path)
+    mean3, running = P.augmented_ensemble(kfn, x, y, xt, 3, aug, cache=c, cache_key={"t": 1})
+    manual = (plain + P.gradient_descent_mse(kfn(aug(x, 1), None), kfn(xt, aug(x, 1)), y)
+              + P.gradient_descent_mse(kfn(aug(x, 2), None), kfn(xt, aug(x, 2)), y)) / 3
+    np.testing.assert_allclose(mean3, manual, rtol=1e-10)
+    assert len(running) == 3
+    again, _ = P.augmented_ensemble(lambda a, b: 1 / 0, x, y, xt, 3, aug, cache=c, cache_key={"t": 1})
+    np.testing.assert_array_equal(again, mean3)  # served from the cache
