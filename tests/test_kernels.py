@@ -34,7 +34,7 @@ ARCHS = {
     "lcn": (lambda w, p: nbk.cnn(1, w, readout="vec", weight_sharing=False, parameterization=p), X_IMG),
 }
 # (small budget, large budget) as (width, samples); the large one is 16x the small one.
-BUDGETS = {"nngp": ((64, 16), (64, 256)), "ntk": ((64, 2), (256, 8))}
+BUDGETS = {"nngp": ((64, 16), (64, 256)), "ntk": ((64, 4), (256, 16))}
 PRINT_ONLY = bool(__import__("os").environ.get("MC_PRINT"))
 TOL = {"nngp": 0.06, "ntk": 0.06}
 
@@ -139,7 +139,9 @@ def test_float32_matches_float64():
     k64 = arch.kernel(X_IMG, dtype=jnp.float64)
     k32 = arch.kernel(X_IMG, dtype=jnp.float32)
     assert k32.nngp.dtype == np.float32 and k64.nngp.dtype == np.float64
-    assert relerr(k32.ntk, k64.ntk) < 1e-5
+    # float32 resolves the angle at correlation 1 (the diagonal) only to ~sqrt(eps32) = 3.5e-4
+    assert relerr(k32.nngp, k64.nngp) < 1e-5
+    assert relerr(k32.ntk, k64.ntk) < 1e-4
 
 
 @pytest.mark.parametrize("arch", [nbk.fcn(2, 8), nbk.cnn(2, 8, readout="gap")], ids=["fc", "gap"])
