@@ -1,0 +1,58 @@
+"""Training throughput: examples per second of full SGD steps (forward + backward + update), float32.
+
+    python benchmarks/bench_train.py
+
+A table for benchmarks/README.md, never asserted in tests. FLOPs per example count the matrix
+products only (3x the forward pass: forward, and two products in the backward pass).
+"""
+import time
+
+import jax
+import numpy as np
+
+import nbkernels as nbk
+from nbkernels import data, train
+from bench_kernels import matmul_gflops
+
+
+def flops_per_example(arch, shape):
+    total, spec_in = 0, arch.specs(shape)
+    for layer, s_in, s_out in zip(arch.layers, spec_in, spec_in[1:]):
+        if isinstance(layer, nbk.Dense):
+            total += 2 * s_in.channels * s_out.channels
+        elif isinstance(layer, nbk.Conv):
+            total += 2 * np.prod(s_out.spatial) * s_out.channels * s_in.channels * np.prod(layer.filter_shape)
+    return 3 * total
+
+
+CASES = [
+    ("FC depth 3, width 2048, d=3072", nbk.fcn(3, 2048), (3072,), 256),
+    ("CNN depth 8, width 128, 8x8x3", nbk.cnn(8, 128), (8, 8, 3), 128),
+    ("CNN depth 8, width 128, 16x16x3", nbk.cnn(8, 128), (16, 16, 3), 64),
+]
+
+
+def main():
+    rate = matmul_gflops()
+    print(f"float32 matmul {rate:.1f} GFLOP/s on {jax.default_backend()}\n")
+    print("| case | batch | examples/s | GFLOP/s | share of matmul rate |")
+    print("|---|---|---|---|---|")
+    rng = np.random.default_rng(0)
+    for name, arch, shape, batch in CASES:
+        x = rng.normal(size=(batch,) + shape).astype(np.float32)
+        y = data.one_hot(rng.integers(0, 10, batch))
+        steps = 20
+        kw = dict(lr=1e-3, eval_every=10 ** 6, cache=False, progress=False)
+        train.train(arch, x, y, x[:8], y[:8], steps=2, **kw)  # compile
+        t = time.perf_counter()
+        train.train(arch, x, y, x[:8], y[:8], steps=steps + 2, **kw)
+        base = time.perf_counter()
+        train.train(arch, x, y, x[:8], y[:8], steps=2, **kw)
+        per_step = ((base - t) - (time.perf_counter() - base)) / steps
+        ex = batch / per_step
+        gf = ex * flops_per_example(arch, shape) / 1e9
+        print(f"| {name} | {batch} | {ex:,.0f} | {gf:.1f} | {100 * gf / rate:.0f}% |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
