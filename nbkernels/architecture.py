@@ -20,7 +20,6 @@ from typing import Optional, Sequence, Tuple
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -187,13 +186,14 @@ _JIT_CACHE = {}
 _FIELDS = ("nngp", "ntk", "var1", "var2")
 
 
-def _layer_program(layer, width, spatial, full):
-    key = (layer, width, spatial, full)
+def _layer_program(layer, width, spatial, full, batched=False):
+    """One layer's kernel map as its own XLA program; ``batched`` maps it over a leading axis of blocks."""
+    key = (layer, width, spatial, full, batched)
     if key not in _JIT_CACHE:
         def step(*arrays):
             out = layer.kernel_fn(K.KernelState(*arrays, width=width, spatial=spatial, full=full))
             return tuple(getattr(out, f) for f in _FIELDS)
-        _JIT_CACHE[key] = jax.jit(step)
+        _JIT_CACHE[key] = jax.jit(jax.vmap(step) if batched else step)
     return _JIT_CACHE[key]
 
 

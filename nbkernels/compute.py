@@ -27,26 +27,15 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
 from . import cache as cache_mod
 from . import kernels as K
-from .architecture import _FIELDS, Architecture
+from .architecture import _FIELDS, Architecture, _layer_program
 
 _FORMAT = "nbkernels-blockstore-1"
-
-
-def _batched_layer_program(layer, width, spatial, full, cache={}):
-    key = (layer, width, spatial, full)
-    if key not in cache:
-        def step(*arrays):
-            out = layer.kernel_fn(K.KernelState(*arrays, width=width, spatial=spatial, full=full))
-            return tuple(getattr(out, f) for f in _FIELDS)
-        cache[key] = jax.jit(jax.vmap(step))
-    return cache[key]
 
 
 def sharded_blocks(arch: Architecture, x1_blocks, x2_blocks, get=("nngp", "ntk"), devices=None):
@@ -62,7 +51,7 @@ def sharded_blocks(arch: Architecture, x1_blocks, x2_blocks, get=("nngp", "ntk")
     full, with_ntk = arch.needs_all_pixel_pairs, "ntk" in get
     k = jax.jit(jax.vmap(lambda u, v: tuple(getattr(K.input_state(u, v, full, with_ntk), f) for f in _FIELDS)))(a, b)
     for layer, spec in zip(arch.layers, arch.specs(x1_blocks.shape[2:])):
-        k = _batched_layer_program(layer, spec.channels, spec.spatial, full and spec.is_image)(*k)
+        k = _layer_program(layer, spec.channels, spec.spatial, full and spec.is_image, batched=True)(*k)
     nngp = np.asarray(k[0])
     ntk = None if k[1] is None else np.asarray(k[1])
     return [(nngp[i], None if ntk is None else ntk[i]) for i in range(d)]

@@ -16,13 +16,12 @@ import dataclasses
 import hashlib
 import os
 import pickle
-import shutil
 import sys
 import tarfile
 import tempfile
 import urllib.request
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 

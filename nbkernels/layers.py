@@ -281,15 +281,17 @@ class _ConvModule(nn.Module):
         return y
 
 
-@dataclasses.dataclass(frozen=True)
-class Relu:
-    """ReLU. Kernel: the arc-cosine map of degree 1 (Cho & Saul), in the ``arctan2`` form."""
-
+class _Elementwise:
     def out_spec(self, spec: Spec) -> Spec:
-        if spec.pooled:
-            raise ValueError("Relu after GlobalAvgPool is not supported: put a Dense readout right after "
-                             "GlobalAvgPool.")
+        if spec.pooled:  # the pooled diagonal variances are not carried (see KernelState.global_avg_pool)
+            raise ValueError(f"{type(self).__name__} after GlobalAvgPool is not supported: put a Dense readout "
+                             "right after GlobalAvgPool.")
         return spec
+
+
+@dataclasses.dataclass(frozen=True)
+class Relu(_Elementwise):
+    """ReLU. Kernel: the arc-cosine map of degree 1 (Cho & Saul), in the ``arctan2`` form."""
 
     def fn(self, x, name):
         return nn.relu(x)
@@ -299,14 +301,8 @@ class Relu:
 
 
 @dataclasses.dataclass(frozen=True)
-class Erf:
+class Erf(_Elementwise):
     """``erf(x)``. Kernel: the arcsine map (Williams 1997), in the ``arctan2`` form."""
-
-    def out_spec(self, spec: Spec) -> Spec:
-        if spec.pooled:
-            raise ValueError("Erf after GlobalAvgPool is not supported: put a Dense readout right after "
-                             "GlobalAvgPool.")
-        return spec
 
     def fn(self, x, name):
         return _erf(x)

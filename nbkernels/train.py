@@ -28,13 +28,14 @@ import math
 from typing import Callable, Optional
 
 import jax
+import jax.flatten_util  # noqa: F401 - ravel_pytree for the power iteration
 import jax.numpy as jnp
 import numpy as np
 import optax
 from tqdm.auto import tqdm
 
 from . import cache as cache_mod
-from .layers import Conv, Dense
+from .layers import Conv
 
 _VERSION = "train-1"
 

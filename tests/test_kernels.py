@@ -3,7 +3,6 @@
 Monte Carlo tolerances reached here (float64, relative to the largest kernel entry) are asserted
 below per architecture; the error must also shrink when width x samples grows 16-fold (ideally 4x).
 """
-import math
 
 import jax
 import jax.numpy as jnp

@@ -124,6 +124,7 @@ def test_stopping_map_agrees_with_direct_computation():
     ktt, _, y, _ = _problem()
     m, k = y.shape
     eigs = P.spectrum(ktt)
+    np.testing.assert_allclose(eigs, np.sort(np.linalg.eigvalsh(ktt))[::-1])
     reg = P.absolute_reg(ktt, 0.1)
     t = P.reg_to_time(reg, m, k, learning_rate=2.0)
     # both filters are one half at lambda = reg
