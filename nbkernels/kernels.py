@@ -253,6 +253,19 @@ def fit_batch_size(n_max: int, per_pair: int, budget: int) -> int:
     return int(max(1, min(n_max, math.isqrt(max(budget // per_pair, 1)))))
 
 
+def cache_batch_size(entries_per_pair: int, itemsize: int) -> Optional[int]:
+    """On a CPU, the block size whose kernel arrays stay cache-sized (``$NBKERNELS_BLOCK_CACHE_MB``, 2 MiB).
+
+    The convolutional kernels are memory-bound: blocks of ~2 MiB per array keep a layer's passes in
+    cache and ran 3-7x faster here than one block holding everything (CNN-VEC depth 8, 200x200:
+    0.4 s in 50x50 blocks against 3.0 s in one). On accelerators, bigger blocks win: None.
+    """
+    if jax.default_backend() != "cpu":
+        return None
+    target = float(os.environ.get("NBKERNELS_BLOCK_CACHE_MB", "2")) * 2 ** 20 / itemsize
+    return max(8, math.isqrt(int(target // entries_per_pair)))
+
+
 def _fmt_bytes(n):
     return f"{n / 2 ** 30:.2f} GiB" if n >= 2 ** 28 else f"{n / 2 ** 20:.1f} MiB"
 
@@ -269,7 +282,9 @@ def plan_blocks(n1, n2, entries_per_pair, itemsize, with_ntk, batch_size=None):
             f"{_fmt_bytes(available_memory())} is free: compute fewer inputs at a time, or use "
             f"`python -m nbkernels.compute`, which writes blocks to disk.")
     if batch_size is None:
-        return fits
+        b = min(fits, cache_batch_size(entries_per_pair, itemsize) or fits)
+        n = max(n1, n2)
+        return -(-n // -(-n // b))  # the same number of blocks, as even as they can be
     batch_size = int(batch_size)
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
