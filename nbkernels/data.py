@@ -313,6 +313,16 @@ class ZCA:
         n, d = x.shape
         self.mean_ = x.mean(0)
         _, s, vt = np.linalg.svd(x - self.mean_, full_matrices=False)
+        return self._from_svd(s, vt, n, d)
+
+    def with_eps(self, eps: float) -> "ZCA":
+        """The same fit with another ``eps``, reusing the decomposition (a sweep over eps costs one SVD)."""
+        other = ZCA(eps)
+        other.mean_ = self.mean_
+        return other._from_svd(*self._svd)
+
+    def _from_svd(self, s, vt, n, d):
+        self._svd = (s, vt, n, d)
         eig = s ** 2 / n                                   # nonzero eigenvalues of the covariance
         tol = eig.max() * max(n, d) * np.finfo(np.float64).eps if eig.size else 0.0
         keep = eig > tol

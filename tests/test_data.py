@@ -114,6 +114,9 @@ def test_zca_regularized_matches_formula():
     W = u @ np.diag(lam ** -0.5) @ u.T
     ours = data.zca(x.reshape(100, 4, 4, 3), eps=eps).reshape(100, -1)
     np.testing.assert_allclose(ours, xc @ W, rtol=1e-4, atol=1e-4)
+    # a sweep reuses one decomposition and gives the same whitening
+    refit = data.ZCA(0.0).fit(x.reshape(100, 4, 4, 3)).with_eps(eps).transform(x.reshape(100, 4, 4, 3))
+    np.testing.assert_allclose(refit.reshape(100, -1), ours, rtol=1e-5, atol=1e-6)
     # large eps approaches a rescaled identity: whitening barely changes the image
     far = data.zca(x.reshape(100, 4, 4, 3), eps=1e6).reshape(100, -1)
     c = np.corrcoef(far.ravel(), xc.ravel())[0, 1]
