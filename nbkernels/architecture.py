@@ -96,7 +96,11 @@ class Architecture:
 
     # -- infinite ----------------------------------------------------------------------------
     def kernel_fn(self, x1, x2, get=("nngp", "ntk")):
-        """The kernel of one block, traceable (what :meth:`kernel` jits and runs block by block)."""
+        """The kernel between x1 and x2 as one traceable function, to compose inside your own ``jax.jit``.
+
+        :meth:`kernel` computes the same thing block by block with one XLA program per layer, which is
+        much faster on a CPU (see ``_jitted_block_fn``); tests check that the two agree.
+        """
         k = K.input_state(x1, x2, full=self.needs_all_pixel_pairs, with_ntk="ntk" in get)
         for layer in self.layers:
             k = layer.kernel_fn(k)

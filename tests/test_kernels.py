@@ -172,6 +172,14 @@ def test_strides_and_valid_padding_match_monte_carlo():
     assert relerr(mc, arch.kernel(x).nngp) < 0.08
 
 
+def test_traceable_kernel_fn_agrees_with_blocked_kernel():
+    arch = nbk.cnn(2, 8, readout="gap")
+    nngp, ntk = jax.jit(lambda a: arch.kernel_fn(a, a))(X_IMG)
+    k = arch.kernel(X_IMG)
+    np.testing.assert_allclose(nngp, k.nngp, rtol=1e-12)
+    np.testing.assert_allclose(ntk, k.ntk, rtol=SQRT_EPS)
+
+
 def test_get_nngp_only():
     k = nbk.cnn(2, 8, readout="gap").kernel(X_IMG, get="nngp")
     assert k.ntk is None and k.nngp.shape == (4, 4)
