@@ -238,6 +238,7 @@ def load(name: str = "auto", n_train: Optional[int] = None, n_test: Optional[int
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; use one of {DATASETS}.")
+    fell_back = False
     if name == "auto":
         try:
             raw = _load_cifar10(data_dir, download=download)
@@ -246,7 +247,7 @@ def load(name: str = "auto", n_train: Optional[int] = None, n_test: Optional[int
             if find_cifar10(data_dir) is not None:
                 raise  # found but broken: say so rather than silently switching
             raw = _load_digits()
-            name = "digits"
+            name, fell_back = "digits", True
             if verbose:
                 print("nbkernels: CIFAR-10 not available, using scikit-learn's digits instead "
                       f"({str(e).split('.')[0]}).", file=sys.stderr)
@@ -258,6 +259,14 @@ def load(name: str = "auto", n_train: Optional[int] = None, n_test: Optional[int
     else:
         raw = _load_digits()
     x_train, y_train, x_test, y_test, names, source = raw
+    if fell_back:  # sizes chosen for CIFAR-10 presets: take what digits has, and say so
+        capped = [(w, n, len(y)) for w, n, y in (("n_train", n_train, y_train), ("n_test", n_test, y_test))
+                  if n is not None and n > len(y)]
+        if capped and verbose:
+            print("nbkernels: digits has fewer examples than asked; using " +
+                  ", ".join(f"{w}={have} (asked {n})" for w, n, have in capped) + ".", file=sys.stderr)
+        n_train = None if n_train is None else min(n_train, len(y_train))
+        n_test = None if n_test is None else min(n_test, len(y_test))
     tr = balanced_subset(y_train, n_train, seed, "n_train")
     te = balanced_subset(y_test, n_test, seed, "n_test")
     to_float = _to_float if x_train.dtype == np.uint8 else (lambda a: a.astype(np.float32))

@@ -67,6 +67,11 @@ def test_auto_falls_back_to_digits(tmp_path, monkeypatch, capsys):
     ds = data.load("auto", download=False)
     assert ds.name == "digits" and ds.x_train.shape[1:] == (8, 8, 1)
     assert "digits" in capsys.readouterr().err
+    small = data.load("auto", n_train=5000, n_test=100, download=False)  # a CIFAR-sized preset
+    assert len(small.x_train) == 1200 and len(small.x_test) == 100
+    assert "n_train=1200 (asked 5000)" in capsys.readouterr().err
+    with pytest.raises(data.DataError, match="n_train=5000 but only 1200"):  # asked for digits by name: an error
+        data.load("digits", n_train=5000)
     assert "digits" in ds.describe()
 
 
