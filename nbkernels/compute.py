@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from . import cache as cache_mod
 from . import kernels as K
-from .architecture import _FIELDS, Architecture, _layer_program
+from .architecture import Architecture, _jitted_block_fn
 
 _FORMAT = "nbkernels-blockstore-1"
 
@@ -48,10 +48,7 @@ def sharded_blocks(arch: Architecture, x1_blocks, x2_blocks, get=("nngp", "ntk")
     sharding = NamedSharding(mesh, PartitionSpec("blocks"))
     a = jax.device_put(x1_blocks, sharding)
     b = jax.device_put(x2_blocks, sharding)
-    full, with_ntk = arch.needs_all_pixel_pairs, "ntk" in get
-    k = jax.jit(jax.vmap(lambda u, v: tuple(getattr(K.input_state(u, v, full, with_ntk), f) for f in _FIELDS)))(a, b)
-    for layer, spec in zip(arch.layers, arch.specs(x1_blocks.shape[2:])):
-        k = _layer_program(layer, spec.channels, spec.spatial, full and spec.is_image, batched=True)(*k)
+    k = _jitted_block_fn(arch, tuple(get), batched=True)(a, b)
     nngp = np.asarray(k[0])
     ntk = None if k[1] is None else np.asarray(k[1])
     return [(nngp[i], None if ntk is None else ntk[i]) for i in range(d)]
