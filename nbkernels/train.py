@@ -117,21 +117,24 @@ def _model_fn(net, center, linearize):
 def max_ntk_eigenvalue(arch, params, x, n_out: int, iters: int = 30, key=None) -> float:
     """Largest eigenvalue of ``J^T J / (m k)`` (the Gauss-Newton loss Hessian) by power iteration with jvp/vjp."""
     net = arch.network()
-    f = lambda p: net.apply(p, x)
-    _, vjp = jax.vjp(f, params)
     flat, unravel = jax.flatten_util.ravel_pytree(params)
     m = x.shape[0]
 
+    # params and x are arguments, not closed-over constants: XLA would otherwise constant-fold the
+    # forward pass over the whole batch at compile time (seconds per convolution).
     @jax.jit
-    def gn(v):
-        _, jv = jax.jvp(f, (params,), (unravel(v),))
+    def gn(v, p, xs):
+        f = lambda q: net.apply(q, xs)
+        _, jv = jax.jvp(f, (p,), (unravel(v),))
+        _, vjp = jax.vjp(f, p)
         return jax.flatten_util.ravel_pytree(vjp(jv)[0])[0] / (m * n_out)
 
+    x = jnp.asarray(x)
     v = jax.random.normal(key if key is not None else jax.random.PRNGKey(0), flat.shape, flat.dtype)
     v = v / jnp.linalg.norm(v)
     lam = 0.0
     for _ in range(iters):
-        w = gn(v)
+        w = gn(v, params, x)
         lam = float(jnp.vdot(v, w))
         v = w / jnp.linalg.norm(w)
     return lam
@@ -199,7 +202,7 @@ def _train(arch, cfg, x_train, y_train, x_test, y_test, store, checkpoint_every,
     model = _model_fn(net, cfg["center"], cfg["linearize"])
     apply_all = jax.jit(jax.vmap(net.apply, in_axes=(0, None)))
     f0_train, f0_test = apply_all(params0, x_train), apply_all(params0, x_test)
-    x_train_d, y_train_d = jnp.asarray(x_train), jnp.asarray(y_train)
+    x_train_d, y_train_d, x_test_d = jnp.asarray(x_train), jnp.asarray(y_train), jnp.asarray(x_test)
 
     def loss_fn(p, p0, xb, yb, f0b):
         return 0.5 * jnp.mean((model(p, p0, xb, f0b) - yb) ** 2)
@@ -211,20 +214,25 @@ def _train(arch, cfg, x_train, y_train, x_test, y_test, store, checkpoint_every,
 
     bs = cfg["batch_size"]
 
+    # the data are arguments rather than closed-over constants, so XLA does not embed (and try to
+    # constant-fold) the whole training set in the compiled step
     @jax.jit
-    def step_fn(p, s, step):
+    def _step(p, s, step, p0, xd, yd, f0d):
         if bs is None or bs >= m:
-            xb, yb, f0b = x_train, y_train, f0_train
+            xb, yb, f0b = xd, yd, f0d
         else:
             idx = jax.random.choice(jax.random.fold_in(data_key, step), m, (bs,), replace=False)
-            xb, yb, f0b = x_train_d[idx], y_train_d[idx], f0_train[:, idx]
-        return jax.vmap(one_step, in_axes=(0, 0, 0, None, None, 0))(p, s, params0, xb, yb, f0b)
+            xb, yb, f0b = xd[idx], yd[idx], f0d[:, idx]
+        return jax.vmap(one_step, in_axes=(0, 0, 0, None, None, 0))(p, s, p0, xb, yb, f0b)
+
+    def step_fn(p, s, step):
+        return _step(p, s, step, params0, x_train_d, y_train_d, f0_train)
 
     predict_all = jax.jit(jax.vmap(model, in_axes=(0, 0, None, 0)))
 
     def evaluate(p):
-        tr = np.asarray(predict_all(p, params0, x_train, f0_train))
-        te = np.asarray(predict_all(p, params0, x_test, f0_test))
+        tr = np.asarray(predict_all(p, params0, x_train_d, f0_train))
+        te = np.asarray(predict_all(p, params0, x_test_d, f0_test))
         mean = te.mean(0)
         labels = y_test.argmax(-1)
         return dict(train_loss=float(0.5 * np.mean((tr - y_train) ** 2)),
