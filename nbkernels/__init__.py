@@ -18,7 +18,7 @@ __all__ = ["Architecture", "Network", "serial", "fcn", "cnn", "Kernel", "KernelM
 def __getattr__(name):
     # Submodules load on first use so `import nbkernels` stays quick.
     import importlib
-    if name in ("data", "cache", "plots", "predict", "train", "empirical", "presets", "report",
-                "notebook", "compute"):
+    if name in ("data", "cache", "plots", "predict", "train", "empirical", "report",
+                "notebook", "compute", "study"):
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'nbkernels' has no attribute {name!r}")

@@ -1,0 +1,95 @@
+"""The experiment steps several notebooks share: data at a preset's scale, kernel accuracies over a
+regularization grid (cached, timed), validation-tuned choices, and seed statistics.
+
+    >>> x_tr, y_tr, x_te, y_te = study.prepared(ds, downsample_to=8)
+    >>> res = study.kernel_accuracies(nbk.fcn(3), x_tr, y_tr, x_te, y_te, diag_regs=[1e-3, 1e-1])
+    >>> res["nngp"]["test"]          # test accuracy per diag_reg; res["seconds"] the kernel's cost
+
+Tuning is honest: the test set is split into a validation half (used to choose a regularizer, a
+learning rate or a stopping time) and a test half (used to report), see :func:`split_validation`.
+"""
+from __future__ import annotations
+
+import time
+from typing import Optional, Sequence
+
+import numpy as np
+
+from . import cache as cache_mod
+from . import data, predict
+
+_VERSION = "1"
+
+
+def prepared(ds, downsample_to: Optional[int] = None, **kw):
+    """:func:`nbkernels.data.prepare` for a notebook: downsampled, standardized, one-hot targets."""
+    return data.prepare(ds, downsample_to=downsample_to, **kw)
+
+
+def split_validation(x_test, y_test):
+    """Halve a test set into (validation, test): choose settings on the first, report on the second."""
+    n = len(x_test) // 2
+    return (x_test[:n], y_test[:n]), (x_test[n:], y_test[n:])
+
+
+def timed_kernel(arch, x1, x2=None, get=("nngp", "ntk"), dtype=None):
+    """``arch.kernel`` with its wall time, cached together (a cached kernel keeps the time it took)."""
+    def compute():
+        arch.kernel(x1[:2], None if x2 is None else x2[:2], get=get, dtype=dtype, progress=False)  # compile
+        t0 = time.perf_counter()
+        k = arch.kernel(x1, x2, get=get, dtype=dtype, progress=False)
+        out = dict(nngp=np.asarray(k.nngp), seconds=time.perf_counter() - t0)
+        if k.ntk is not None:
+            out["ntk"] = np.asarray(k.ntk)
+        return out
+    key = dict(kind="timed-kernel", arch=repr(arch), get=list(get), dtype=str(dtype),
+               x1=cache_mod.fingerprint(x1), x2=None if x2 is None else cache_mod.fingerprint(x2))
+    return cache_mod.cached(key, compute, version=_VERSION)
+
+
+def kernel_accuracies(arch, x_train, y_train, x_test, y_test, diag_regs: Sequence[float] = (0.0,),
+                      get=("nngp", "ntk"), dtype=None, on_precision: str = "ignore"):
+    """Kernel regression (t = infinity) accuracy of each of ``get`` for every relative diag_reg.
+
+    Returns ``{"nngp": {"val": [...], "test": [...]}, "ntk": {...}, "seconds": kernel wall time,
+    "entries": kernel entries computed}``: accuracies on the validation and test halves of ``x_test``.
+    """
+    k_tt = timed_kernel(arch, x_train, None, get, dtype)
+    k_st = timed_kernel(arch, x_test, x_train, get, dtype)
+    (_, y_val), (_, y_rep) = split_validation(x_test, y_test)
+    n_val = len(y_val)
+    out = dict(seconds=k_tt["seconds"] + k_st["seconds"],
+               entries=len(x_train) * (len(x_train) + 1) // 2 + len(x_test) * len(x_train),
+               diag_regs=list(diag_regs))
+    for g in get:
+        val, test = [], []
+        for reg in diag_regs:
+            pred = predict.gradient_descent_mse(k_tt[g], k_st[g], y_train, diag_reg=reg, on_precision=on_precision)
+            val.append(float(predict.accuracy(pred[:n_val], y_val)))
+            test.append(float(predict.accuracy(pred[n_val:], y_rep)))
+        out[g] = dict(val=val, test=test)
+    return out
+
+
+def tuned(val, test):
+    """The test value at the setting with the best validation value (ties: the first)."""
+    i = int(np.nanargmax(np.asarray(val, dtype=float)))
+    return float(np.asarray(test)[i]), i
+
+
+def accuracy_se(acc, n: int) -> float:
+    """Binomial standard error of an accuracy measured on ``n`` test points."""
+    acc = np.asarray(acc, dtype=float)
+    return np.sqrt(acc * (1 - acc) / n)
+
+
+def mean_se(values, axis: int = 0):
+    """Mean and standard error of the mean over seeds."""
+    v = np.asarray(values, dtype=float)
+    n = v.shape[axis]
+    return v.mean(axis), (v.std(axis, ddof=1) / np.sqrt(n) if n > 1 else np.zeros_like(v.mean(axis)))
+
+
+def pct(x, se=None) -> str:
+    """An accuracy as a percentage, with its standard error when given."""
+    return f"{100 * x:.1f}%" if se is None else f"{100 * x:.1f} ± {100 * se:.1f}%"
