@@ -136,9 +136,14 @@ def _solve_psd(k, rhs, on_precision):
     if suspicious or failed:
         msg, rel, res, suggest = _precision_problem(k, dtype)
         if failed or rel < res:
-            if failed and on_precision != "raise":
-                raise PrecisionError(msg, rel, res, suggest)  # nothing sensible to return
             _report(on_precision, msg, rel, res, suggest)
+            if failed:
+                # "warn"/"ignore": what a general (LU) solver returns for this indefinite matrix, as a
+                # careless pipeline would; an exactly singular one has no answer at all
+                try:
+                    out = scipy.linalg.solve(k, rhs, check_finite=False)
+                except np.linalg.LinAlgError:
+                    raise PrecisionError(msg, rel, res, suggest) from None
     return out
 
 
@@ -264,6 +269,32 @@ def critical_size(alpha: float, c: float, dtype) -> float:
     resolution: past it an unregularized solve in that dtype breaks down."""
     res = float(np.finfo(dtype).eps) if not isinstance(dtype, float) else dtype
     return float((c / res) ** (1.0 / alpha))
+
+
+def rounding_cliff(k, sizes, dtype):
+    """Predict where rounding a kernel to ``dtype`` makes kernel regression break, from float64 alone.
+
+    Rounding to nearest perturbs each entry by a relative error of standard deviation
+    ``eps / (2 sqrt 3)`` (``eps`` the dtype's resolution), so the smallest eigenvalue of the leading
+    m x m block meets the rounding noise when ``lambda_min(m) ~ sigma(m) = eps / (2 sqrt 3) * rms(K_m)``.
+    Both sides, relative to ``lambda_1(m)``, follow power laws in m; fitted over ``sizes``, their
+    crossing is the predicted critical size (extrapolated beyond the grid where needed).
+
+    Returns dict(critical=m*, min_rel=[lambda_min/lambda_1 per size], noise_rel=[sigma/lambda_1 per size],
+    alpha=decay exponent of lambda_min/lambda_1 in m).
+    """
+    k = np.asarray(k, dtype=np.float64)
+    sizes = np.asarray(sorted(sizes))
+    min_rel, noise_rel = [], []
+    for m in sizes:
+        e = np.linalg.eigvalsh(k[:m, :m])
+        min_rel.append(max(e[0], 1e-300) / e[-1])
+        noise_rel.append(resolution(dtype) / (2 * np.sqrt(3)) * np.sqrt(np.mean(k[:m, :m] ** 2)) / e[-1])
+    lm, lx = np.log(sizes), np.log
+    a1, b1 = np.polyfit(lm, lx(min_rel), 1)
+    a2, b2 = np.polyfit(lm, lx(noise_rel), 1)
+    critical = float(np.exp((b2 - b1) / (a1 - a2))) if a1 < a2 else float("inf")
+    return dict(critical=critical, min_rel=min_rel, noise_rel=noise_rel, alpha=float(-a1))
 
 
 def round_to(k, dtype):
