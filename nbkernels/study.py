@@ -48,27 +48,34 @@ def timed_kernel(arch, x1, x2=None, get=("nngp", "ntk"), dtype=None):
 
 
 def kernel_accuracies(arch, x_train, y_train, x_test, y_test, diag_regs: Sequence[float] = (0.0,),
-                      get=("nngp", "ntk"), dtype=None, on_precision: str = "ignore"):
+                      get=("nngp", "ntk"), dtype=None, on_precision: str = "ignore", sizes=None):
     """Kernel regression (t = infinity) accuracy of each of ``get`` for every relative diag_reg.
 
     Returns ``{"nngp": {"val": [...], "test": [...]}, "ntk": {...}, "seconds": kernel wall time,
     "entries": kernel entries computed}``: accuracies on the validation and test halves of ``x_test``.
+    With ``sizes`` (training-set sizes), one kernel on the whole training set serves them all (its
+    leading blocks) and the result is ``{m: result}``.
     """
     k_tt = timed_kernel(arch, x_train, None, get, dtype)
     k_st = timed_kernel(arch, x_test, x_train, get, dtype)
     (_, y_val), (_, y_rep) = split_validation(x_test, y_test)
     n_val = len(y_val)
-    out = dict(seconds=k_tt["seconds"] + k_st["seconds"],
-               entries=len(x_train) * (len(x_train) + 1) // 2 + len(x_test) * len(x_train),
-               diag_regs=list(diag_regs))
-    for g in get:
-        val, test = [], []
-        for reg in diag_regs:
-            pred = predict.gradient_descent_mse(k_tt[g], k_st[g], y_train, diag_reg=reg, on_precision=on_precision)
-            val.append(float(predict.accuracy(pred[:n_val], y_val)))
-            test.append(float(predict.accuracy(pred[n_val:], y_rep)))
-        out[g] = dict(val=val, test=test)
-    return out
+
+    def at(m):
+        out = dict(seconds=k_tt["seconds"] + k_st["seconds"],
+                   entries=len(x_train) * (len(x_train) + 1) // 2 + len(x_test) * len(x_train),
+                   diag_regs=list(diag_regs))
+        for g in get:
+            val, test = [], []
+            for reg in diag_regs:
+                pred = predict.gradient_descent_mse(k_tt[g][:m, :m], k_st[g][:, :m], y_train[:m], diag_reg=reg,
+                                                    on_precision=on_precision)
+                val.append(float(predict.accuracy(pred[:n_val], y_val)))
+                test.append(float(predict.accuracy(pred[n_val:], y_rep)))
+            out[g] = dict(val=val, test=test)
+        return out
+
+    return at(len(x_train)) if sizes is None else {m: at(m) for m in sizes}
 
 
 def tuned(val, test):
