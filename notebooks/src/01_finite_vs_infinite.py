@@ -1,0 +1,111 @@
+#%% md
+# 01 · Finite against infinite networks: the overview
+
+**Finding.** The paper's Table 1: for fully connected networks the infinite-width kernels (NNGP, NTK) beat the finite networks trained in the base setting; for convolutional networks, finite networks with the right interventions (centering, large learning rate, L2, early stopping, ensembling) beat their kernels.
+
+**In the paper.** Lee et al. 2020, §3 and Table 1.
+
+**What you will see.** For FCN, CNN-VEC and CNN-GAP: NNGP and NTK accuracy beside finite networks in the paper's settings (base, +centering, +large learning rate, +L2, +early stopping, +ensemble, and the best of these), one table and one grouped bar chart; a widget for each setting's learning curve against the kernel line.
+#%% code
+import os
+import numpy as np
+import matplotlib.pyplot as plt
+import ipywidgets as widgets
+import nbkernels as nbk
+from nbkernels import data, plots, notebook, study, train, predict
+#%% md
+Parameters papermill can override; `preset` defaults to `$NBKERNELS_PRESET`.
+#%% code tags=parameters
+preset = os.environ.get("NBKERNELS_PRESET", "default")
+dataset = "auto"
+seed = 0
+#%% md
+Presets. The convolutional networks are costly to train on a CPU, so they get fewer images and channels than the FCN; every setting trains for the same number of full-batch SGD steps.
+#%% code
+PRESETS = {
+    "ci":      dict(image=8, fcn=dict(n=500, width=512, steps=400), cnn=dict(n=200, width=16, steps=150), depth=2, n_test=1000,
+                    lr=0.5, large_lr=1.5, l2=1e-4, members=4),
+    "default": dict(image=8, fcn=dict(n=2000, width=1024, steps=1500), cnn=dict(n=500, width=32, steps=300), depth=2, n_test=2000,
+                    lr=0.5, large_lr=1.5, l2=1e-4, members=4),
+    "paper":   dict(image=32, fcn=dict(n=50000, width=2048, steps=100000), cnn=dict(n=50000, width=256, steps=100000), depth=3,
+                    n_test=10000, lr=0.5, large_lr=1.5, l2=1e-5, members=8),
+}
+cfg = notebook.choose_preset(PRESETS, preset)
+ds = data.load(dataset, n_train=cfg["fcn"]["n"], n_test=cfg["n_test"], seed=seed)
+x_tr, y_tr, x_te, y_te = study.prepared(ds, downsample_to=cfg["image"])
+print(ds.describe(), "| images", x_tr.shape[1:])
+#%% md
+## The settings
+Each is one call to `train.train` (cached). Early stopping is the base run's best test accuracy over its evaluations (optimistic, as it picks the step on the test set; the paper picks it on validation data).
+#%% code
+ARCHS = {"FCN": (lambda w: nbk.fcn(cfg["depth"], w), cfg["fcn"]),
+         "CNN-VEC": (lambda w: nbk.cnn(cfg["depth"], w, readout="vec"), cfg["cnn"]),
+         "CNN-GAP": (lambda w: nbk.cnn(cfg["depth"], w, readout="gap"), cfg["cnn"])}
+SETTINGS = {"base": dict(lr_factor=cfg["lr"]), "+centering": dict(lr_factor=cfg["lr"], center=True),
+            "+large lr": dict(lr_factor=cfg["large_lr"]), "+L2": dict(lr_factor=cfg["lr"], l2=cfg["l2"]),
+            "+ensemble": dict(lr_factor=cfg["lr"], ensemble=cfg["members"])}
+finite, kernels = {}, {}
+for name, (make, sc) in ARCHS.items():
+    m = sc["n"]
+    kr = study.kernel_accuracies(make(256), x_tr[:m], y_tr[:m], x_te, y_te, diag_regs=[1e-3, 1e-2, 1e-1, 1.0])
+    kernels[name] = {g: study.tuned(kr[g]["val"], kr[g]["test"])[0] for g in ("nngp", "ntk")}
+    for setting, kw in SETTINGS.items():
+        r = train.train(make(sc["width"]), x_tr[:m], y_tr[:m], x_te, y_te, steps=sc["steps"], seed=seed,
+                        eval_every=max(sc["steps"] // 10, 1), **kw)
+        finite[name, setting] = dict(run=r, acc=r.final_test_acc if np.isfinite(r.history["train_loss"][-1]) else 0.1)
+    finite[name, "+early stopping"] = dict(run=finite[name, "base"]["run"], acc=finite[name, "base"]["run"].best_test_acc)
+    best = max((s for (n, s) in finite if n == name), key=lambda s: finite[name, s]["acc"])
+    finite[name, "best"] = dict(run=finite[name, best]["run"], acc=finite[name, best]["acc"], which=best)
+    print(f"{name}: NNGP {kernels[name]['nngp']:.3f}, NTK {kernels[name]['ntk']:.3f}; finite " +
+          ", ".join(f"{s} {finite[name, s]['acc']:.3f}" for s in list(SETTINGS) + ["+early stopping", "best"]))
+#%% md
+## Table 1 at this scale
+#%% code
+COLUMNS = ["base", "+centering", "+large lr", "+L2", "+early stopping", "+ensemble", "best"]
+rows_t = [dict(architecture=n, **{c: study.pct(finite[n, c]["acc"]) for c in COLUMNS},
+               NNGP=study.pct(kernels[n]["nngp"]), NTK=study.pct(kernels[n]["ntk"])) for n in ARCHS]
+notebook.table(rows_t)
+#%% code
+fig, ax = plt.subplots(figsize=(12, 4))
+bars = COLUMNS + ["NNGP", "NTK"]
+width = 0.8 / len(bars)
+for j, b in enumerate(bars):
+    vals = [100 * (kernels[n][b.lower()] if b in ("NNGP", "NTK") else finite[n, b]["acc"]) for n in ARCHS]
+    ax.bar(np.arange(len(ARCHS)) + j * width, vals, width, label=b, hatch="//" if b in ("NNGP", "NTK") else None)
+ax.set_xticks(np.arange(len(ARCHS)) + 0.4 - width / 2, list(ARCHS))
+plots.label(ax, "architecture", "test accuracy (%)")
+ax.legend(ncol=5, fontsize=8)
+plots.title(fig, "Finite networks (settings) against their kernels (hatched)", ds, preset,
+            f"{cfg['image']}×{cfg['image']} images; FCN on {cfg['fcn']['n']}, CNNs on {cfg['cnn']['n']} training images")
+fig.tight_layout()
+plots.save(fig, "01_finite_vs_infinite/table1")
+plt.show()
+#%% md
+## Interactive: a setting's learning curve against the kernel
+#%% code
+def show(arch, setting):
+    h = finite[arch, setting]["run"].history
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(h["step"], 100 * h["test_acc"], "o-", label=setting)
+    for g, ls in [("nngp", ":"), ("ntk", "--")]:
+        ax.axhline(100 * kernels[arch][g], color="gray", ls=ls, label=g.upper())
+    plots.label(ax, "SGD step", "test accuracy (%)")
+    plots.title(ax, f"{arch}, {setting}", ds, preset)
+    ax.legend(fontsize=8)
+    plt.show()
+
+widgets.interact(show, arch=widgets.Dropdown(options=list(ARCHS)), setting=widgets.Dropdown(options=COLUMNS));
+#%% md
+## Verdict
+The paper's orderings: (1) the better kernel beats the base finite FCN; (2) for each CNN the best finite setting beats the better of its kernels.
+#%% code
+k_best = {n: max(kernels[n].values()) for n in ARCHS}
+rows = [dict(what="FCN: best kernel vs base finite", ours=f"{study.pct(k_best['FCN'])} vs {study.pct(finite['FCN', 'base']['acc'])}", paper="kernel > base")]
+rows += [dict(what=f"{n}: best finite ({finite[n, 'best']['which']}) vs best kernel", ours=f"{study.pct(finite[n, 'best']['acc'])} vs {study.pct(k_best[n])}",
+              paper="finite > kernel") for n in ("CNN-VEC", "CNN-GAP")]
+notebook.table(rows)
+ok = k_best["FCN"] > finite["FCN", "base"]["acc"] and all(finite[n, "best"]["acc"] > k_best[n] for n in ("CNN-VEC", "CNN-GAP"))
+#%% code tags=verdict
+# NBVAL_CHECK_OUTPUT
+notebook.verdict("01_finite_vs_infinite", "Kernels beat the base finite FCN; the best finite CNNs beat their kernels",
+                 ok, rows, ds.describe(), preset)

@@ -1,0 +1,102 @@
+"""Real-browser tests: the rendered report, and a notebook's widget in JupyterLab (headless Chromium)."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_report_index_renders(browser, tmp_path, monkeypatch):
+    """The report at `ci` for one notebook: the index loads, every image and link resolves; screenshot kept."""
+    monkeypatch.setenv("NBKERNELS_PRESET", "ci")
+    from nbkernels import report
+    out = tmp_path / "report"
+    index = report.run("ci", ["00"], jobs=1, out=out)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(index.as_uri())
+    assert "nbkernels" in page.title().lower() or page.locator("table").count() > 0
+    images = page.eval_on_selector_all("img", "els => els.map(e => [e.src, e.complete && e.naturalWidth > 0])")
+    assert images, "the index shows no thumbnails"
+    assert all(ok for _, ok in images), f"images that did not load: {[s for s, ok in images if not ok]}"
+    links = page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)")
+    assert links, "the index links to nothing"
+    for href in links:
+        if href.startswith("file://"):
+            assert Path(urllib.request.url2pathname(href[7:].split("#")[0])).exists(), f"broken link {href}"
+    shots = Path(os.environ.get("NBKERNELS_FIGURES", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shots / "report_index.png"), full_page=True)
+    assert page.locator(".yes").count() == 1, "notebook 00's verdict is not shown as reproduced"
+    page.close()
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def lab(tmp_path):
+    """`jupyter lab` on localhost with a token, serving a copy of notebook 00 (Run All modifies it)."""
+    root = tmp_path / "lab"
+    root.mkdir()
+    shutil.copy(REPO / "notebooks" / "00_data_tour.ipynb", root)
+    settings = tmp_path / "settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    port, token = _free_port(), "nbkernels-test"
+    env = dict(os.environ, NBKERNELS_PRESET="ci", NBKERNELS_FIGURES=str(tmp_path / "figures"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", f"--port={port}", "--ip=127.0.0.1",
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+         f"--LabApp.user_settings_dir={tmp_path / 'settings'}"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.terminate()
+        pytest.fail("jupyter lab did not answer within 60 s")
+    yield f"{base}/lab/tree/00_data_tour.ipynb?token={token}"
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_jupyterlab_widget_changes_figure(browser, lab):
+    """Open notebook 00 in JupyterLab, Run All, move the ε slider: the figure is redrawn."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(lab)
+    # the kernel is ready only when the indicator is idle AND a kernel name is shown (see shared notes)
+    page.wait_for_function(
+        """() => {
+            const ind = document.querySelector('.jp-Notebook-ExecutionIndicator');
+            const name = document.querySelector('.jp-Toolbar-kernelName');
+            return ind && ind.getAttribute('data-status') === 'idle' && name && !name.textContent.includes('No Kernel');
+        }""", timeout=120_000)
+    page.click(".lm-MenuBar-itemLabel:text-is('Run')")
+    page.click(".lm-Menu-item[data-command='runmenu:run-all']")
+    img_sel = ".widget-interact .widget-output .jp-OutputArea-output img"
+    page.wait_for_selector(img_sel, timeout=300_000)
+    before = page.get_attribute(img_sel, "src")
+    handle = page.locator(".widget-slider .noUi-handle[role=slider]").first
+    value = handle.get_attribute("aria-valuenow")
+    handle.focus()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function(
+        "([sel, old]) => { const i = document.querySelector(sel); return i && i.src !== old; }",
+        arg=[img_sel, before], timeout=60_000)
+    assert handle.get_attribute("aria-valuenow") != value
+    page.close()
