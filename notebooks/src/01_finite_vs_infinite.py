@@ -98,6 +98,8 @@ widgets.interact(show, arch=widgets.Dropdown(options=list(ARCHS)), setting=widge
 #%% md
 ## Verdict
 The paper's orderings: (1) the better kernel beats the base finite FCN; (2) for each CNN the best finite setting beats the better of its kernels.
+
+*Known at this scale:* (1) holds by a wide margin, but the small, briefly trained CNNs of the `ci` preset (16 channels, 150 full-batch steps on 200 images) stay below their kernels, so the `ci` verdict is **no**, recorded as such; the paper's finite CNNs train for orders of magnitude more steps on 45,000 images.
 #%% code
 k_best = {n: max(kernels[n].values()) for n in ARCHS}
 rows = [dict(what="FCN: best kernel vs base finite", ours=f"{study.pct(k_best['FCN'])} vs {study.pct(finite['FCN', 'base']['acc'])}", paper="kernel > base")]
@@ -105,7 +107,7 @@ rows += [dict(what=f"{n}: best finite ({finite[n, 'best']['which']}) vs best ker
               paper="finite > kernel") for n in ("CNN-VEC", "CNN-GAP")]
 notebook.table(rows)
 ok = k_best["FCN"] > finite["FCN", "base"]["acc"] and all(finite[n, "best"]["acc"] > k_best[n] for n in ("CNN-VEC", "CNN-GAP"))
-#%% code tags=verdict
+#%% code tags=verdict expect=no
 # NBVAL_CHECK_OUTPUT
 notebook.verdict("01_finite_vs_infinite", "Kernels beat the base finite FCN; the best finite CNNs beat their kernels",
                  ok, rows, ds.describe(), preset)
