@@ -21,7 +21,7 @@ report: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	NBKERNELS_PRESET=ci NBKERNELS_FIGURES=$${NBKERNELS_FIGURES:-$$(mktemp -d)} \
-	  $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -v -rs
+	  $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -v -rs --durations=40
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_kernels.py
