@@ -157,3 +157,29 @@ def test_augmented_ensemble_k1_equals_plain_and_averages(tmp_path):
     assert len(running) == 3
     again, _ = P.augmented_ensemble(lambda a, b: 1 / 0, x, y, xt, 3, aug, cache=c, cache_key={"t": 1})
     np.testing.assert_array_equal(again, mean3)  # served from the cache
+
+
+def test_ignore_precision_returns_what_a_plain_solve_does():
+    """on_precision='ignore' on an indefinite kernel: the LU answer (a careless pipeline's), not an error."""
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(8, 8))
+    k = a @ a.T
+    k[0, 0] = -1.0                                    # indefinite: Cholesky fails
+    y = rng.normal(size=(8, 2))
+    out = P.gradient_descent_mse(k, k, y, on_precision="ignore")
+    np.testing.assert_allclose(out, k @ np.linalg.solve(k, y), rtol=1e-8, atol=1e-8)
+    with pytest.raises(P.PrecisionError):
+        P.gradient_descent_mse(k, k, y)
+
+
+def test_rounding_cliff_orders_precisions_and_finds_the_decay():
+    """A kernel whose smallest eigenvalue decays like m^-2: lower precisions break at smaller m."""
+    rng = np.random.default_rng(1)
+    n = 200
+    q, _ = np.linalg.qr(rng.normal(size=(n, n)))
+    k = (q * np.arange(1, n + 1, dtype=float) ** -2.0) @ q.T
+    sizes = [25, 50, 100, 200]
+    crit = {d: P.rounding_cliff(k, sizes, d) for d in ("bfloat16", "float16", "float32")}
+    assert crit["bfloat16"]["critical"] < crit["float16"]["critical"] < crit["float32"]["critical"]
+    assert all(np.isfinite(c["critical"]) and c["critical"] > 0 for c in crit.values())
+    assert 1.0 < crit["float16"]["alpha"] < 4.0       # leading blocks of a rotated spectrum decay fast
