@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 import matplotlib.pyplot as plt
 
@@ -89,3 +90,23 @@ def save(fig, name: str, root=None) -> list:
         fig.savefig(p, metadata={"Date": None} if ext == "svg" else None)
         paths.append(p)
     return paths
+
+
+def learning_curves(curves, references=(), *, what: str, ds=None, preset: str | None = None,
+                    xlabel: str = "SGD step", ylabel: str = "test accuracy (%)", figsize=(6, 3.5)):
+    """The widgets' figure: finite networks' accuracy over training against horizontal kernel lines.
+
+    ``curves``: ``(label, history, key)`` triples, plotted as ``history[key]`` (a fraction) against
+    ``history["step"]``. ``references``: ``(label, accuracy, linestyle)`` triples drawn as grey lines.
+    Accuracies are shown in percent. Returns the figure (the caller shows it).
+    """
+    styles = ["o-", "s--", "^-.", "v:"]
+    fig, ax = plt.subplots(figsize=figsize)
+    for i, (name, history, key) in enumerate(curves):
+        ax.plot(history["step"], 100 * np.asarray(history[key]), styles[i % len(styles)], label=name)
+    for name, accuracy, linestyle in references:
+        ax.axhline(100 * accuracy, color="gray", ls=linestyle, label=name)
+    label(ax, xlabel, ylabel)
+    title(ax, what, ds, preset)
+    ax.legend(fontsize=8)
+    return fig

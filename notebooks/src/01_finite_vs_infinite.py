@@ -84,14 +84,9 @@ plt.show()
 ## Interactive: a setting's learning curve against the kernel
 #%% code
 def show(arch, setting):
-    h = finite[arch, setting]["run"].history
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(h["step"], 100 * h["test_acc"], "o-", label=setting)
-    for g, ls in [("nngp", ":"), ("ntk", "--")]:
-        ax.axhline(100 * kernels[arch][g], color="gray", ls=ls, label=g.upper())
-    plots.label(ax, "SGD step", "test accuracy (%)")
-    plots.title(ax, f"{arch}, {setting}", ds, preset)
-    ax.legend(fontsize=8)
+    plots.learning_curves([(setting, finite[arch, setting]["run"].history, "test_acc")],
+                          [(g.upper(), kernels[arch][g], ls) for g, ls in [("nngp", ":"), ("ntk", "--")]],
+                          what=f"{arch}, {setting}", ds=ds, preset=preset)
     plt.show()
 
 widgets.interact(show, arch=widgets.Dropdown(options=list(ARCHS)), setting=widgets.Dropdown(options=COLUMNS));

@@ -90,14 +90,10 @@ plt.show()
 Pick a variant and a seed: the ensemble's and its members' test accuracy over training.
 #%% code
 def show(variant, seed_index):
-    r = runs[variant == "centered"][seed_index]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(r.history["step"], 100 * r.history["test_acc"], "o-", label="ensemble")
-    ax.plot(r.history["step"], 100 * r.history["member_test_acc"], "s--", label="first member")
-    ax.axhline(100 * predict.accuracy(kernel_pred, y_te), color="gray", ls=":", label="NTK at final t")
-    plots.label(ax, "SGD step", "test accuracy (%)")
-    plots.title(ax, f"{variant}, seed {seed_index}", ds, preset)
-    ax.legend(fontsize=8)
+    h = runs[variant == "centered"][seed_index].history
+    plots.learning_curves([("ensemble", h, "test_acc"), ("first member", h, "member_test_acc")],
+                          [("NTK at final t", predict.accuracy(kernel_pred, y_te), ":")],
+                          what=f"{variant}, seed {seed_index}", ds=ds, preset=preset)
     plt.show()
 
 widgets.interact(show, variant=widgets.ToggleButtons(options=["base", "centered"]),

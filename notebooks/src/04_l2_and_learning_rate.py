@@ -84,12 +84,8 @@ plt.show()
 #%% code
 def show(lr_factor, l2):
     r = grid[lr_factor, l2]["run"]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(r.history["step"], 100 * r.history["member_test_acc"], "o-", label="first member")
-    ax.axhline(100 * kernel_acc, color="gray", ls=":", label="NTK")
-    plots.label(ax, "SGD step", "test accuracy (%)")
-    plots.title(ax, f"lr {lr_factor:g}·η_crit = {r.learning_rate:.3g}, L2 {l2:g}", ds, preset)
-    ax.legend(fontsize=8)
+    plots.learning_curves([("first member", r.history, "member_test_acc")], [("NTK", kernel_acc, ":")],
+                          what=f"lr {lr_factor:g}·η_crit = {r.learning_rate:.3g}, L2 {l2:g}", ds=ds, preset=preset)
     plt.show()
 
 widgets.interact(show, lr_factor=widgets.SelectionSlider(options=cfg["lr_factors"], description="lr/η_crit"),

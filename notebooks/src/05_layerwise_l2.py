@@ -70,13 +70,9 @@ plt.show()
 ## Interactive: learning curves
 #%% code
 def show(variant, l2):
-    r = results[variant, l2]["run"]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(r.history["step"], 100 * r.history["member_test_acc"], "o-", label="first member")
-    ax.plot(r.history["step"], 100 * r.history["test_acc"], "s--", label="members' mean prediction")
-    plots.label(ax, "SGD step", "test accuracy (%)")
-    plots.title(ax, f"{variant}, L2 {l2:g}", ds, preset)
-    ax.legend(fontsize=8)
+    h = results[variant, l2]["run"].history
+    plots.learning_curves([("first member", h, "member_test_acc"), ("members' mean prediction", h, "test_acc")],
+                          what=f"{variant}, L2 {l2:g}", ds=ds, preset=preset)
     plt.show()
 
 widgets.interact(show, variant=widgets.Dropdown(options=list(VARIANTS)), l2=widgets.SelectionSlider(options=cfg["l2_grid"], description="L2"));

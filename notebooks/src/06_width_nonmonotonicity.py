@@ -70,13 +70,8 @@ plt.show()
 ## Interactive: learning curves per width
 #%% code
 def show(width):
-    h = results[width]["run"].history
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(h["step"], 100 * h["member_test_acc"], "o-", label="test accuracy (first member)")
-    ax.axhline(100 * kernel_acc, color="gray", ls=":", label="kernel")
-    plots.label(ax, "step", "test accuracy (%)")
-    plots.title(ax, f"width {width}", ds, preset)
-    ax.legend(fontsize=8)
+    plots.learning_curves([("test accuracy (first member)", results[width]["run"].history, "member_test_acc")],
+                          [("kernel", kernel_acc, ":")], what=f"width {width}", ds=ds, preset=preset)
     plt.show()
 
 widgets.interact(show, width=widgets.SelectionSlider(options=cfg["widths"], description="width"));

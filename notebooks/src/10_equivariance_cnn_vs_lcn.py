@@ -75,14 +75,10 @@ plt.show()
 ## Interactive: learning curves at a width
 #%% code
 def show(width):
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for share, style in [(True, "o-"), (False, "s--")]:
-        h = results[share, width]["run"].history
-        ax.plot(h["step"], 100 * h["member_test_acc"], style, label="CNN" if share else "LCN")
-    ax.axhline(100 * kernel_acc, color="gray", ls=":", label="NTK")
-    plots.label(ax, "step", "test accuracy (%), first member")
-    plots.title(ax, f"width {width}", ds, preset)
-    ax.legend(fontsize=8)
+    plots.learning_curves([("CNN" if share else "LCN", results[share, width]["run"].history, "member_test_acc")
+                           for share in (True, False)],
+                          [("NTK", kernel_acc, ":")], what=f"width {width}", ds=ds, preset=preset,
+                          ylabel="test accuracy (%), first member")
     plt.show()
 
 widgets.interact(show, width=widgets.SelectionSlider(options=cfg["widths"], description="width"));

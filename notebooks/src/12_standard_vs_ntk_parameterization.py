@@ -113,12 +113,8 @@ Pick a parameterization, a width and a learning-rate factor.
 #%% code
 def show(param, width, factor):
     r = finite[param, width]["runs"][cfg["lr_factors"].index(factor)]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(r.history["step"], 100 * r.history["test_acc"], "o-", label="test accuracy")
-    ax.axhline(100 * ntk_kernel, ls="--", color="gray", label="NTK kernel")
-    plots.label(ax, "SGD step", "test accuracy (%)")
-    plots.title(ax, f"{param}, width {width}, lr {r.learning_rate:.3g}", ds, preset)
-    ax.legend(fontsize=8)
+    plots.learning_curves([("test accuracy", r.history, "test_acc")], [("NTK kernel", ntk_kernel, "--")],
+                          what=f"{param}, width {width}, lr {r.learning_rate:.3g}", ds=ds, preset=preset)
     plt.show()
 
 widgets.interact(show, param=widgets.ToggleButtons(options=["standard", "ntk"]),
