@@ -25,7 +25,7 @@ Presets. The convolutional networks are costly to train on a CPU, so they get fe
 PRESETS = {
     "ci":      dict(image=8, fcn=dict(n=500, width=512, steps=400), cnn=dict(n=200, width=16, steps=150), depth=2, n_test=1000,
                     lr=0.5, large_lr=1.5, l2=1e-4, members=4),
-    "default": dict(image=8, fcn=dict(n=2000, width=1024, steps=1500), cnn=dict(n=500, width=32, steps=300), depth=2, n_test=2000,
+    "default": dict(image=8, fcn=dict(n=1000, width=512, steps=600), cnn=dict(n=300, width=16, steps=300), depth=2, n_test=2000,
                     lr=0.5, large_lr=1.5, l2=1e-4, members=4),
     "paper":   dict(image=32, fcn=dict(n=50000, width=2048, steps=100000), cnn=dict(n=50000, width=256, steps=100000), depth=3,
                     n_test=10000, lr=0.5, large_lr=1.5, l2=1e-5, members=8),

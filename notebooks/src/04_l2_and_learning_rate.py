@@ -25,8 +25,8 @@ Presets: a fully connected network (2 hidden layers, NTK parameterization), full
 PRESETS = {
     "ci":      dict(image=8, n_train=1000, n_test=2000, width=512, steps=400, members=1,
                     lr_factors=[0.1, 0.5, 1.5], l2_grid=[0.0, 1e-4, 3e-4]),
-    "default": dict(image=8, n_train=2000, n_test=4000, width=1024, steps=1500, members=2,
-                    lr_factors=[0.05, 0.2, 0.5, 1.0, 1.5], l2_grid=[0.0, 1e-5, 3e-5, 1e-4, 3e-4]),
+    "default": dict(image=8, n_train=1000, n_test=4000, width=512, steps=600, members=1,
+                    lr_factors=[0.1, 0.5, 1.0, 1.5], l2_grid=[0.0, 3e-5, 1e-4, 3e-4]),
     "paper":   dict(image=32, n_train=50000, n_test=10000, width=2048, steps=100000, members=4,
                     lr_factors=[0.05, 0.2, 0.5, 1.0, 1.5, 2.0], l2_grid=[0.0, 1e-6, 1e-5, 1e-4, 1e-3]),
 }
