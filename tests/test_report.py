@@ -1,0 +1,26 @@
+"""The report's command line: bad names get the list of valid ones; concurrent notebooks share BLAS threads."""
+import pytest
+
+from nbkernels import report
+
+
+def test_unknown_preset_lists_the_valid_ones(tmp_path):
+    with pytest.raises(SystemExit, match="unknown preset 'fast'; valid presets: ci, default, paper"):
+        report.run("fast", out=tmp_path)
+
+
+def test_unknown_notebook_lists_the_valid_ones():
+    with pytest.raises(SystemExit, match="unknown notebook '99'; valid notebooks: 00_data_tour, 01_finite_vs_infinite"):
+        report.select_notebooks(["99"])
+    assert report.select_notebooks(["02", "00_data_tour.ipynb"]) == ["02_nngp_vs_ntk", "00_data_tour"]
+
+
+def test_concurrent_notebooks_share_the_blas_threads(monkeypatch, tmp_path):
+    for var in report._BLAS_THREADS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(report.os, "cpu_count", lambda: 2)
+    env = report._child_env("ci", tmp_path, jobs=2)
+    assert env["OPENBLAS_NUM_THREADS"] == "1" and env["NBKERNELS_PRESET"] == "ci"
+    assert "OPENBLAS_NUM_THREADS" not in report._child_env("ci", tmp_path, jobs=1)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    assert report._child_env("ci", tmp_path, jobs=2)["OPENBLAS_NUM_THREADS"] == "2"
