@@ -61,3 +61,21 @@ def table(rows: list):
     head = "".join(f"<th>{c}</th>" for c in cols)
     body = "".join("<tr>" + "".join(f"<td>{r.get(c, '')}</td>" for c in cols) + "</tr>" for r in rows)
     display(HTML(f"<table><tr>{head}</tr>{body}</table>"))
+
+
+STATIC_WIDGETS_ENV = "NBKERNELS_STATIC_WIDGETS"
+
+
+def interact(show, **controls):
+    """``ipywidgets.interact(show, **controls)`` in JupyterLab; in a headless report, one static call.
+
+    The report renders pages that no kernel will drive, so there it sets ``$NBKERNELS_STATIC_WIDGETS``
+    and each control's current value is passed to ``show`` once: the same figure, without widget
+    comm messages (nbclient can deadlock on an ``interact`` cell: jupyter/nbclient#312, seen here
+    holding a report for 20 minutes with the kernel idle).
+    """
+    if os.environ.get(STATIC_WIDGETS_ENV):
+        return show(**{name: getattr(c, "value", c) for name, c in controls.items()})
+    import ipywidgets
+
+    return ipywidgets.interact(show, **controls)

@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import notebook
 from .notebook import PRESET_NAMES
 
 REPO = Path(__file__).resolve().parent.parent
@@ -68,6 +69,7 @@ _BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 def _child_env(preset, figures_root, jobs) -> dict:
     env = dict(os.environ, NBKERNELS_FIGURES=str(figures_root), NBKERNELS_PRESET=preset)
+    env[notebook.STATIC_WIDGETS_ENV] = "1"  # pages no kernel will drive: each widget's figure drawn once
     if jobs > 1:
         share = str(max(1, (os.cpu_count() or 1) // jobs))
         for var in _BLAS_THREADS:

@@ -24,3 +24,19 @@ def test_concurrent_notebooks_share_the_blas_threads(monkeypatch, tmp_path):
     assert "OPENBLAS_NUM_THREADS" not in report._child_env("ci", tmp_path, jobs=1)
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
     assert report._child_env("ci", tmp_path, jobs=2)["OPENBLAS_NUM_THREADS"] == "2"
+
+
+def test_report_pages_draw_each_widget_once_without_comms(monkeypatch, tmp_path):
+    import ipywidgets
+
+    from nbkernels import notebook
+
+    assert report._child_env("ci", tmp_path, jobs=1)[notebook.STATIC_WIDGETS_ENV] == "1"
+    calls = []
+    monkeypatch.setenv(notebook.STATIC_WIDGETS_ENV, "1")
+    notebook.interact(lambda width, arch: calls.append((width, arch)),
+                      width=ipywidgets.SelectionSlider(options=[2, 8, 32], value=8), arch=ipywidgets.Dropdown(options=["FCN", "CNN"]))
+    assert calls == [(8, "FCN")]
+    monkeypatch.delenv(notebook.STATIC_WIDGETS_ENV)
+    w = notebook.interact(lambda k: calls.append(k), k=ipywidgets.IntSlider(min=1, max=4, value=2))
+    assert calls[-1] == 2 and hasattr(w, "widget")  # a live interact in JupyterLab

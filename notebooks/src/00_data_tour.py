@@ -108,7 +108,7 @@ def show(eps):
     plots.title(fig, f"ZCA ε={eps:g}: covariance deviation {run['cov_deviation']:.1e}, nearest-mean accuracy {100*run['ncm_accuracy']:.1f}%", ds, preset)
     plt.show()
 
-widgets.interact(show, eps=widgets.SelectionSlider(options=cfg["eps_grid"], value=cfg["eps_grid"][1], description="ε"));
+notebook.interact(show, eps=widgets.SelectionSlider(options=cfg["eps_grid"], value=cfg["eps_grid"][1], description="ε"));
 #%% md
 ## Verdict
 Two checks computed from the data: (1) as ε → 0 the largest deviation of the whitened training covariance from the identity (on the span of the data) shrinks monotonically and reaches below 10⁻³ at ε = 0; (2) after whitening with ε = 0.1, a nearest-class-mean classifier still beats chance (10%) by more than five standard errors on the test set.

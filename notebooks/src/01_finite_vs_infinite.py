@@ -89,7 +89,7 @@ def show(arch, setting):
                           what=f"{arch}, {setting}", ds=ds, preset=preset)
     plt.show()
 
-widgets.interact(show, arch=widgets.Dropdown(options=list(ARCHS)), setting=widgets.Dropdown(options=COLUMNS));
+notebook.interact(show, arch=widgets.Dropdown(options=list(ARCHS)), setting=widgets.Dropdown(options=COLUMNS));
 #%% md
 ## Verdict
 The paper's orderings: (1) the better kernel beats the base finite FCN; (2) for each CNN the best finite setting beats the better of its kernels.

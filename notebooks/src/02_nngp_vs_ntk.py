@@ -89,7 +89,7 @@ def show(arch, m):
     ax.legend()
     plt.show()
 
-widgets.interact(show, arch=widgets.Dropdown(options=list(ARCHS)),
+notebook.interact(show, arch=widgets.Dropdown(options=list(ARCHS)),
                  m=widgets.SelectionSlider(options=cfg["sizes"], description="m"));
 #%% md
 ## Cost: the NNGP alone against NNGP and NTK together

@@ -96,7 +96,7 @@ def show(variant, seed_index):
                           what=f"{variant}, seed {seed_index}", ds=ds, preset=preset)
     plt.show()
 
-widgets.interact(show, variant=widgets.ToggleButtons(options=["base", "centered"]),
+notebook.interact(show, variant=widgets.ToggleButtons(options=["base", "centered"]),
                  seed_index=widgets.IntSlider(min=0, max=cfg["seeds"] - 1, description="seed"));
 #%% md
 ## Verdict

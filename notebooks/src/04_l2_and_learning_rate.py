@@ -88,7 +88,7 @@ def show(lr_factor, l2):
                           what=f"lr {lr_factor:g}·η_crit = {r.learning_rate:.3g}, L2 {l2:g}", ds=ds, preset=preset)
     plt.show()
 
-widgets.interact(show, lr_factor=widgets.SelectionSlider(options=cfg["lr_factors"], description="lr/η_crit"),
+notebook.interact(show, lr_factor=widgets.SelectionSlider(options=cfg["lr_factors"], description="lr/η_crit"),
                  l2=widgets.SelectionSlider(options=cfg["l2_grid"], description="L2"));
 #%% md
 ## Verdict

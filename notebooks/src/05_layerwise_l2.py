@@ -75,7 +75,7 @@ def show(variant, l2):
                           what=f"{variant}, L2 {l2:g}", ds=ds, preset=preset)
     plt.show()
 
-widgets.interact(show, variant=widgets.Dropdown(options=list(VARIANTS)), l2=widgets.SelectionSlider(options=cfg["l2_grid"], description="L2"));
+notebook.interact(show, variant=widgets.Dropdown(options=list(VARIANTS)), l2=widgets.SelectionSlider(options=cfg["l2_grid"], description="L2"));
 #%% md
 ## Verdict
 The claims, each variant at its L2 chosen on the validation half: (1) layer-wise L2 beats uniform L2 on the standard network; (2) it moves the standard network toward the NTK-parameterized one (a smaller gap to it than uniform L2 leaves, or past it).

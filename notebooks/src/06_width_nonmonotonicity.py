@@ -74,7 +74,7 @@ def show(width):
                           [("kernel", kernel_acc, ":")], what=f"width {width}", ds=ds, preset=preset)
     plt.show()
 
-widgets.interact(show, width=widgets.SelectionSlider(options=cfg["widths"], description="width"));
+notebook.interact(show, width=widgets.SelectionSlider(options=cfg["widths"], description="width"));
 #%% md
 ## Verdict
 The claims: (1) the best width is intermediate (neither the narrowest nor the widest); (2) the widest network is worse than the best by more than two standard errors (of their difference); (3) the best width is not the interpolation threshold (the narrowest width that fits the training set).

@@ -91,7 +91,7 @@ def show(e):
     ax.legend(fontsize=8)
     plt.show()
 
-widgets.interact(show, e=widgets.SelectionSlider(options=[float(f"{e:.3g}") for e in eps], value=float(f"{eps[len(eps) // 2]:.3g}"), description="ε"));
+notebook.interact(show, e=widgets.SelectionSlider(options=[float(f"{e:.3g}") for e in eps], value=float(f"{eps[len(eps) // 2]:.3g}"), description="ε"));
 #%% md
 ## Verdict
 The claims: (1) after the map the two kernel curves agree — Pearson correlation above 0.9 over the grid (the largest gap is shown); (2) the best ε and the best t correspond: t(ε_best) is within two grid steps of t_best.

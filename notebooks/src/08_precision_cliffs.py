@@ -123,7 +123,7 @@ def show(precision, m):
     ax.legend(fontsize=8)
     plt.show()
 
-widgets.interact(show, precision=widgets.ToggleButtons(options=cfg["precisions"]),
+notebook.interact(show, precision=widgets.ToggleButtons(options=cfg["precisions"]),
                  m=widgets.SelectionSlider(options=cfg["fcn_sizes"], value=cfg["fcn_sizes"][2], description="m"));
 #%% md
 ## Verdict

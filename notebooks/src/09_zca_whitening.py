@@ -100,7 +100,7 @@ def show(eps):
     plots.title(fig, f"ZCA ε = {eps:g}", ds, preset)
     plt.show()
 
-widgets.interact(show, eps=widgets.SelectionSlider(options=cfg["eps_grid"], value=cfg["eps_grid"][2], description="ε"));
+notebook.interact(show, eps=widgets.SelectionSlider(options=cfg["eps_grid"], value=cfg["eps_grid"][2], description="ε"));
 #%% md
 ## Verdict
 The claims, for both convolutional architectures and both kernels: (1) the best intermediate ε (0 < ε < ∞, chosen on the validation half) beats no ZCA on the test half; (2) full whitening (ε = 0) is worse than the best ε. The FCN is shown for comparison (the paper finds ZCA matters much less for it).

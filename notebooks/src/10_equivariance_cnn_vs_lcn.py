@@ -81,7 +81,7 @@ def show(width):
                           ylabel="test accuracy (%), first member")
     plt.show()
 
-widgets.interact(show, width=widgets.SelectionSlider(options=cfg["widths"], description="width"));
+notebook.interact(show, width=widgets.SelectionSlider(options=cfg["widths"], description="width"));
 #%% md
 ## Verdict
 The claims: (1) the kernels are identical (relative difference below 10⁻⁵ in float32); (2) at the smallest width the CNN beats the LCN; (3) the gap at the largest width is smaller than at the smallest.

@@ -92,7 +92,7 @@ def show(k):
     plots.title(fig, f"draw {k}: " + ", ".join(f"{n} {100 * r['acc'][k - 1]:.1f}%" for n, r in results.items()) + " after k draws", ds, preset)
     plt.show()
 
-widgets.interact(show, k=widgets.IntSlider(min=1, max=cfg["draws"], value=2, description="k"));
+notebook.interact(show, k=widgets.IntSlider(min=1, max=cfg["draws"], value=2, description="k"));
 #%% md
 ## Verdict
 The claims: (1) for each architecture the accuracy with all k draws is above the un-augmented kernel (k = 1); (2) the cost is linear in k: a straight-line fit of cumulative time against k explains more than 95% of its variance (R²); (3) the gain is larger for CNN-VEC (no pooling) than for CNN-GAP.

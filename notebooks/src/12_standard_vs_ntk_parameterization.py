@@ -117,7 +117,7 @@ def show(param, width, factor):
                           what=f"{param}, width {width}, lr {r.learning_rate:.3g}", ds=ds, preset=preset)
     plt.show()
 
-widgets.interact(show, param=widgets.ToggleButtons(options=["standard", "ntk"]),
+notebook.interact(show, param=widgets.ToggleButtons(options=["standard", "ntk"]),
                  width=widgets.SelectionSlider(options=cfg["widths"]), factor=widgets.SelectionSlider(options=cfg["lr_factors"]));
 #%% md
 ## Verdict

@@ -84,7 +84,7 @@ def show(depth):
     ax.legend(fontsize=8)
     plt.show()
 
-widgets.interact(show, depth=widgets.SelectionSlider(options=cfg["depths"], description="depth"));
+notebook.interact(show, depth=widgets.SelectionSlider(options=cfg["depths"], description="depth"));
 #%% md
 ## Verdict
 The claims: (1) at every depth CNN-GAP's accuracy is above CNN-VEC's for both the NNGP and the NTK; (2) the cost per entry of a GAP kernel is about P times a VEC kernel's: we accept a ratio within a factor of 3 of P (the work per pixel pair differs by small constants: VEC carries only the diagonal, GAP all pairs), at the deepest depth, where the per-layer work dominates the fixed costs.
