@@ -60,11 +60,11 @@ def zca_sweep(x_train, x_test, y_train, y_test, eps_grid):
     for eps in eps_grid:
         z = base.with_eps(eps)
         w_tr, w_te = z.transform(x_train), z.transform(x_test)
-        f64 = w_tr.reshape(len(w_tr), -1).astype(np.float64)
+        f_tr, f_te = w_tr.reshape(len(w_tr), -1), w_te.reshape(len(w_te), -1)
+        f64 = f_tr.astype(np.float64)
         cov_eigs = np.linalg.eigvalsh(f64.T @ f64 / len(f64))[::-1]  # the whitened data's covariance spectrum
         rank = int((z.scale_ > 0).sum())
         # nearest class mean on whitened features: are the classes still separable?
-        f_tr, f_te = w_tr.reshape(len(w_tr), -1), w_te.reshape(len(w_te), -1)
         means = np.stack([f_tr[y_train == c].mean(0) for c in range(10)])
         d2 = (f_te ** 2).sum(1)[:, None] - 2 * f_te @ means.T + (means ** 2).sum(1)[None]
         acc = float((d2.argmin(1) == y_test).mean())

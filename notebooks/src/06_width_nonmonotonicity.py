@@ -41,8 +41,7 @@ for w in cfg["widths"]:
     r = train.train(arch, x_tr, y_tr, x_te, y_te, steps=cfg["steps"], lr_factor=0.3, optimizer="momentum", l2=cfg["l2"],
                     ensemble=cfg["members"], seed=seed, eval_every=max(cfg["steps"] // 10, 1))
     accs = [predict.accuracy(p, y_te) for p in r.member_test_pred]
-    results[w] = dict(run=r, acc=study.mean_se(accs), train_loss=float(r.history["train_loss"][-1]),
-                      init_loss=float(r.history["train_loss"][0]))
+    results[w] = dict(run=r, acc=study.mean_se(accs), train_loss=float(r.history["train_loss"][-1]))
     print(f"width {w:4d}: {results[w]['acc'][0]:.3f} ± {results[w]['acc'][1]:.3f}, train loss {results[w]['train_loss']:.4f}")
 kr = study.kernel_accuracies(nbk.cnn(cfg["depth"], max(cfg["widths"]), readout="vec", parameterization="standard"),
                              x_tr, y_tr, x_te, y_te, diag_regs=[1e-3, 1e-2, 1e-1, 1.0])
