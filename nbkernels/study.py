@@ -57,7 +57,8 @@ def kernel_accuracies(arch, x_train, y_train, x_test, y_test, diag_regs: Sequenc
     """Kernel regression (t = infinity) accuracy of each of ``get`` for every relative diag_reg.
 
     Returns ``{"nngp": {"val": [...], "test": [...]}, "ntk": {...}, "seconds": kernel wall time,
-    "entries": kernel entries computed}``: accuracies on the validation and test halves of ``x_test``.
+    "entries": kernel entries computed, "n_report": size of the reported half}``: accuracies on the
+    validation and test halves of ``x_test``.
     With ``sizes`` (training-set sizes), one kernel on the whole training set serves them all (its
     leading blocks) and the result is ``{m: result}``.
     """
@@ -69,7 +70,7 @@ def kernel_accuracies(arch, x_train, y_train, x_test, y_test, diag_regs: Sequenc
     def at(m):
         out = dict(seconds=k_tt["seconds"] + k_st["seconds"],
                    entries=len(x_train) * (len(x_train) + 1) // 2 + len(x_test) * len(x_train),
-                   diag_regs=list(diag_regs))
+                   diag_regs=list(diag_regs), n_report=len(y_rep))
         for g in get:
             val, test = [], []
             for reg in diag_regs:
@@ -93,6 +94,18 @@ def accuracy_se(acc, n: int) -> float:
     """Binomial standard error of an accuracy measured on ``n`` test points."""
     acc = np.asarray(acc, dtype=float)
     return np.sqrt(acc * (1 - acc) / n)
+
+
+def difference_se(a, b, n: int) -> float:
+    """Standard error of the difference of two accuracies, each measured on ``n`` test points
+    (their binomial errors added in quadrature)."""
+    return float(np.hypot(accuracy_se(a, n), accuracy_se(b, n)))
+
+
+def beats(a, b, n: int) -> bool:
+    """Whether accuracy ``a`` exceeds ``b`` by more than the standard error of the difference: the
+    test each verdict applies before it calls one setting better than another."""
+    return bool(a - b > difference_se(a, b, n))
 
 
 def mean_se(values, axis: int = 0):

@@ -183,3 +183,13 @@ def test_rounding_cliff_orders_precisions_and_finds_the_decay():
     assert crit["bfloat16"]["critical"] < crit["float16"]["critical"] < crit["float32"]["critical"]
     assert all(np.isfinite(c["critical"]) and c["critical"] > 0 for c in crit.values())
     assert 1.0 < crit["float16"]["alpha"] < 4.0       # leading blocks of a rotated spectrum decay fast
+
+
+def test_beats_requires_a_margin_above_the_standard_error():
+    from nbkernels import study
+    # 1,000 points at 50%: each accuracy has SE 1.58 points, their difference 2.24 points
+    assert abs(study.difference_se(0.5, 0.5, 1000) - np.sqrt(2 * 0.25 / 1000)) < 1e-12
+    assert not study.beats(0.52, 0.50, 1000)   # +2.0 points: within noise
+    assert study.beats(0.53, 0.50, 1000)       # +3.0 points: more than the SE
+    assert not study.beats(0.50, 0.53, 1000)   # wrong sign
+    assert study.beats(0.52, 0.50, 100000)     # the same +2 points on a large test set

@@ -51,7 +51,7 @@ for depth in cfg["depths"]:
 #%% md
 ## Accuracy and cost against depth
 #%% code
-n_rep = cfg["n_test"] - cfg["n_test"] // 2
+n_rep = results["vec", cfg["depths"][0]]["n_report"]
 fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 3.8))
 for readout, color in [("vec", "C0"), ("gap", "C1")]:
     for g, style in [("nngp", "o-"), ("ntk", "s--")]:
@@ -87,21 +87,25 @@ def show(depth):
 notebook.interact(show, depth=widgets.SelectionSlider(options=cfg["depths"], description="depth"));
 #%% md
 ## Verdict
-The claims: (1) at every depth CNN-GAP's accuracy is above CNN-VEC's for both the NNGP and the NTK; (2) the cost per entry of a GAP kernel is about P times a VEC kernel's: we accept a ratio within a factor of 3 of P (the work per pixel pair differs by small constants: VEC carries only the diagonal, GAP all pairs), at the deepest depth, where the per-layer work dominates the fixed costs.
+The claims: (1) at every depth CNN-GAP's accuracy is above CNN-VEC's for both the NNGP and the NTK, by more than the standard error of the difference; (2) the cost per entry of a GAP kernel is about P times a VEC kernel's: we accept a ratio within a factor of 3 of P (the work per pixel pair differs by small constants: VEC carries only the diagonal, GAP all pairs), at the deepest depth, where the per-layer work dominates the fixed costs.
+
+*Known at this scale:* GAP is ahead at every depth at `ci` (+1.6 to +4.4 points) and at `default` (+0.4 to +4.2), but on 500 reported test images the standard error of a difference is about 3 points, so the shallow `ci` gains and default's depth-6 NNGP gain are within noise and the verdict is **no**, recorded as such. Showing a 2-point gap at one SE needs about 2,000 reported test images per comparison (4,000 test images: 4× the `ci` test-kernel cost); Arora et al.'s 11-point gap at 32×32 on the full training set would be clear on the 10,000-image test batch.
 #%% code
 rows = []
 for d in cfg["depths"]:
     for g in ("nngp", "ntk"):
         v, p = results["vec", d]["acc"][g], results["gap", d]["acc"][g]
-        rows.append(dict(what=f"depth {d} {g.upper()}: VEC → GAP", ours=f"{study.pct(v)} → {study.pct(p)}",
+        rows.append(dict(what=f"depth {d} {g.upper()}: VEC → GAP", ours=f"{study.pct(v)} → {study.pct(p)} "
+                         f"({100 * (p - v):+.1f} ± {100 * study.difference_se(p, v, n_rep):.1f})",
                          paper="GAP > VEC (Arora et al. Table 1: ≈66% → ≈77% at full scale)"))
-gap_wins = all(results["gap", d]["acc"][g] > results["vec", d]["acc"][g] for d in cfg["depths"] for g in ("nngp", "ntk"))
+gap_wins = all(study.beats(results["gap", d]["acc"][g], results["vec", d]["acc"][g], n_rep)
+               for d in cfg["depths"] for g in ("nngp", "ntk"))
 deep = max(cfg["depths"])
 ratio = (results["gap", deep]["seconds"] / results["gap", deep]["entries"]) / (
     results["vec", deep]["seconds"] / results["vec", deep]["entries"])
 rows.append(dict(what=f"cost per entry GAP / VEC at depth {deep}", ours=f"{ratio:.0f}× (P = {P})", paper="≈ P"))
 notebook.table(rows)
-#%% code tags=verdict
+#%% code tags=verdict expect=no
 # NBVAL_CHECK_OUTPUT
 notebook.verdict("13_cntk_depth", "CNN-GAP kernels beat CNN-VEC kernels at every depth, at about P times the cost per entry",
                  gap_wins and P / 3 <= ratio <= 3 * P, rows, ds.describe(), preset)
