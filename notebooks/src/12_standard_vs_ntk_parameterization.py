@@ -28,7 +28,7 @@ PRESETS = {
                     ratios=[0.25, 0.5, 1, 2, 4], base_width=512, widths=[128, 1024], lr_factors=[0.3, 0.9], steps=600,
                     diag_regs=[1e-3, 1e-2, 1e-1, 1.0]),
     "default": dict(image=8, n_train=1500, n_test=4000, crit_widths=[64, 128, 256, 512, 1024, 2048, 4096],
-                    ratios=[0.125, 0.25, 0.5, 1, 2, 4, 8], base_width=512, widths=[128, 512, 1024], lr_factors=[0.3, 0.9],
+                    ratios=[0.125, 0.25, 0.5, 1, 2, 4, 8], base_width=512, widths=[128, 512], lr_factors=[0.3, 0.9],
                     steps=800, diag_regs=[1e-4, 1e-3, 1e-2, 1e-1, 1.0]),
     "paper":   dict(image=32, n_train=50000, n_test=10000, crit_widths=[64, 128, 256, 512, 1024, 2048, 4096],
                     ratios=[0.125, 0.25, 0.5, 1, 2, 4, 8], base_width=2048, widths=[256, 1024, 4096], lr_factors=[0.1, 0.3, 0.6, 0.9],
