@@ -1,34 +1,13 @@
-import pickle
-
 import jax
 import numpy as np
 import pytest
+
+from cifar_files import write_cifar_folder
 
 # Kernels are checked in float64; tests that need float32 ask for it explicitly.
 jax.config.update("jax_enable_x64", True)
 
 
-def write_cifar_folder(root, n_per_batch=(30, 30), n_test=20, seed=0, corrupt=None):
-    """Tiny CIFAR-10 in the official python-pickle layout (protocol 2, bytes keys)."""
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(seed)
-
-    def batch(n, label):
-        y = [int(i % 10) for i in range(n)]
-        return {b"batch_label": label.encode(), b"labels": y,
-                b"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
-                b"filenames": [f"img{i}.png".encode() for i in range(n)]}
-
-    for i, n in enumerate(n_per_batch, 1):
-        with open(folder / f"data_batch_{i}", "wb") as f:
-            pickle.dump(batch(n, f"training batch {i}"), f, protocol=2)
-    with open(folder / "test_batch", "wb") as f:
-        pickle.dump(batch(n_test, "testing batch 1 of 1"), f, protocol=2)
-    names = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship", b"truck"]
-    with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({b"label_names": names, b"num_cases_per_batch": 10000, b"num_vis": 3072}, f, protocol=2)
-    return folder
 
 
 @pytest.fixture

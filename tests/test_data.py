@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from nbkernels import data
-from conftest import write_cifar_folder
+from cifar_files import write_cifar_folder
 
 
 def test_loader_reads_official_layout(tiny_cifar):
