@@ -92,7 +92,7 @@ def show(arch, setting):
 notebook.interact(show, arch=widgets.Dropdown(options=list(ARCHS)), setting=widgets.Dropdown(options=COLUMNS));
 #%% md
 ## Verdict
-The paper's orderings: (1) the better kernel beats the base finite FCN; (2) for each CNN the best finite setting beats the better of its kernels.
+The paper's orderings: (1) the better kernel beats the base finite FCN; (2) for each CNN the best finite setting beats the better of its kernels. Each by more than the standard error of the difference, counted on the reported half (the kernels' accuracy is measured there; the conservative choice for the finite networks, scored on the whole test set). The best finite setting is picked on the test set, which favours the finite side.
 
 *Known at this scale:* (1) holds by a wide margin, but the small, briefly trained CNNs of the `ci` preset (16 channels, 150 full-batch steps on 200 images) stay below their kernels, so the `ci` verdict is **no**, recorded as such; the paper's finite CNNs train for orders of magnitude more steps on 45,000 images.
 #%% code
@@ -101,7 +101,9 @@ rows = [dict(what="FCN: best kernel vs base finite", ours=f"{study.pct(k_best['F
 rows += [dict(what=f"{n}: best finite ({finite[n, 'best']['which']}) vs best kernel", ours=f"{study.pct(finite[n, 'best']['acc'])} vs {study.pct(k_best[n])}",
               paper="finite > kernel") for n in ("CNN-VEC", "CNN-GAP")]
 notebook.table(rows)
-ok = k_best["FCN"] > finite["FCN", "base"]["acc"] and all(finite[n, "best"]["acc"] > k_best[n] for n in ("CNN-VEC", "CNN-GAP"))
+n_rep = len(y_te) - len(y_te) // 2
+ok = study.beats(k_best["FCN"], finite["FCN", "base"]["acc"], n_rep) and all(
+    study.beats(finite[n, "best"]["acc"], k_best[n], n_rep) for n in ("CNN-VEC", "CNN-GAP"))
 #%% code tags=verdict expect=no
 # NBVAL_CHECK_OUTPUT
 notebook.verdict("01_finite_vs_infinite", "Kernels beat the base finite FCN; the best finite CNNs beat their kernels",

@@ -54,9 +54,10 @@ for f in cfg["lr_factors"]:
         r = train.train(arch, x_tr, y_tr, x_te, y_te, steps=cfg["steps"], lr_factor=f, l2=l2, ensemble=cfg["members"],
                         seed=seed, eval_every=max(cfg["steps"] // 10, 1))
         p = r.member_test_pred
-        acc = float(np.mean(p[:, n_val:].argmax(-1) == y_rep.argmax(-1))) if np.all(np.isfinite(p)) else 0.1
-        grid[f, l2] = dict(run=r, acc=acc)
+        score = lambda part, y: float(np.mean(p[:, part].argmax(-1) == y.argmax(-1))) if np.all(np.isfinite(p)) else 0.1
+        grid[f, l2] = dict(run=r, acc=score(slice(n_val, None), y_rep), val=score(slice(None, n_val), y_val))
 A = np.array([[grid[f, l]["acc"] for l in cfg["l2_grid"]] for f in cfg["lr_factors"]])
+V = np.array([[grid[f, l]["val"] for l in cfg["l2_grid"]] for f in cfg["lr_factors"]])
 print(np.round(100 * A, 1))
 #%% md
 ## Heatmaps
@@ -92,23 +93,28 @@ notebook.interact(show, lr_factor=widgets.SelectionSlider(options=cfg["lr_factor
                  l2=widgets.SelectionSlider(options=cfg["l2_grid"], description="L2"));
 #%% md
 ## Verdict
-With the base cell = smallest learning rate and no L2: (1) the best large-learning-rate cell without L2 beats the base; (2) the best L2 cell at the smallest learning rate beats the base; (3) the best cell with both beats the base by more than the two gains added (superlinear); each gain is compared with its standard error. Whether the finite networks end above the kernel, as in the paper, is reported beside.
+With the base cell = smallest learning rate and no L2, and each "best" cell chosen on the validation half: (1) the best large-learning-rate cell without L2 beats the base; (2) the best L2 cell at the smallest learning rate beats the base; (3) the best cell with both beats the base by more than the two gains added (superlinear). Each must hold by more than the standard error of the difference (binomial errors on the reported half, in quadrature). Whether the finite networks end above the kernel, as in the paper, is reported beside.
 
-*Caveat at this scale:* every cell trains for the same few hundred full-batch steps, so the small-learning-rate cells are far from converged and part of the learning-rate "gain" is faster progress; at `ci` the finite networks stay below the kernel. The paper trains to convergence (or its best early-stopping point) at 45,000 images.
+*Caveat at this scale:* every cell trains for the same few hundred full-batch steps, so the small-learning-rate cells are far from converged and part of the learning-rate "gain" is faster progress; at `ci` the finite networks stay below the kernel. The paper trains to convergence (or its best early-stopping point) at 45,000 images. At `ci` the L2 gain at the smallest learning rate is +1.1 ± 1.5 points (the base network, at 0.1·η_crit for 400 steps, is barely trained: 12.4%, so there is little for L2 to regularize) and the `ci` verdict is **no**, recorded as such; at `default` (600 steps, 2,000 reported images) it is +1.6 ± 1.1 and the verdict is yes.
 #%% code
+def chosen(rows, cols):
+    """Test accuracy of the cell of this block with the best validation accuracy."""
+    return study.tuned(V[rows, cols].ravel(), A[rows, cols].ravel())[0]
+
+n_rep = len(y_rep)
 base = A[0, 0]
-lr_gain = A[1:, 0].max() - base
-l2_gain = A[0, 1:].max() - base
-both_gain = A[1:, 1:].max() - base
-se = np.sqrt(2) * study.accuracy_se(base, len(y_rep) * cfg["members"])
+lr_acc, l2_acc, both_acc = chosen(slice(1, None), slice(0, 1)), chosen(slice(0, 1), slice(1, None)), chosen(slice(1, None), slice(1, None))
+lr_gain, l2_gain, both_gain = lr_acc - base, l2_acc - base, both_acc - base
+se_super = float(np.sqrt(sum(study.accuracy_se(a, n_rep) ** 2 for a in (both_acc, lr_acc, l2_acc, base))))
 rows = [dict(what="base (smallest lr, no L2)", ours=study.pct(base), paper="≈ kernel"),
-        dict(what="gain from large lr alone", ours=f"{100 * lr_gain:+.1f} ± {100 * se:.1f} points", paper="> 0 (Fig. 1)"),
-        dict(what="gain from L2 alone", ours=f"{100 * l2_gain:+.1f} ± {100 * se:.1f} points", paper="> 0"),
-        dict(what="gain from both", ours=f"{100 * both_gain:+.1f} points vs sum {100 * (lr_gain + l2_gain):+.1f}", paper="superlinear"),
+        dict(what="gain from large lr alone", ours=f"{100 * lr_gain:+.1f} ± {100 * study.difference_se(lr_acc, base, n_rep):.1f} points", paper="> 0 (Fig. 1)"),
+        dict(what="gain from L2 alone", ours=f"{100 * l2_gain:+.1f} ± {100 * study.difference_se(l2_acc, base, n_rep):.1f} points", paper="> 0"),
+        dict(what="gain from both − sum of the two", ours=f"{100 * both_gain:+.1f} − {100 * (lr_gain + l2_gain):+.1f} = "
+             f"{100 * (both_gain - lr_gain - l2_gain):+.1f} ± {100 * se_super:.1f} points", paper="> 0 (superlinear)"),
         dict(what="best cell − NTK", ours=f"{100 * (A.max() - kernel_acc):+.1f} points", paper="> 0 (finite beats kernel)")]
 notebook.table(rows)
-ok = lr_gain > 0 and l2_gain > 0 and both_gain > lr_gain + l2_gain
-#%% code tags=verdict
+ok = study.beats(lr_acc, base, n_rep) and study.beats(l2_acc, base, n_rep) and both_gain - lr_gain - l2_gain > se_super
+#%% code tags=verdict expect=no
 # NBVAL_CHECK_OUTPUT
 notebook.verdict("04_l2_and_learning_rate", "Large learning rate and L2 each improve finite networks, and together superlinearly",
                  ok, rows, ds.describe(), preset)

@@ -56,7 +56,7 @@ for share in (True, False):
 #%% md
 ## Figure
 #%% code
-n_eff = cfg["n_test"] * cfg["members"]
+n_eff = cfg["n_test"]  # the members share the test points: test-set noise does not average out over them
 fig, ax = plt.subplots(figsize=(7, 4))
 for share, style in [(True, "o-"), (False, "s--")]:
     acc = np.array([results[share, w]["acc"] for w in cfg["widths"]])
@@ -84,7 +84,7 @@ def show(width):
 notebook.interact(show, width=widgets.SelectionSlider(options=cfg["widths"], description="width"));
 #%% md
 ## Verdict
-The claims: (1) the kernels are identical (relative difference below 10⁻⁵ in float32); (2) at the smallest width the CNN beats the LCN; (3) the gap at the largest width is smaller than at the smallest.
+The claims: (1) the kernels are identical (relative difference below 10⁻⁵ in float32); (2) at the smallest width the CNN beats the LCN by more than the standard error of the difference; (3) the gap at the largest width is smaller than at the smallest.
 
 *Known at this scale:* the kernels agree exactly (0 difference), but after 150 full-batch steps on 200 images the narrow CNNs are *behind* the LCNs (−12 points at width 2), so the `ci` verdict is **no**, recorded as such; the CPU budget allows far less training than the paper's.
 #%% code
@@ -94,7 +94,7 @@ rows = [dict(what="max |K_CNN − K_LCN| / max |K|", ours=f"{kernel_diff:.1e}", 
 rows += [dict(what=f"CNN − LCN at width {w}", ours=f"{100 * g:+.1f} ± {100 * se:.1f} points", paper="> 0, shrinking with width (Fig. 5)")
          for w, g in zip(cfg["widths"], gaps)]
 notebook.table(rows)
-ok = kernel_diff < 1e-5 and gaps[0] > 0 and abs(gaps[-1]) < gaps[0]
+ok = kernel_diff < 1e-5 and gaps[0] > se and abs(gaps[-1]) < gaps[0]
 #%% code tags=verdict expect=no
 # NBVAL_CHECK_OUTPUT
 notebook.verdict("10_equivariance_cnn_vs_lcn", "CNN and LCN share one kernel; weight sharing helps only narrow networks",

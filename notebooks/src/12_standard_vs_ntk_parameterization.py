@@ -62,11 +62,13 @@ def fcn_widths(w1, w2, param):
 
 def kernel_acc(arch):
     r = study.kernel_accuracies(arch, x_tr, y_tr, x_te, y_te, diag_regs=cfg["diag_regs"], get=("nngp", "ntk"))
-    return study.tuned(r["ntk"]["val"], r["ntk"]["test"])[0]
+    return study.tuned(r["ntk"]["val"], r["ntk"]["test"])[0], max(r["ntk"]["val"])  # (test, validation)
 
 w = cfg["base_width"]
-ntk_kernel = kernel_acc(nbk.fcn(2, w, parameterization="ntk"))
-std_kernel = {r: kernel_acc(fcn_widths(int(r * w), w, "standard")) for r in cfg["ratios"]}
+ntk_kernel, _ = kernel_acc(nbk.fcn(2, w, parameterization="ntk"))
+std_both = {r: kernel_acc(fcn_widths(int(r * w), w, "standard")) for r in cfg["ratios"]}
+std_kernel = {r: test for r, (test, _) in std_both.items()}
+best_r = max(std_both, key=lambda r: std_both[r][1])  # the width ratio is chosen on the validation half
 print(f"NTK-param kernel {ntk_kernel:.3f}; standard kernel by ratio:", {r: round(a, 3) for r, a in std_kernel.items()})
 #%% md
 ## Finite networks, learning rate tuned
@@ -121,23 +123,24 @@ notebook.interact(show, param=widgets.ToggleButtons(options=["standard", "ntk"])
                  width=widgets.SelectionSlider(options=cfg["widths"]), factor=widgets.SelectionSlider(options=cfg["lr_factors"]));
 #%% md
 ## Verdict
-The claims: (1) η_crit ∝ width^s with s within 0.3 of −1 in standard parameterization and |s| < 0.2 in NTK parameterization; (2) the standard kernel at equal widths is within two standard errors of the NTK-parameterized kernel; (3) some width ratio's standard kernel beats the NTK-parameterized kernel. Which parameterization's finite networks do better is reported beside the paper's claim, not part of the verdict.
+The claims: (1) η_crit ∝ width^s with s within 0.3 of −1 in standard parameterization and |s| < 0.2 in NTK parameterization; (2) the standard kernel at equal widths is within two standard errors of the NTK-parameterized kernel; (3) the width ratio chosen on the validation half gives a standard kernel that beats the NTK-parameterized kernel by more than the standard error of the difference. Which parameterization's finite networks do better is reported beside the paper's claim, not part of the verdict.
 
-*Known at this scale:* claims (1) and (2) hold at `ci`; the best width ratio only ties the NTK-parameterized kernel (37.7% both), so (3) fails and the `ci` verdict is **no**, recorded as such. The finite networks here are far from converged (a few hundred full-batch steps).
+*Known at this scale:* claims (1) and (2) hold at `ci`; the width ratio chosen on validation only ties the NTK-parameterized kernel (−0.3 ± 2.2 points at `ci`, +0.4 ± 1.6 at `default`), so (3) fails and the verdict is **no** at both, recorded as such. The finite networks here are far from converged (a few hundred full-batch steps).
 #%% code
 n_rep = len(y_rep)
-se2 = 2 * np.sqrt(2) * study.accuracy_se(ntk_kernel, n_rep)
-best_r = max(std_kernel, key=std_kernel.get)
+se2 = 2 * study.difference_se(std_kernel[1], ntk_kernel, n_rep)
 rows = [dict(what="η_crit ∝ width^s: standard / NTK", ours=f"s = {slopes['standard']:.2f} / {slopes['ntk']:.2f}", paper="−1 / 0"),
         dict(what="kernel: standard (r = 1) vs NTK-parameterized", ours=f"{study.pct(std_kernel[1])} vs {study.pct(ntk_kernel)} (2 SE of the difference: {100 * se2:.1f})",
              paper="similar"),
-        dict(what="kernel: best width ratio r", ours=f"r = {best_r}: {study.pct(std_kernel[best_r])}", paper="tuned ratios can beat NTK param"),
+        dict(what="kernel: width ratio r chosen on validation, − NTK-param",
+             ours=f"r = {best_r}: {study.pct(std_kernel[best_r])} ({100 * (std_kernel[best_r] - ntk_kernel):+.1f} ± "
+                  f"{100 * study.difference_se(std_kernel[best_r], ntk_kernel, n_rep):.1f})", paper="tuned ratios can beat NTK param"),
         dict(what="finite: standard vs NTK (tuned lr), by width",
              ours=", ".join(f"{wd}: {study.pct(finite['standard', wd]['acc'])} vs {study.pct(finite['ntk', wd]['acc'])}" for wd in cfg["widths"]),
              paper="NTK parameterization better (Lee et al. Table 1)")]
 notebook.table(rows)
 ok = abs(slopes["standard"] + 1) < 0.3 and abs(slopes["ntk"]) < 0.2 and abs(std_kernel[1] - ntk_kernel) <= se2 \
-    and std_kernel[best_r] > ntk_kernel
+    and study.beats(std_kernel[best_r], ntk_kernel, n_rep)
 #%% code tags=verdict expect=no
 # NBVAL_CHECK_OUTPUT
 notebook.verdict("12_standard_vs_ntk_parameterization", "η_crit ∝ 1/width (standard) vs constant (NTK); standard kernels match NTK ones and tuned width ratios beat them",
