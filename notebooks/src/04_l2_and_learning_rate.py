@@ -69,7 +69,9 @@ for ax, Z, title, cmap in [(axes[0], 100 * A, "test accuracy (%)", "viridis"), (
     im = ax.imshow(Z, cmap=cmap, aspect="auto", origin="lower", vmin=-lim if lim else None, vmax=lim)
     for i in range(Z.shape[0]):
         for j in range(Z.shape[1]):
-            ax.text(j, i, f"{Z[i, j]:.1f}", ha="center", va="center", fontsize=8, color="k" if cmap == "RdBu" else "w")
+            r, g, b, _ = im.cmap(im.norm(Z[i, j]))  # dark label on light cells, light on dark
+            ax.text(j, i, f"{Z[i, j]:.1f}", ha="center", va="center", fontsize=8,
+                    color="k" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "w")
     ax.set_xticks(range(len(cfg["l2_grid"])), [f"{l:g}" for l in cfg["l2_grid"]])
     ax.set_yticks(range(len(cfg["lr_factors"])), [f"{f:g}" for f in cfg["lr_factors"]])
     plots.label(ax, "L2 strength", "learning rate / η_crit")
