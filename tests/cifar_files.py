@@ -6,7 +6,7 @@ import pickle
 import numpy as np
 
 
-def write_cifar_folder(root, n_per_batch=(30, 30), n_test=20, seed=0, corrupt=None):
+def write_cifar_folder(root, n_per_batch=(30, 30), n_test=20, seed=0):
     """Tiny CIFAR-10 in the official python-pickle layout (protocol 2, bytes keys)."""
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True)

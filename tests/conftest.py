@@ -1,5 +1,4 @@
 import jax
-import numpy as np
 import pytest
 
 from cifar_files import write_cifar_folder
