@@ -65,6 +65,7 @@ def select_notebooks(names) -> list:
 # numpy/scipy's OpenBLAS spins a thread per core: two notebooks each doing so on two cores ran a
 # 3000x3072 SVD 2.7x slower than one thread each (measured here), so concurrent notebooks share them out.
 _BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+_XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 
 def _child_env(preset, figures_root, jobs) -> dict:
@@ -74,6 +75,8 @@ def _child_env(preset, figures_root, jobs) -> dict:
         share = str(max(1, (os.cpu_count() or 1) // jobs))
         for var in _BLAS_THREADS:
             env.setdefault(var, share)  # a user's own setting wins
+        if share == "1":  # XLA's CPU thread pool likewise (one process per core is as fast, measured)
+            env.setdefault("XLA_FLAGS", _XLA_ONE_THREAD)
     return env
 
 

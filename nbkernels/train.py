@@ -24,6 +24,7 @@ cached by its configuration, so re-running a notebook is instant.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Callable, Optional
 
@@ -87,9 +88,7 @@ def layer_factors(arch, params):
 
 
 def _l2_transform(l2, factors):
-    """Weight decay as an Optax transformation: grad += l2 * factor * theta."""
-    if not l2:
-        return optax.identity()
+    """Weight decay as an Optax transformation: grad += l2 * factor * theta (l2 may be traced)."""
     return optax.stateless(lambda g, p: jax.tree_util.tree_map(lambda gi, pi, c: gi + l2 * c * pi, g, p, factors))
 
 
@@ -114,27 +113,68 @@ def _model_fn(net, center, linearize):
     return model
 
 
-def max_ntk_eigenvalue(arch, params, x, n_out: int, iters: int = 30, key=None) -> float:
-    """Largest eigenvalue of ``J^T J / (m k)`` (the Gauss-Newton loss Hessian) by power iteration with jvp/vjp."""
+@functools.lru_cache(maxsize=32)
+def _programs(arch, optimizer, momentum, center, linearize, batch_size):
+    """The compiled programs of a training run, shared by every run of the same architecture and
+    optimizer: the learning rate, L2 strength, per-layer factors and data key are arguments, so a grid
+    over them compiles once (a CNN's step took 2-3 s to compile, per run, before)."""
     net = arch.network()
-    flat, unravel = jax.flatten_util.ravel_pytree(params)
-    m = x.shape[0]
+    model = _model_fn(net, center, linearize)
+
+    def loss_fn(p, p0, xb, yb, f0b):
+        return 0.5 * jnp.mean((model(p, p0, xb, f0b) - yb) ** 2)
+
+    def one_step(p, s, p0, xb, yb, f0b, lr, l2, factors):
+        loss, g = jax.value_and_grad(loss_fn)(p, p0, xb, yb, f0b)
+        updates, s = _optimizer(lr, optimizer, momentum, l2, factors).update(g, s, p)
+        return optax.apply_updates(p, updates), s, loss
+
+    # the data are arguments rather than closed-over constants, so XLA does not embed (and try to
+    # constant-fold) the whole training set in the compiled step
+    @jax.jit
+    def step(p, s, i, p0, xd, yd, f0d, lr, l2, factors, data_key):
+        m = xd.shape[0]
+        if batch_size is None or batch_size >= m:
+            xb, yb, f0b = xd, yd, f0d
+        else:
+            idx = jax.random.choice(jax.random.fold_in(data_key, i), m, (batch_size,), replace=False)
+            xb, yb, f0b = xd[idx], yd[idx], f0d[:, idx]
+        return jax.vmap(one_step, in_axes=(0, 0, 0, None, None, 0, None, None, None))(
+            p, s, p0, xb, yb, f0b, lr, l2, factors)
+
+    predict_all = jax.jit(jax.vmap(model, in_axes=(0, 0, None, 0)))
+    apply_all = jax.jit(jax.vmap(net.apply, in_axes=(0, None)))
+    return step, predict_all, apply_all
+
+
+@functools.lru_cache(maxsize=32)
+def _gauss_newton_program(arch):
+    """``v -> J^T J v`` at params ``p`` on inputs ``xs``, compiled once per architecture."""
+    net = arch.network()
 
     # params and x are arguments, not closed-over constants: XLA would otherwise constant-fold the
     # forward pass over the whole batch at compile time (seconds per convolution).
     @jax.jit
     def gn(v, p, xs):
         f = lambda q: net.apply(q, xs)
+        unravel = jax.flatten_util.ravel_pytree(p)[1]
         _, jv = jax.jvp(f, (p,), (unravel(v),))
         _, vjp = jax.vjp(f, p)
-        return jax.flatten_util.ravel_pytree(vjp(jv)[0])[0] / (m * n_out)
+        return jax.flatten_util.ravel_pytree(vjp(jv)[0])[0]
+    return gn
 
+
+def max_ntk_eigenvalue(arch, params, x, n_out: int, iters: int = 30, key=None) -> float:
+    """Largest eigenvalue of ``J^T J / (m k)`` (the Gauss-Newton loss Hessian) by power iteration with jvp/vjp."""
+    gn = _gauss_newton_program(arch)
+    flat = jax.flatten_util.ravel_pytree(params)[0]
     x = jnp.asarray(x)
+    scale = 1.0 / (x.shape[0] * n_out)
     v = jax.random.normal(key if key is not None else jax.random.PRNGKey(0), flat.shape, flat.dtype)
     v = v / jnp.linalg.norm(v)
     lam = 0.0
     for _ in range(iters):
-        w = gn(v, params, x)
+        w = gn(v, params, x) * scale
         lam = float(jnp.vdot(v, w))
         v = w / jnp.linalg.norm(w)
     return lam
@@ -143,6 +183,16 @@ def max_ntk_eigenvalue(arch, params, x, n_out: int, iters: int = 30, key=None) -
 def critical_learning_rate(arch, params, x, n_out: int, **kw) -> float:
     """``eta_crit = 2 / lambda_max`` of the loss Hessian (Gauss-Newton part) at ``params``."""
     return 2.0 / max_ntk_eigenvalue(arch, params, x, n_out, **kw)
+
+
+def _critical_rate_at_init(arch, cfg, member0, x, n_out, store):
+    """eta_crit of the first member's initialization, cached: a grid over learning rates and L2
+    strengths on one architecture and seed shares one power iteration instead of repeating it."""
+    if store is None:
+        return critical_learning_rate(arch, member0, x, n_out)
+    key = dict(kind="eta_crit", arch=cfg["arch"], x=cache_mod.fingerprint(x), n_out=n_out, seed=cfg["seed"],
+               ensemble=cfg["ensemble"])
+    return store.get_or_compute(key, lambda: critical_learning_rate(arch, member0, x, n_out), version=_VERSION)
 
 
 def _stack_init(net, keys, x):
@@ -192,43 +242,21 @@ def _train(arch, cfg, x_train, y_train, x_test, y_test, store, checkpoint_every,
     member0 = jax.tree_util.tree_map(lambda a: a[0], params0)
     eta_crit = None
     if cfg["lr_factor"] is not None:
-        eta_crit = critical_learning_rate(arch, member0, x_train[: min(m, 2048)], k)
+        eta_crit = _critical_rate_at_init(arch, cfg, member0, x_train[: min(m, 2048)], k, store)
         lr = cfg["lr_factor"] * eta_crit
     else:
         lr = cfg["lr"]
     factors = layer_factors(arch, member0) if cfg["l2_mode"] == "layerwise" else \
         jax.tree_util.tree_map(lambda _: 1.0, member0)
-    tx = _optimizer(lr, cfg["optimizer"], cfg["momentum"], cfg["l2"], factors)
-    model = _model_fn(net, cfg["center"], cfg["linearize"])
-    apply_all = jax.jit(jax.vmap(net.apply, in_axes=(0, None)))
+    tx = _optimizer(lr, cfg["optimizer"], cfg["momentum"], cfg["l2"], factors)  # its state's structure
+    step_program, predict_all, apply_all = _programs(arch, cfg["optimizer"], cfg["momentum"], cfg["center"],
+                                             cfg["linearize"], cfg["batch_size"])
     f0_train, f0_test = apply_all(params0, x_train), apply_all(params0, x_test)
     x_train_d, y_train_d, x_test_d = jnp.asarray(x_train), jnp.asarray(y_train), jnp.asarray(x_test)
+    hyper = (jnp.float32(lr), jnp.float32(cfg["l2"]), jax.tree_util.tree_map(jnp.float32, factors), data_key)
 
-    def loss_fn(p, p0, xb, yb, f0b):
-        return 0.5 * jnp.mean((model(p, p0, xb, f0b) - yb) ** 2)
-
-    def one_step(p, s, p0, xb, yb, f0b):
-        loss, g = jax.value_and_grad(loss_fn)(p, p0, xb, yb, f0b)
-        updates, s = tx.update(g, s, p)
-        return optax.apply_updates(p, updates), s, loss
-
-    bs = cfg["batch_size"]
-
-    # the data are arguments rather than closed-over constants, so XLA does not embed (and try to
-    # constant-fold) the whole training set in the compiled step
-    @jax.jit
-    def _step(p, s, step, p0, xd, yd, f0d):
-        if bs is None or bs >= m:
-            xb, yb, f0b = xd, yd, f0d
-        else:
-            idx = jax.random.choice(jax.random.fold_in(data_key, step), m, (bs,), replace=False)
-            xb, yb, f0b = xd[idx], yd[idx], f0d[:, idx]
-        return jax.vmap(one_step, in_axes=(0, 0, 0, None, None, 0))(p, s, p0, xb, yb, f0b)
-
-    def step_fn(p, s, step):
-        return _step(p, s, step, params0, x_train_d, y_train_d, f0_train)
-
-    predict_all = jax.jit(jax.vmap(model, in_axes=(0, 0, None, 0)))
+    def step_fn(p, s, i):
+        return step_program(p, s, i, params0, x_train_d, y_train_d, f0_train, *hyper)
 
     def evaluate(p):
         tr = np.asarray(predict_all(p, params0, x_train_d, f0_train))
