@@ -23,7 +23,7 @@ seed = 0
 Presets: a fully connected network (2 hidden layers) trained with full-batch SGD at 0.9·η_crit; `members` networks per ensemble, `seeds` independent ensembles.
 #%% code
 PRESETS = {
-    "ci":      dict(image=8, n_train=500, n_test=1000, width=512, steps=500, members=4, seeds=2),
+    "ci":      dict(image=8, n_train=500, n_test=1000, width=256, steps=400, members=4, seeds=2),
     "default": dict(image=8, n_train=1000, n_test=2000, width=512, steps=800, members=4, seeds=2),
     "paper":   dict(image=32, n_train=50000, n_test=10000, width=2048, steps=100000, members=8, seeds=5),
 }

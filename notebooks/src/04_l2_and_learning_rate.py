@@ -23,7 +23,7 @@ seed = 0
 Presets: a fully connected network (2 hidden layers, NTK parameterization), full-batch SGD; learning rates as multiples of the network's own η_crit (above 1 is the catapult regime), an L2 grid, `members` independently initialized networks per cell.
 #%% code
 PRESETS = {
-    "ci":      dict(image=8, n_train=1000, n_test=2000, width=512, steps=400, members=1,
+    "ci":      dict(image=8, n_train=1000, n_test=2000, width=256, steps=300, members=1,
                     lr_factors=[0.1, 0.5, 1.5], l2_grid=[0.0, 1e-4, 3e-4]),
     "default": dict(image=8, n_train=1000, n_test=4000, width=512, steps=600, members=1,
                     lr_factors=[0.1, 0.5, 1.0, 1.5], l2_grid=[0.0, 3e-5, 1e-4, 3e-4]),

@@ -24,7 +24,7 @@ Presets: data size, the ε grid (relative to the mean eigenvalue, as everywhere 
 #%% code
 PRESETS = {
     "ci":      dict(image=8, n_train=1000, n_test=2000, depth=2, eps_grid=list(np.logspace(-5, 2, 22)),
-                    width=1024, steps=1500, seeds=2),
+                    width=512, steps=1000, seeds=2),
     "default": dict(image=8, n_train=2000, n_test=4000, depth=2, eps_grid=list(np.logspace(-6, 2, 25)),
                     width=512, steps=2000, seeds=2),
     "paper":   dict(image=32, n_train=50000, n_test=10000, depth=3, eps_grid=list(np.logspace(-7, 2, 28)),
