@@ -1,4 +1,4 @@
-"""The report's command line: bad names get the list of valid ones; concurrent notebooks share BLAS threads."""
+"""The report's command line: bad names get the list of valid ones; concurrent notebooks share BLAS and XLA threads."""
 import pytest
 
 from nbkernels import report
@@ -16,12 +16,14 @@ def test_unknown_notebook_lists_the_valid_ones():
 
 
 def test_concurrent_notebooks_share_the_blas_threads(monkeypatch, tmp_path):
-    for var in report._BLAS_THREADS:
+    for var in report._BLAS_THREADS + ("XLA_FLAGS",):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(report.os, "cpu_count", lambda: 2)
     env = report._child_env("ci", tmp_path, jobs=2)
     assert env["OPENBLAS_NUM_THREADS"] == "1" and env["NBKERNELS_PRESET"] == "ci"
-    assert "OPENBLAS_NUM_THREADS" not in report._child_env("ci", tmp_path, jobs=1)
+    assert "intra_op_parallelism_threads=1" in env["XLA_FLAGS"]
+    alone = report._child_env("ci", tmp_path, jobs=1)
+    assert "OPENBLAS_NUM_THREADS" not in alone and "XLA_FLAGS" not in alone
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
     assert report._child_env("ci", tmp_path, jobs=2)["OPENBLAS_NUM_THREADS"] == "2"
 
