@@ -26,8 +26,8 @@ Presets: draws k, sizes and the augmentation (horizontal flips, random crops wit
 PRESETS = {
     "ci":      dict(image=16, gap_image=8, n_train=500, n_test=1000, gap_train=150, gap_test=300, depth=3, gap_depth=2,
                     draws=5, crop=1, diag_regs=[1e-3, 1e-2, 1e-1, 1.0]),
-    "default": dict(image=16, gap_image=8, n_train=800, n_test=1500, gap_train=200, gap_test=600, depth=3, gap_depth=2,
-                    draws=6, crop=1, diag_regs=[1e-4, 1e-3, 1e-2, 1e-1, 1.0]),
+    "default": dict(image=16, gap_image=8, n_train=1000, n_test=1500, gap_train=250, gap_test=600, depth=3, gap_depth=2,
+                    draws=10, crop=1, diag_regs=[1e-4, 1e-3, 1e-2, 1e-1, 1.0]),
     "paper":   dict(image=32, gap_image=32, n_train=50000, n_test=10000, gap_train=50000, gap_test=10000, depth=8,
                     gap_depth=8, draws=20, crop=4, diag_regs=list(np.logspace(-6, 0, 13))),
 }
