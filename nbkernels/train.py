@@ -250,7 +250,7 @@ def _train(arch, cfg, x_train, y_train, x_test, y_test, store, checkpoint_every,
         jax.tree_util.tree_map(lambda _: 1.0, member0)
     tx = _optimizer(lr, cfg["optimizer"], cfg["momentum"], cfg["l2"], factors)  # its state's structure
     step_program, predict_all, apply_all = _programs(arch, cfg["optimizer"], cfg["momentum"], cfg["center"],
-                                             cfg["linearize"], cfg["batch_size"])
+                                                     cfg["linearize"], cfg["batch_size"])
     f0_train, f0_test = apply_all(params0, x_train), apply_all(params0, x_test)
     x_train_d, y_train_d, x_test_d = jnp.asarray(x_train), jnp.asarray(y_train), jnp.asarray(x_test)
     hyper = (jnp.float32(lr), jnp.float32(cfg["l2"]), jax.tree_util.tree_map(jnp.float32, factors), data_key)
