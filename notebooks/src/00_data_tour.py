@@ -28,7 +28,7 @@ The presets: `ci` is the smallest scale at which the finding holds, `default` fi
 #%% code
 PRESETS = {
     "ci":      dict(n_train=1000,  n_test=1000,  eps_grid=[1.0, 0.1, 0.01, 1e-3, 0.0]),
-    "default": dict(n_train=5000,  n_test=5000,  eps_grid=[10.0, 1.0, 0.1, 0.01, 1e-3, 1e-4, 0.0]),
+    "default": dict(n_train=3000,  n_test=3000,  eps_grid=[10.0, 1.0, 0.1, 0.01, 1e-3, 1e-4, 0.0]),
     "paper":   dict(n_train=50000, n_test=10000, eps_grid=[10.0, 1.0, 0.1, 0.01, 1e-3, 1e-4, 0.0]),
 }
 cfg = notebook.choose_preset(PRESETS, preset, n_train=n_train, n_test=n_test)

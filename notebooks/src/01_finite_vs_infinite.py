@@ -23,10 +23,10 @@ seed = 0
 Presets. The convolutional networks are costly to train on a CPU, so they get fewer images and channels than the FCN; every setting trains for the same number of full-batch SGD steps.
 #%% code
 PRESETS = {
-    "ci":      dict(image=8, fcn=dict(n=500, width=256, steps=300), cnn=dict(n=200, width=16, steps=100), depth=2, n_test=1000,
+    "ci":      dict(image=8, fcn=dict(n=500, width=256, steps=200), cnn=dict(n=150, width=16, steps=100), depth=2, n_test=1000,
                     lr=0.5, large_lr=1.5, l2=1e-4, members=2),
     "default": dict(image=8, fcn=dict(n=1000, width=512, steps=600), cnn=dict(n=300, width=16, steps=300), depth=2, n_test=2000,
-                    lr=0.5, large_lr=1.5, l2=1e-4, members=4),
+                    lr=0.5, large_lr=1.5, l2=1e-4, members=2),
     "paper":   dict(image=32, fcn=dict(n=50000, width=2048, steps=100000), cnn=dict(n=50000, width=256, steps=100000), depth=3,
                     n_test=10000, lr=0.5, large_lr=1.5, l2=1e-5, members=8),
 }

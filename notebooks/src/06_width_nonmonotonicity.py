@@ -23,7 +23,7 @@ seed = 0
 Presets: CNN-VEC (3×3 convolutions, flatten, dense readout) in standard parameterization, momentum SGD at a fraction of each network's η_crit with L2, widths over at least six octaves, `members` independently initialized networks per width (the seeds).
 #%% code
 PRESETS = {
-    "ci":      dict(image=8, n_train=200, n_test=1000, depth=2, widths=[1, 2, 4, 8, 16, 32, 64], steps=100, members=2, l2=1e-4),
+    "ci":      dict(image=8, n_train=100, n_test=600, depth=2, widths=[1, 2, 4, 8, 16, 32, 64], steps=100, members=2, l2=1e-4),
     "default": dict(image=8, n_train=300, n_test=2000, depth=2, widths=[1, 2, 4, 8, 16, 32, 64], steps=250, members=2, l2=1e-4),
     "paper":   dict(image=32, n_train=50000, n_test=10000, depth=8, widths=[8, 16, 32, 64, 128, 256, 512, 1024], steps=50000, members=4, l2=1e-5),
 }

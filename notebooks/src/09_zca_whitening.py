@@ -23,9 +23,9 @@ seed = 0
 Presets. CNN-GAP is the costly kernel (all pixel pairs), so it gets a smaller training set. ε is relative to the mean eigenvalue of the pixel covariance: `W = (Σ + ε·tr(Σ)/d·I)^(−1/2)`.
 #%% code
 PRESETS = {
-    "ci":      dict(image=8, n_train=600, n_test=800, gap_train=200, gap_test=400, depth=3,
+    "ci":      dict(image=8, n_train=400, n_test=600, gap_train=150, gap_test=300, depth=3,
                     eps_grid=[10.0, 1.0, 0.1, 0.01, 0.0], diag_regs=[1e-3, 1e-2, 1e-1, 1.0]),
-    "default": dict(image=8, n_train=1500, n_test=2000, gap_train=400, gap_test=800, depth=3,
+    "default": dict(image=8, n_train=1000, n_test=2000, gap_train=300, gap_test=600, depth=3,
                     eps_grid=[10.0, 1.0, 0.1, 0.01, 1e-3, 0.0], diag_regs=[1e-4, 1e-3, 1e-2, 1e-1, 1.0]),
     "paper":   dict(image=32, n_train=50000, n_test=10000, gap_train=50000, gap_test=10000, depth=8,
                     eps_grid=[10.0, 1.0, 0.1, 0.01, 1e-3, 1e-4, 0.0], diag_regs=list(np.logspace(-6, 0, 13))),

@@ -23,8 +23,8 @@ seed = 0
 Presets: two 3×3 layers on downsampled images, widths (channels), SGD with momentum at a fraction of η_crit, `members` networks per width (vmapped) for the noise.
 #%% code
 PRESETS = {
-    "ci":      dict(image=8, n_train=200, n_test=1000, depth=2, widths=[2, 8, 32], steps=100, members=1),
-    "default": dict(image=8, n_train=300, n_test=2000, depth=2, widths=[2, 8, 32], steps=300, members=1),
+    "ci":      dict(image=8, n_train=100, n_test=600, depth=2, widths=[2, 8, 32], steps=100, members=1),
+    "default": dict(image=8, n_train=300, n_test=2000, depth=2, widths=[2, 8, 32], steps=200, members=1),
     "paper":   dict(image=32, n_train=50000, n_test=10000, depth=8, widths=[16, 64, 256, 1024], steps=50000, members=4),
 }
 cfg = notebook.choose_preset(PRESETS, preset)

@@ -24,10 +24,10 @@ seed = 0
 Presets: widths for η_crit, width ratios r = (first hidden width)/(second) for the standard kernels, widths and learning-rate factors for the finite networks.
 #%% code
 PRESETS = {
-    "ci":      dict(image=8, n_train=1000, n_test=2000, crit_widths=[32, 64, 128, 256, 512, 1024],
-                    ratios=[0.25, 0.5, 1, 2, 4], base_width=512, widths=[128, 512], lr_factors=[0.3, 0.9], steps=400,
+    "ci":      dict(image=8, n_train=600, n_test=1200, crit_widths=[32, 64, 128, 256, 512, 1024],
+                    ratios=[0.25, 0.5, 1, 2, 4], base_width=512, widths=[128, 512], lr_factors=[0.3, 0.9], steps=200,
                     diag_regs=[1e-3, 1e-2, 1e-1, 1.0]),
-    "default": dict(image=8, n_train=1500, n_test=4000, crit_widths=[64, 128, 256, 512, 1024, 2048, 4096],
+    "default": dict(image=8, n_train=1500, n_test=4000, crit_widths=[32, 64, 128, 256, 512, 1024, 2048],
                     ratios=[0.125, 0.25, 0.5, 1, 2, 4, 8], base_width=512, widths=[128, 512], lr_factors=[0.3, 0.9],
                     steps=800, diag_regs=[1e-4, 1e-3, 1e-2, 1e-1, 1.0]),
     "paper":   dict(image=32, n_train=50000, n_test=10000, crit_widths=[64, 128, 256, 512, 1024, 2048, 4096],

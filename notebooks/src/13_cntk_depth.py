@@ -23,9 +23,9 @@ seed = 0
 Presets. CNN-GAP kernels cost P² per image pair, so images are downsampled and the training set kept small on a CPU. Depth 1 is left out as in Arora et al.'s table: one 3×3 layer then pooling sees only a bag of 3×3 patches. `paper` is Arora et al.'s setting (full CIFAR-10 at 32×32, depths up to 21, GPUs).
 #%% code
 PRESETS = {
-    "ci":      dict(image=8, n_train=250, n_test=800, depths=[2, 4],
+    "ci":      dict(image=8, n_train=200, n_test=600, depths=[2, 4],
                     diag_regs=[1e-4, 1e-3, 1e-2, 1e-1, 1.0]),
-    "default": dict(image=8, n_train=600, n_test=1000, depths=[2, 4, 6],
+    "default": dict(image=8, n_train=400, n_test=1000, depths=[2, 4, 6],
                     diag_regs=[1e-4, 1e-3, 1e-2, 1e-1, 1.0]),
     "paper":   dict(image=32, n_train=50000, n_test=10000, depths=[3, 4, 6, 11, 21],
                     diag_regs=list(np.logspace(-6, 0, 13))),
