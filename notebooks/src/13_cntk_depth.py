@@ -89,7 +89,7 @@ notebook.interact(show, depth=widgets.SelectionSlider(options=cfg["depths"], des
 ## Verdict
 The claims: (1) at every depth CNN-GAP's accuracy is above CNN-VEC's for both the NNGP and the NTK, by more than the standard error of the difference; (2) the cost per entry of a GAP kernel is about P times a VEC kernel's: we accept a ratio within a factor of 3 of P (the work per pixel pair differs by small constants: VEC carries only the diagonal, GAP all pairs), at the deepest depth, where the per-layer work dominates the fixed costs.
 
-*Known at this scale:* GAP is ahead at every depth at `ci` (+1.6 to +4.4 points) and at `default` (+0.4 to +4.2), but on 500 reported test images the standard error of a difference is about 3 points, so the shallow `ci` gains and default's depth-6 NNGP gain are within noise and the verdict is **no**, recorded as such. Showing a 2-point gap at one SE needs about 2,000 reported test images per comparison (4,000 test images: 4× the `ci` test-kernel cost); Arora et al.'s 11-point gap at 32×32 on the full training set would be clear on the 10,000-image test batch.
+*Known at this scale:* GAP is ahead at every depth at `ci` (+1.7 to +2.7 points) and at `default` (+0.4 to +4.2), but on 300 (`ci`) or 500 (`default`) reported test images the standard error of a difference is about 3.7 or 3 points, so the shallow `ci` gains and default's depth-6 NNGP gain are within noise and the verdict is **no**, recorded as such. Showing a 2-point gap at one SE needs about 2,000 reported test images per comparison (4,000 test images: 4× the `ci` test-kernel cost); Arora et al.'s 11-point gap at 32×32 on the full training set would be clear on the 10,000-image test batch.
 #%% code
 rows = []
 for d in cfg["depths"]:
