@@ -139,14 +139,15 @@ def _row(r, out_dir):
     for f in figs:
         rel = f.relative_to(out_dir).as_posix()
         thumbs += f'<a href="{rel}"><img src="{rel}" alt="{html.escape(f.stem)}" class="thumb"></a>'
-    return (f"<tr><td>{link}<div class='wall'>{r['wall']:.0f} s</div></td><td>{claim}</td><td>{nums}</td>"
+    data = f" · {html.escape(v['dataset'])}" if v and v.get("dataset") else ""
+    return (f"<tr><td>{link}<div class='wall'>{r['wall']:.0f} s{data}</div></td><td>{claim}</td><td>{nums}</td>"
             f"<td>{status}</td><td>{thumbs}</td></tr>")
 
 
 def write_index(results, out_dir: Path, preset: str, wall: float) -> Path:
     rows = "\n".join(_row(r, out_dir) for r in results)
     n_yes = sum(1 for r in results if r["verdict"] and r["verdict"]["reproduced"] and not r["error"])
-    datasets = sorted({r["verdict"].get("dataset", "") for r in results if r["verdict"]})
+    datasets = sorted({r["verdict"].get("dataset", "").split(",")[0] for r in results if r["verdict"]} - {""})
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>nbkernels report ({preset})</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1400px}}table{{border-collapse:collapse}}
 td,th{{border-bottom:1px solid #ddd;padding:6px;vertical-align:top;text-align:left}}
@@ -154,7 +155,7 @@ td,th{{border-bottom:1px solid #ddd;padding:6px;vertical-align:top;text-align:le
 .yes{{color:#009E73;font-weight:bold}}.no{{color:#D55E00;font-weight:bold}}.failed{{color:#D55E00}}
 .wall{{color:#888;font-size:11px}}pre{{white-space:pre-wrap;font-size:11px;max-width:400px}}</style></head><body>
 <h1>Finite versus infinite neural networks: findings at preset <code>{preset}</code></h1>
-<p>{n_yes} of {len(results)} findings reproduced. Data: {html.escape('; '.join(d for d in datasets if d))}.
+<p>{n_yes} of {len(results)} findings reproduced. Data: {html.escape(', '.join(datasets))} (each row names its subset).
 Total wall time <span id="wall">{wall:.0f}</span> s on {os.cpu_count()} cores.</p>
 <table><tr><th>notebook</th><th>the paper's claim</th><th>our numbers | paper</th><th>verdict</th><th>figures</th></tr>
 {rows}

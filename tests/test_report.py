@@ -42,3 +42,21 @@ def test_report_pages_draw_each_widget_once_without_comms(monkeypatch, tmp_path)
     monkeypatch.delenv(notebook.STATIC_WIDGETS_ENV)
     w = notebook.interact(lambda k: calls.append(k), k=ipywidgets.IntSlider(min=1, max=4, value=2))
     assert calls[-1] == 2 and hasattr(w, "widget")  # a live interact in JupyterLab
+
+
+def test_index_shows_a_failed_notebook_with_its_error_beside_the_others(tmp_path):
+    figs = tmp_path / "figures" / "00_data_tour"
+    figs.mkdir(parents=True)
+    (figs / "spectrum.png").write_bytes(b"\x89PNG")
+    ok = dict(name="00_data_tour", wall=31.6, error=None, page=tmp_path / "00_data_tour.html", figures=figs,
+              verdict=dict(claim="ZCA reaches the identity", reproduced=True, dataset="CIFAR-10, 100 train / 600 test",
+                           numbers=[dict(what="max dev", ours="4e-08", paper="→ 0")]))
+    bad = dict(name="01_finite_vs_infinite", wall=5.0, error="ValueError: x has NaN", page=None, verdict=None,
+               figures=tmp_path / "figures" / "01_finite_vs_infinite")
+    index = report.write_index([ok, bad], tmp_path, "ci", wall=40.0)
+    text = index.read_text()
+    assert "1 of 2 findings reproduced" in text and "Data: CIFAR-10 (each row names its subset)" in text
+    assert "32 s · CIFAR-10, 100 train / 600 test" in text and 'src="figures/00_data_tour/spectrum.png"' in text
+    assert '<span class="failed">failed</span><pre>ValueError: x has NaN</pre>' in text
+    summary = (tmp_path / "summary.json").read_text()
+    assert '"error": "ValueError: x has NaN"' in summary
