@@ -58,6 +58,15 @@ def label(ax, xlabel: str, ylabel: str):
     return ax
 
 
+def log_ticks(ax, values, base: float = 2):
+    """A log x axis ticked at exactly `values` (labelled as written), without the minor-tick labels that
+    crowd a short log axis."""
+    ax.set_xscale("log", base=base)
+    ax.set_xticks(list(values), [f"{v:g}" for v in values])
+    ax.minorticks_off()
+    return ax
+
+
 def scale_line(ds=None, preset: str | None = None, extra: str = "") -> str:
     parts = []
     if ds is not None:

@@ -98,11 +98,13 @@ ax.set_title("largest stable learning rate"); ax.legend()
 ax = axes[1]
 ax.semilogx(cfg["ratios"], [100 * std_kernel[r] for r in cfg["ratios"]], "o-", label="standard NTK, widths (r·w, w)")
 ax.axhline(100 * ntk_kernel, color="C1", ls="--", label="NTK-parameterized kernel")
+plots.log_ticks(ax, cfg["ratios"])
 plots.label(ax, "width ratio r (first / second hidden layer)", "test accuracy (%)")
 ax.set_title("infinite-width kernels"); ax.legend(fontsize=8)
 ax = axes[2]
 for p, style in [("standard", "o-"), ("ntk", "s--")]:
     ax.semilogx(cfg["widths"], [100 * finite[p, wd]["acc"] for wd in cfg["widths"]], style, label=p)
+plots.log_ticks(ax, cfg["widths"])
 plots.label(ax, "width (hidden units)", "test accuracy (%), tuned lr")
 ax.set_title("finite networks"); ax.legend()
 plots.title(fig, "Standard vs NTK parameterization (FCN, 2 hidden layers)", ds, preset, f"{cfg['image']}×{cfg['image']} images")
