@@ -68,13 +68,14 @@ def zca_sweep(x_train, x_test, y_train, y_test, eps_grid):
         means = np.stack([f_tr[y_train == c].mean(0) for c in range(10)])
         d2 = (f_te ** 2).sum(1)[:, None] - 2 * f_te @ means.T + (means ** 2).sum(1)[None]
         acc = float((d2.argmin(1) == y_test).mean())
-        out["runs"][eps] = dict(cov_deviation=float(np.abs(cov_eigs[:rank] - 1).max()), ncm_accuracy=acc,
+        dev = np.abs(cov_eigs[:rank] - 1)
+        out["runs"][eps] = dict(cov_deviation=float(dev.max()), cov_median_deviation=float(np.median(dev)), ncm_accuracy=acc,
                                 examples=w_tr[:6], reg=eps * z.eigenvalues_.sum() / z.eigenvalues_.size)
     return out
 
 x_tr, x_te = data.standardize_channels(ds.x_train, ds.x_test)
 config = dict(nb="00", data=nbk.cache.fingerprint(x_tr), test=nbk.cache.fingerprint(x_te), eps=cfg["eps_grid"])
-sweep = nbk.cache.cached(config, lambda: zca_sweep(x_tr, x_te, ds.y_train, ds.y_test, cfg["eps_grid"]), version="3")
+sweep = nbk.cache.cached(config, lambda: zca_sweep(x_tr, x_te, ds.y_train, ds.y_test, cfg["eps_grid"]), version="4")
 #%% md
 ## The spectrum of the pixel covariance
 Natural images have a covariance spectrum that decays roughly like a power law; ZCA divides each direction by the square root of its eigenvalue plus the regularizer `ε·tr(Σ)/d` (dashed lines), so directions below the line are left mostly unamplified.
@@ -111,7 +112,7 @@ def show(eps):
 notebook.interact(show, eps=widgets.SelectionSlider(options=cfg["eps_grid"], value=cfg["eps_grid"][1], description="ε"));
 #%% md
 ## Verdict
-Two checks computed from the data: (1) as ε → 0 the largest deviation of the whitened training covariance from the identity (on the span of the data) shrinks monotonically and reaches below 10⁻³ at ε = 0; (2) after whitening with ε = 0.1, a nearest-class-mean classifier still beats chance (10%) by more than five standard errors on the test set.
+Two checks computed from the data: (1) as ε → 0 the largest deviation of the whitened training covariance from the identity (on the span of the data) shrinks monotonically and reaches below 10⁻³ at ε = 0 (the table also gives the median deviation: the largest one belongs to the smallest eigenvalue of the pixel covariance, far below every regularizer level in the grid, so it stays near 1 until ε = 0); (2) after whitening with ε = 0.1, a nearest-class-mean classifier still beats chance (10%) by more than five standard errors on the test set.
 #%% code
 devs = [sweep["runs"][e]["cov_deviation"] for e in cfg["eps_grid"]]
 monotone = all(a >= b - 1e-6 for a, b in zip(devs, devs[1:]))
@@ -119,7 +120,8 @@ full = sweep["runs"][0.0]["cov_deviation"]
 acc = sweep["runs"][0.1]["ncm_accuracy"]
 se = np.sqrt(acc * (1 - acc) / len(ds.y_test))
 separable = acc - 0.1 > 5 * se
-rows = [dict(what=f"max |eig(cov) - 1| at ε={e:g}", ours=f"{d:.2e}", paper="→ 0 as ε → 0") for e, d in zip(cfg["eps_grid"], devs)]
+rows = [dict(what=f"max (median) |eig(cov) - 1| at ε={e:g}", ours=f"{d:.2e} ({sweep['runs'][e]['cov_median_deviation']:.2e})",
+             paper="→ 0 as ε → 0") for e, d in zip(cfg["eps_grid"], devs)]
 rows.append(dict(what="nearest-class-mean test accuracy, ε=0.1", ours=f"{100*acc:.1f} ± {100*se:.1f}%", paper="above chance (10%)"))
 notebook.table(rows)
 #%% code tags=verdict
