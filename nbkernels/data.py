@@ -253,7 +253,7 @@ def load(name: str = "auto", n_train: Optional[int] = None, n_test: Optional[int
                       f"({str(e).split('.')[0]}).", file=sys.stderr)
         else:
             if verbose:
-                print(f"nbkernels: using CIFAR-10 from {raw[-1]}", file=sys.stderr)
+                print(f"nbkernels: using CIFAR-10 from {raw[-1]}")  # information, not a warning: stdout
     elif name == "cifar10":
         raw = _load_cifar10(data_dir, download=download)
     else:
