@@ -274,27 +274,37 @@ def critical_size(alpha: float, c: float, dtype) -> float:
 def rounding_cliff(k, sizes, dtype):
     """Predict where rounding a kernel to ``dtype`` makes kernel regression break, from float64 alone.
 
-    Rounding to nearest perturbs each entry by a relative error of standard deviation
-    ``eps / (2 sqrt 3)`` (``eps`` the dtype's resolution), so the smallest eigenvalue of the leading
-    m x m block meets the rounding noise when ``lambda_min(m) ~ sigma(m) = eps / (2 sqrt 3) * rms(K_m)``.
-    Both sides, relative to ``lambda_1(m)``, follow power laws in m; fitted over ``sizes``, their
-    crossing is the predicted critical size (extrapolated beyond the grid where needed).
+    Rounding to nearest perturbs each entry by an independent relative error of standard deviation
+    ``eps / (2 sqrt 3)`` (``eps`` the dtype's resolution): the perturbation of the leading m x m block is a
+    symmetric random matrix with entries of standard deviation ``sigma(m) = eps / (2 sqrt 3) * rms(K_m)``.
+    Restricted to the N eigendirections of ``K_m`` with the smallest eigenvalues it is an N x N Wigner
+    matrix, whose eigenvalues spread to ``+-2 sigma sqrt(N)`` (the semicircle edge), so the rounded kernel goes
+    indefinite once some N of its eigenvalues lie below ``2 sigma sqrt(N)``. The margin
+    ``min_N lambda_(N) / (2 sigma sqrt(N))`` (``lambda_(N)`` the N-th smallest eigenvalue) follows a power law
+    in m; fitted over ``sizes``, the m where it reaches 1 is the predicted critical size (extrapolated
+    beyond the grid where needed). ``critical_first_order`` is the cruder N = 1 criterion
+    ``lambda_min = sigma``, which ignores how the noise on many small eigenvalues adds up.
 
-    Returns dict(critical=m*, min_rel=[lambda_min/lambda_1 per size], noise_rel=[sigma/lambda_1 per size],
-    alpha=decay exponent of lambda_min/lambda_1 in m).
+    Returns dict(critical=m*, critical_first_order=m*, margin=[per size], min_rel=[lambda_min/lambda_1 per
+    size], noise_rel=[sigma/lambda_1 per size], alpha=decay exponent of lambda_min/lambda_1 in m).
     """
     k = np.asarray(k, dtype=np.float64)
     sizes = np.asarray(sorted(sizes))
-    min_rel, noise_rel = [], []
+    min_rel, noise_rel, margin = [], [], []
     for m in sizes:
-        e = np.linalg.eigvalsh(k[:m, :m])
+        e = np.linalg.eigvalsh(k[:m, :m])                          # ascending
+        sigma = resolution(dtype) / (2 * np.sqrt(3)) * np.sqrt(np.mean(k[:m, :m] ** 2))
         min_rel.append(max(e[0], 1e-300) / e[-1])
-        noise_rel.append(resolution(dtype) / (2 * np.sqrt(3)) * np.sqrt(np.mean(k[:m, :m] ** 2)) / e[-1])
-    lm, lx = np.log(sizes), np.log
-    a1, b1 = np.polyfit(lm, lx(min_rel), 1)
-    a2, b2 = np.polyfit(lm, lx(noise_rel), 1)
-    critical = float(np.exp((b2 - b1) / (a1 - a2))) if a1 < a2 else float("inf")
-    return dict(critical=critical, min_rel=min_rel, noise_rel=noise_rel, alpha=float(-a1))
+        noise_rel.append(sigma / e[-1])
+        margin.append(max(np.min(e / (2 * sigma * np.sqrt(np.arange(1, m + 1)))), 1e-300))
+    lm = np.log(sizes)
+
+    def crossing(log_ratio):                                       # where a power-law fit of the ratio hits 1
+        slope, intercept = np.polyfit(lm, log_ratio, 1)
+        return float(np.exp(-intercept / slope)) if slope < 0 else float("inf")
+
+    return dict(critical=crossing(np.log(margin)), critical_first_order=crossing(np.log(min_rel) - np.log(noise_rel)),
+                margin=margin, min_rel=min_rel, noise_rel=noise_rel, alpha=float(-np.polyfit(lm, np.log(min_rel), 1)[0]))
 
 
 def round_to(k, dtype):

@@ -185,6 +185,29 @@ def test_rounding_cliff_orders_precisions_and_finds_the_decay():
     assert 1.0 < crit["float16"]["alpha"] < 4.0       # leading blocks of a rotated spectrum decay fast
 
 
+@pytest.mark.parametrize("decay", [1.5, 2.0])
+def test_rounding_cliff_predicts_where_rounded_kernels_go_indefinite(decay):
+    """Against the real thing: round the leading blocks and find the first that is not positive definite.
+    The semicircle criterion lands within a factor of 2 of it (or past the grid when nothing breaks);
+    the first-order criterion (lambda_min = sigma) is an order of magnitude late."""
+    rng = np.random.default_rng(1)
+    n = 800
+    q, _ = np.linalg.qr(rng.normal(size=(n, n)))
+    k = (q * np.arange(1, n + 1, dtype=float) ** -decay) @ q.T
+    sizes = [25, 50, 100, 200, 400, 800]
+    broke_somewhere = False
+    for d in ("bfloat16", "float16", "float32"):
+        cliff = P.rounding_cliff(k, sizes, d)
+        broken = [m for m in sizes if np.linalg.eigvalsh(P.round_to(k[:m, :m], d))[0] <= 0]
+        if broken:
+            broke_somewhere = True
+            assert broken[0] / 2 <= cliff["critical"] <= 2 * broken[0], (d, cliff["critical"], broken[0])
+            assert cliff["critical_first_order"] > 3 * broken[0]
+        else:
+            assert cliff["critical"] > max(sizes) / 2, (d, cliff["critical"])
+    assert broke_somewhere
+
+
 def test_beats_requires_a_margin_above_the_standard_error():
     from nbkernels import study
     # 1,000 points at 50%: each accuracy has SE 1.58 points, their difference 2.24 points

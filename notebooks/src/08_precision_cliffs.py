@@ -62,7 +62,7 @@ for name, (arch, sizes) in ARCHS.items():
     print(f"{name}: λᵢ/λ₁ ≈ {c:.2f}·i^(−{alpha:.2f})")
 #%% md
 ## Predicted and observed critical sizes
-Predicted from the float64 kernel alone: rounding to nearest perturbs each entry by a relative error of standard deviation ε/(2√3) (ε the precision's resolution: float32 1.2e−7, float16 9.8e−4, bfloat16 7.8e−3), so the solve breaks where the smallest eigenvalue of the m×m kernel falls to that noise, σ(m) = ε/(2√3)·rms(K). Both λ_min(m)/λ₁ and σ(m)/λ₁ follow power laws in m; their crossing is m* (`predict.rounding_cliff`, extrapolated past the grid when needed). Observed: the smallest m of the grid whose rounded kernel has a non-positive eigenvalue, or "> max" when none does.
+Predicted from the float64 kernel alone (`predict.rounding_cliff`). Rounding to nearest perturbs each entry by an independent relative error of standard deviation ε/(2√3) (ε the precision's resolution: float32 1.2e−7, float16 9.8e−4, bfloat16 7.8e−3), so the m×m kernel gets a symmetric random perturbation with entries of size σ(m) = ε/(2√3)·rms(K). On the N eigendirections with the smallest eigenvalues that perturbation is an N×N random (Wigner) matrix whose eigenvalues spread to ±2σ√N, so the rounded kernel goes indefinite once some N of its eigenvalues lie below 2σ√N. The margin min_N λ₍N₎/(2σ√N) falls like a power law in m; where it reaches 1 is m* (extrapolated past the grid when needed). For comparison, the first-order rule λ_min = σ (N = 1, the paper's "smallest eigenvalue below the precision" argument) ignores how the noise on many small eigenvalues adds up. Observed: the smallest m of the grid whose rounded kernel has a non-positive eigenvalue, or "> max" when none does.
 #%% code
 def observed_critical(res, p, sizes):
     broken = [m for m in sizes if res["min_eig"][p, m] <= 0]
@@ -75,7 +75,8 @@ for name, (arch, sizes) in ARCHS.items():
         cliffs[name, p] = predict.rounding_cliff(k_tt, sizes, p)
         crit[name, p] = (cliffs[name, p]["critical"], observed_critical(results[name], p, sizes))
         pred_m, obs_m = crit[name, p]
-        print(f"{name:8s} {p:9s}: predicted m* ≈ {pred_m:12.0f}, observed {obs_m if obs_m else '> %d' % max(sizes)}")
+        print(f"{name:8s} {p:9s}: predicted m* ≈ {pred_m:9.3g} (first-order {cliffs[name, p]['critical_first_order']:9.3g}), "
+              f"observed {obs_m if obs_m else '> %d' % max(sizes)}")
 #%% md
 ## Figures: accuracy against size, and the spectra
 Dotted vertical lines mark the predicted critical sizes, in the colour of their precision.
@@ -88,6 +89,7 @@ for ax, (name, (arch, sizes)) in zip(axes, ARCHS.items()):
         if p != "float64" and crit[name, p][0] < 4 * max(sizes):
             ax.axvline(crit[name, p][0], ls=":", color=colors[p])
     ax.axhline(10, color="gray", lw=0.8)
+    plots.log_ticks(ax, sizes)
     plots.label(ax, "training-set size m (images)", "test accuracy (%)")
     ax.set_title(f"{name} NTK, no diag_reg")
     ax.legend(fontsize=8)
@@ -139,7 +141,8 @@ for (name, p), (pred_m, obs_m) in crit.items():
         collapse.append(a64 - ap > 5 * se(a64))
     else:
         agree.append(obs_m is None or obs_m >= pred_m / 4)
-    rows.append(dict(what=f"{name} {p}: critical size predicted / observed", ours=f"{pred_m:.3g} / {obs_m or '> %d' % max(sizes)}",
+    rows.append(dict(what=f"{name} {p}: critical size predicted / observed (first-order prediction)",
+                     ours=f"{pred_m:.3g} / {obs_m or '> %d' % max(sizes)} ({cliffs[name, p]['critical_first_order']:.3g})",
                      paper="float32 CNN-GAP ≈ 10⁴ at 32×32 (Fig. 8)" if p == "float32" else "—"))
 improves = all(results[n]["acc"]["float64", max(s)] > results[n]["acc"]["float64", min(s)] for n, (a, s) in ARCHS.items())
 faster = results["CNN-GAP"]["alpha"] > results["FCN"]["alpha"]
