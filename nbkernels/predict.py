@@ -232,10 +232,14 @@ def _labels(y):
     return y.argmax(-1) if y.ndim >= 2 else y
 
 
+def correct(pred, y) -> np.ndarray:
+    """Whether each argmax prediction equals its label (``y`` integer labels or one-hot). Leading axes allowed."""
+    return np.asarray(pred).argmax(-1) == _labels(y)
+
+
 def accuracy(pred, y) -> float:
     """Fraction of argmax predictions equal to the labels (``y`` integer labels or one-hot). Time axes allowed."""
-    pred = np.asarray(pred)
-    return np.mean(pred.argmax(-1) == _labels(y), axis=-1)
+    return np.mean(correct(pred, y), axis=-1)
 
 
 def mse(pred, y_one_hot) -> float:

@@ -102,6 +102,18 @@ def difference_se(a, b, n: int) -> float:
     return float(np.hypot(accuracy_se(a, n), accuracy_se(b, n)))
 
 
+def paired_difference_se(score_a, score_b) -> float:
+    """Standard error, from test-set sampling, of the difference of two accuracies measured on the *same*
+    test points: the spread of the per-point differences over sqrt(n) (the paired comparison behind
+    McNemar's test). ``score_a``, ``score_b``: per-point correctness (0/1), or its mean over an ensemble's
+    members. It does not see the noise of the networks' initialization; add the seeds' spread to it."""
+    a, b = np.asarray(score_a, dtype=float), np.asarray(score_b, dtype=float)
+    if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
+        raise ValueError(f"a paired comparison needs two per-point scores over the same test points; got shapes "
+                         f"{a.shape} and {b.shape}.")
+    return float(np.std(a - b, ddof=1) / np.sqrt(len(a)))
+
+
 def beats(a, b, n: int) -> bool:
     """Whether accuracy ``a`` exceeds ``b`` by more than the standard error of the difference: the
     test each verdict applies before it calls one setting better than another."""

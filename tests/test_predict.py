@@ -216,3 +216,18 @@ def test_beats_requires_a_margin_above_the_standard_error():
     assert study.beats(0.53, 0.50, 1000)       # +3.0 points: more than the SE
     assert not study.beats(0.50, 0.53, 1000)   # wrong sign
     assert study.beats(0.52, 0.50, 100000)     # the same +2 points on a large test set
+
+
+def test_paired_difference_se_counts_only_disagreements():
+    """Two classifiers scored on the same points: agreeing points carry no noise for their difference."""
+    from nbkernels import study
+    y = np.array([0, 1, 2, 0, 1, 2, 0, 1])
+    a = P.correct(np.eye(3)[[0, 1, 2, 0, 1, 2, 1, 0]], y)      # right on the first six
+    b = P.correct(np.eye(3)[[0, 1, 2, 0, 0, 0, 0, 0]], y)      # right on five, the seventh among them
+    assert a.tolist() == [True] * 6 + [False] * 2 and b.sum() == 5
+    d = a.astype(float) - b
+    assert study.paired_difference_se(a, b) == pytest.approx(d.std(ddof=1) / np.sqrt(8))
+    assert study.paired_difference_se(a, a) == 0.0
+    assert study.paired_difference_se(a, b) < study.difference_se(a.mean(), b.mean(), 8)
+    with pytest.raises(ValueError, match="same test points"):
+        study.paired_difference_se(a, b[:4])
