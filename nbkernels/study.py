@@ -56,9 +56,10 @@ def kernel_accuracies(arch, x_train, y_train, x_test, y_test, diag_regs: Sequenc
                       get=("nngp", "ntk"), dtype=None, on_precision: str = "ignore", sizes=None):
     """Kernel regression (t = infinity) accuracy of each of ``get`` for every relative diag_reg.
 
-    Returns ``{"nngp": {"val": [...], "test": [...]}, "ntk": {...}, "seconds": kernel wall time,
-    "entries": kernel entries computed, "n_report": size of the reported half}``: accuracies on the
-    validation and test halves of ``x_test``.
+    Returns ``{"nngp": {"val": [...], "test": [...], "correct": [...]}, "ntk": {...}, "seconds": kernel wall
+    time, "entries": kernel entries computed, "n_report": size of the reported half}``: accuracies on the
+    validation and test halves of ``x_test``, and which reported test points each diag_reg got right (for
+    :func:`beats_paired`).
     With ``sizes`` (training-set sizes), one kernel on the whole training set serves them all (its
     leading blocks) and the result is ``{m: result}``.
     """
@@ -72,13 +73,14 @@ def kernel_accuracies(arch, x_train, y_train, x_test, y_test, diag_regs: Sequenc
                    entries=len(x_train) * (len(x_train) + 1) // 2 + len(x_test) * len(x_train),
                    diag_regs=list(diag_regs), n_report=len(y_rep))
         for g in get:
-            val, test = [], []
+            val, test, correct = [], [], []
             for reg in diag_regs:
                 pred = predict.gradient_descent_mse(k_tt[g][:m, :m], k_st[g][:, :m], y_train[:m], diag_reg=reg,
                                                     on_precision=on_precision)
                 val.append(float(predict.accuracy(pred[:n_val], y_val)))
-                test.append(float(predict.accuracy(pred[n_val:], y_rep)))
-            out[g] = dict(val=val, test=test)
+                correct.append(predict.correct(pred[n_val:], y_rep))
+                test.append(float(np.mean(correct[-1])))
+            out[g] = dict(val=val, test=test, correct=correct)
         return out
 
     return at(len(x_train)) if sizes is None else {m: at(m) for m in sizes}
@@ -112,6 +114,12 @@ def paired_difference_se(score_a, score_b) -> float:
         raise ValueError(f"a paired comparison needs two per-point scores over the same test points; got shapes "
                          f"{a.shape} and {b.shape}.")
     return float(np.std(a - b, ddof=1) / np.sqrt(len(a)))
+
+
+def beats_paired(score_a, score_b) -> bool:
+    """Whether a's accuracy exceeds b's on the same test points by more than :func:`paired_difference_se`:
+    the test for two deterministic predictors (kernels), whose only noise is the sampling of the test set."""
+    return bool(np.mean(score_a) - np.mean(score_b) > paired_difference_se(score_a, score_b))
 
 
 def beats(a, b, n: int) -> bool:
