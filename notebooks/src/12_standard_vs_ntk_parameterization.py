@@ -62,12 +62,14 @@ def fcn_widths(w1, w2, param):
 
 def kernel_acc(arch):
     r = study.kernel_accuracies(arch, x_tr, y_tr, x_te, y_te, diag_regs=cfg["diag_regs"], get=("nngp", "ntk"))
-    return study.tuned(r["ntk"]["val"], r["ntk"]["test"])[0], max(r["ntk"]["val"])  # (test, validation)
+    test, i = study.tuned(r["ntk"]["val"], r["ntk"]["test"])
+    return test, max(r["ntk"]["val"]), r["ntk"]["correct"][i]  # (test, validation, per reported test image)
 
 w = cfg["base_width"]
-ntk_kernel, _ = kernel_acc(nbk.fcn(2, w, parameterization="ntk"))
+ntk_kernel, _, ntk_score = kernel_acc(nbk.fcn(2, w, parameterization="ntk"))
 std_both = {r: kernel_acc(fcn_widths(int(r * w), w, "standard")) for r in cfg["ratios"]}
-std_kernel = {r: test for r, (test, _) in std_both.items()}
+std_kernel = {r: test for r, (test, _, _) in std_both.items()}
+std_score = {r: score for r, (_, _, score) in std_both.items()}
 best_r = max(std_both, key=lambda r: std_both[r][1])  # the width ratio is chosen on the validation half
 print(f"NTK-param kernel {ntk_kernel:.3f}; standard kernel by ratio:", {r: round(a, 3) for r, a in std_kernel.items()})
 #%% md
@@ -125,24 +127,26 @@ notebook.interact(show, param=widgets.ToggleButtons(options=["standard", "ntk"])
                  width=widgets.SelectionSlider(options=cfg["widths"]), factor=widgets.SelectionSlider(options=cfg["lr_factors"]));
 #%% md
 ## Verdict
-The claims: (1) η_crit ∝ width^s with s within 0.3 of −1 in standard parameterization and |s| < 0.2 in NTK parameterization; (2) the standard kernel at equal widths is within two standard errors of the NTK-parameterized kernel; (3) the width ratio chosen on the validation half gives a standard kernel that beats the NTK-parameterized kernel by more than the standard error of the difference. Which parameterization's finite networks do better is reported beside the paper's claim, not part of the verdict.
+The claims: (1) η_crit ∝ width^s with s within 0.3 of −1 in standard parameterization and |s| < 0.2 in NTK parameterization; (2) the standard kernel at equal widths is within two standard errors of the NTK-parameterized kernel; (3) the width ratio chosen on the validation half gives a standard kernel that beats the NTK-parameterized kernel by more than the standard error of the difference. Kernels are deterministic and scored on the same test images, so both errors are the paired ones (`study.paired_difference_se`). Which parameterization's finite networks do better is reported beside the paper's claim, not part of the verdict.
 
-*Known at this scale:* at `ci` (600 training images) the fitted η_crit slope in standard parameterization is −0.66, short of −1 by more than the 0.3 allowed, so (1) fails there; (2) holds; the width ratio chosen on validation only ties the NTK-parameterized kernel (+0.0 ± 2.8 points at `ci`, +0.4 ± 1.6 at `default`), so (3) fails and the verdict is **no** at both, recorded as such. The finite networks here are far from converged (a few hundred full-batch steps).
+*Known at this scale:* at `ci` (600 training images) the fitted η_crit slope in standard parameterization is −0.66, short of −1 by more than the 0.3 allowed, so (1) fails there, and the width ratio chosen on validation only ties the NTK-parameterized kernel (+0.0 ± 0.5 points), so (3) fails too: the `ci` verdict is **no**, recorded as such. At `default` all three hold, narrowly: the slope is −0.73; the standard kernel at r = 1 is 0.3 points above the NTK-parameterized one against two paired errors of 0.3; and the chosen ratio beats it by +0.4 ± 0.2 points, a difference of a few images out of 2,000 (the two kernels disagree on under 1% of the test images; the table counts them). Both kernels are deterministic and scored on the same images, so the paired error is their whole noise; with the unpaired binomial error used before (1.6 points) the same +0.4 was a tie. The finite networks here are far from converged (a few hundred full-batch steps).
 #%% code
 n_rep = len(y_rep)
-se2 = 2 * study.difference_se(std_kernel[1], ntk_kernel, n_rep)
+se2 = 2 * study.paired_difference_se(std_score[1], ntk_score)
 rows = [dict(what="η_crit ∝ width^s: standard / NTK", ours=f"s = {slopes['standard']:.2f} / {slopes['ntk']:.2f}", paper="−1 / 0"),
-        dict(what="kernel: standard (r = 1) vs NTK-parameterized", ours=f"{study.pct(std_kernel[1])} vs {study.pct(ntk_kernel)} (2 SE of the difference: {100 * se2:.1f})",
+        dict(what="kernel: standard (r = 1) vs NTK-parameterized", ours=f"{study.pct(std_kernel[1])} vs {study.pct(ntk_kernel)} (2 paired SE of the difference: {100 * se2:.1f})",
              paper="similar"),
         dict(what="kernel: width ratio r chosen on validation, − NTK-param",
              ours=f"r = {best_r}: {study.pct(std_kernel[best_r])} ({100 * (std_kernel[best_r] - ntk_kernel):+.1f} ± "
-                  f"{100 * study.difference_se(std_kernel[best_r], ntk_kernel, n_rep):.1f})", paper="tuned ratios can beat NTK param"),
+                  f"{100 * study.paired_difference_se(std_score[best_r], ntk_score):.1f}; of {n_rep} images the two disagree on "
+                  f"{np.sum(std_score[best_r] != ntk_score)}: {np.sum(std_score[best_r] & ~ntk_score)} right only with r = {best_r}, "
+                  f"{np.sum(~std_score[best_r] & ntk_score)} only with NTK param)", paper="tuned ratios can beat NTK param"),
         dict(what="finite: standard vs NTK (tuned lr), by width",
              ours=", ".join(f"{wd}: {study.pct(finite['standard', wd]['acc'])} vs {study.pct(finite['ntk', wd]['acc'])}" for wd in cfg["widths"]),
              paper="NTK parameterization better (Lee et al. Table 1)")]
 notebook.table(rows)
 ok = abs(slopes["standard"] + 1) < 0.3 and abs(slopes["ntk"]) < 0.2 and abs(std_kernel[1] - ntk_kernel) <= se2 \
-    and study.beats(std_kernel[best_r], ntk_kernel, n_rep)
+    and study.beats_paired(std_score[best_r], ntk_score)
 #%% code tags=verdict expect=no
 # NBVAL_CHECK_OUTPUT
 notebook.verdict("12_standard_vs_ntk_parameterization", "η_crit ∝ 1/width (standard) vs constant (NTK); standard kernels match NTK ones and tuned width ratios beat them",
