@@ -1,7 +1,7 @@
 #%% md
 # 08 · Precision cliffs in kernel regression
 
-**Finding.** Without diagonal regularization, kernel regression in a low precision breaks down once the training set is large enough that the kernel's smallest eigenvalues fall below the precision's resolution; the eigenvalues decay like a power law, λᵢ/λ₁ ≈ c·i^(−α), which predicts the critical size m* = (c/ε)^(1/α). Kernels whose spectra decay faster (CNN-GAP) hit the cliff at smaller m than FCN kernels.
+**Finding.** Without diagonal regularization, kernel regression in a low precision breaks down once the training set is large enough that the kernel's smallest eigenvalues fall below the precision's resolution; the eigenvalues decay like a power law, λᵢ/λ₁ ≈ c·i^(−α), which predicts the critical size m* = (c/ε)^(1/α) (the paper's estimate; below it is sharpened for the way rounding noise on many small eigenvalues adds up). Kernels whose spectra decay faster (CNN-GAP) hit the cliff at smaller m than FCN kernels.
 
 **In the paper.** Lee et al. 2020, §3.8 "Ensembling and numerical precision" / Fig. 8 (float32 vs float64, the power-law spectra and the critical dataset size).
 
