@@ -24,8 +24,8 @@ seed = 0
 Presets: widths for η_crit, width ratios r = (first hidden width)/(second) for the standard kernels, widths and learning-rate factors for the finite networks.
 #%% code
 PRESETS = {
-    "ci":      dict(image=8, n_train=600, n_test=1200, crit_widths=[32, 64, 128, 256, 512, 1024],
-                    ratios=[0.25, 0.5, 1, 2, 4], base_width=512, widths=[128, 512], lr_factors=[0.3, 0.9], steps=200,
+    "ci":      dict(image=8, n_train=1500, n_test=4000, crit_widths=[32, 64, 128, 256, 512, 1024, 2048],
+                    ratios=[0.125, 0.25, 0.5, 1, 2, 4, 8], base_width=512, widths=[128, 512], lr_factors=[0.3, 0.9], steps=200,
                     diag_regs=[1e-3, 1e-2, 1e-1, 1.0]),
     "default": dict(image=8, n_train=1500, n_test=4000, crit_widths=[32, 64, 128, 256, 512, 1024, 2048],
                     ratios=[0.125, 0.25, 0.5, 1, 2, 4, 8], base_width=512, widths=[128, 512], lr_factors=[0.3, 0.9],
@@ -129,7 +129,7 @@ notebook.interact(show, param=widgets.ToggleButtons(options=["standard", "ntk"])
 ## Verdict
 The claims: (1) η_crit ∝ width^s with s within 0.3 of −1 in standard parameterization and |s| < 0.2 in NTK parameterization; (2) the standard kernel at equal widths is within two standard errors of the NTK-parameterized kernel; (3) the width ratio chosen on the validation half gives a standard kernel that beats the NTK-parameterized kernel by more than the standard error of the difference. Kernels are deterministic and scored on the same test images, so both errors are the paired ones (`study.paired_difference_se`). Which parameterization's finite networks do better is reported beside the paper's claim, not part of the verdict.
 
-*Known at this scale:* at `ci` (600 training images) the fitted η_crit slope in standard parameterization is −0.66, short of −1 by more than the 0.3 allowed, so (1) fails there, and the width ratio chosen on validation only ties the NTK-parameterized kernel (+0.0 ± 0.5 points), so (3) fails too: the `ci` verdict is **no**, recorded as such. At `default` all three hold, narrowly: the slope is −0.73; the standard kernel at r = 1 is 0.3 points above the NTK-parameterized one against two paired errors of 0.3; and the chosen ratio beats it by +0.4 ± 0.2 points, a difference of a few images out of 2,000 (the two kernels disagree on under 1% of the test images; the table counts them). Both kernels are deterministic and scored on the same images, so the paired error is their whole noise; with the unpaired binomial error used before (1.6 points) the same +0.4 was a tie. The finite networks here are far from converged (a few hundred full-batch steps).
+*Known at this scale:* FCN kernels and η_crit are cheap at 8×8, so `ci` uses the same 1,500 training and 4,000 test images and widths up to 2,048 as `default` (99 s cold); only the finite networks train for fewer steps (200 against 800). With 600 training images and widths up to 1,024, `ci` gave a slope of −0.66 (short of −1 by more than the 0.3 allowed) and a chosen ratio that tied the NTK-parameterized kernel (+0.0 ± 0.5 points): **no**. The slope steepens toward −1 with width (the width-independent input layer and biases weigh less), so the widest octave matters. At `ci` and `default` all three hold, narrowly: the slope is −0.73; the standard kernel at r = 1 is 0.3 points above the NTK-parameterized one against two paired errors of 0.3; and the chosen ratio beats it by +0.4 ± 0.2 points, a difference of a few images out of 2,000 (the two kernels disagree on under 1% of the test images; the table counts them). Both kernels are deterministic and scored on the same images, so the paired error is their whole noise; with the unpaired binomial error used before (1.6 points) the same +0.4 was a tie. The finite networks here are far from converged (a few hundred full-batch steps).
 #%% code
 n_rep = len(y_rep)
 se2 = 2 * study.paired_difference_se(std_score[1], ntk_score)
@@ -147,7 +147,7 @@ rows = [dict(what="η_crit ∝ width^s: standard / NTK", ours=f"s = {slopes['sta
 notebook.table(rows)
 ok = abs(slopes["standard"] + 1) < 0.3 and abs(slopes["ntk"]) < 0.2 and abs(std_kernel[1] - ntk_kernel) <= se2 \
     and study.beats_paired(std_score[best_r], ntk_score)
-#%% code tags=verdict expect=no
+#%% code tags=verdict
 # NBVAL_CHECK_OUTPUT
 notebook.verdict("12_standard_vs_ntk_parameterization", "η_crit ∝ 1/width (standard) vs constant (NTK); standard kernels match NTK ones and tuned width ratios beat them",
                  ok, rows, ds.describe(), preset)
