@@ -287,7 +287,8 @@ def rounding_cliff(k, sizes, dtype):
     ``min_N lambda_(N) / (2 sigma sqrt(N))`` (``lambda_(N)`` the N-th smallest eigenvalue) follows a power law
     in m; fitted over ``sizes``, the m where it reaches 1 is the predicted critical size (extrapolated
     beyond the grid where needed). ``critical_first_order`` is the cruder N = 1 criterion
-    ``lambda_min = sigma``, which ignores how the noise on many small eigenvalues adds up.
+    ``lambda_min = sigma``, which ignores how the noise on many small eigenvalues adds up. Raises
+    :class:`PrecisionError` where the float64 block itself is not positive definite.
 
     Returns dict(critical=m*, critical_first_order=m*, margin=[per size], min_rel=[lambda_min/lambda_1 per
     size], noise_rel=[sigma/lambda_1 per size], alpha=decay exponent of lambda_min/lambda_1 in m).
@@ -297,10 +298,15 @@ def rounding_cliff(k, sizes, dtype):
     min_rel, noise_rel, margin = [], [], []
     for m in sizes:
         e = np.linalg.eigvalsh(k[:m, :m])                          # ascending
+        if e[0] <= 0:
+            raise PrecisionError(
+                f"the float64 kernel's leading {m} x {m} block is not positive definite (smallest eigenvalue "
+                f"{e[0]:.3g}, largest {e[-1]:.3g}): float64 itself breaks there, so it cannot be the reference "
+                f"for a lower precision; pass sizes below {m}.", min_relative_eigenvalue=e[0] / e[-1])
         sigma = resolution(dtype) / (2 * np.sqrt(3)) * np.sqrt(np.mean(k[:m, :m] ** 2))
-        min_rel.append(max(e[0], 1e-300) / e[-1])
+        min_rel.append(e[0] / e[-1])
         noise_rel.append(sigma / e[-1])
-        margin.append(max(np.min(e / (2 * sigma * np.sqrt(np.arange(1, m + 1)))), 1e-300))
+        margin.append(np.min(e / (2 * sigma * np.sqrt(np.arange(1, m + 1)))))
     lm = np.log(sizes)
 
     def crossing(log_ratio):                                       # where a power-law fit of the ratio hits 1

@@ -56,10 +56,12 @@ def kernel_accuracies(arch, x_train, y_train, x_test, y_test, diag_regs: Sequenc
                       get=("nngp", "ntk"), dtype=None, on_precision: str = "ignore", sizes=None):
     """Kernel regression (t = infinity) accuracy of each of ``get`` for every relative diag_reg.
 
-    Returns ``{"nngp": {"val": [...], "test": [...], "correct": [...]}, "ntk": {...}, "seconds": kernel wall
-    time, "entries": kernel entries computed, "n_report": size of the reported half}``: accuracies on the
-    validation and test halves of ``x_test``, and which reported test points each diag_reg got right (for
-    :func:`beats_paired`).
+    Returns ``{"nngp": {"val": [...], "test": [...], "correct": [...], "best": i, "acc": ..., "score": ...,
+    "best_val": ...}, "ntk": {...}, "seconds": kernel wall time, "entries": kernel entries computed,
+    "n_report": size of the reported half}``: accuracies on the validation and test halves of ``x_test`` and
+    which reported test points each diag_reg got right; then the diag_reg chosen on the validation half
+    (index ``best``, :func:`tuned`), its test accuracy ``acc``, its per-point correctness ``score`` (for
+    :func:`beats_paired`) and its validation accuracy ``best_val``.
     With ``sizes`` (training-set sizes), one kernel on the whole training set serves them all (its
     leading blocks) and the result is ``{m: result}``.
     """
@@ -80,7 +82,9 @@ def kernel_accuracies(arch, x_train, y_train, x_test, y_test, diag_regs: Sequenc
                 val.append(float(predict.accuracy(pred[:n_val], y_val)))
                 correct.append(predict.correct(pred[n_val:], y_rep))
                 test.append(float(np.mean(correct[-1])))
-            out[g] = dict(val=val, test=test, correct=correct)
+            acc, best = tuned(val, test)
+            out[g] = dict(val=val, test=test, correct=correct, best=best, acc=acc, score=correct[best],
+                          best_val=val[best])
         return out
 
     return at(len(x_train)) if sizes is None else {m: at(m) for m in sizes}
@@ -123,8 +127,10 @@ def beats_paired(score_a, score_b) -> bool:
 
 
 def beats(a, b, n: int) -> bool:
-    """Whether accuracy ``a`` exceeds ``b`` by more than the standard error of the difference: the
-    test each verdict applies before it calls one setting better than another."""
+    """Whether accuracy ``a`` exceeds ``b`` by more than the standard error of the difference, for two
+    accuracies measured on ``n`` test points each with independent noise (finite networks, whose
+    initialization adds to the test sampling). Two deterministic predictors scored on the same points:
+    :func:`beats_paired`."""
     return bool(a - b > difference_se(a, b, n))
 
 

@@ -231,3 +231,32 @@ def test_paired_difference_se_counts_only_disagreements():
     assert study.paired_difference_se(a, b) < study.difference_se(a.mean(), b.mean(), 8)
     with pytest.raises(ValueError, match="same test points"):
         study.paired_difference_se(a, b[:4])
+
+
+def test_kernel_accuracies_reports_the_regularizer_chosen_on_validation():
+    """The chosen diag_reg is the best on the validation half; its score is scored on the other half only."""
+    from nbkernels import study
+    rng = np.random.default_rng(3)
+    x_tr, x_te = rng.normal(size=(40, 6)), rng.normal(size=(30, 6))
+    w = rng.normal(size=(6, 3))
+    y_tr, y_te = np.eye(3)[(x_tr @ w).argmax(1)], np.eye(3)[(x_te @ w).argmax(1)]
+    regs = [1e-4, 1e-1, 10.0, 1e3]
+    r = study.kernel_accuracies(nbk.fcn(1, 64), x_tr, y_tr, x_te, y_te, diag_regs=regs)
+    for g in ("nngp", "ntk"):
+        k = r[g]
+        assert k["best"] == int(np.argmax(k["val"])) and k["best_val"] == max(k["val"])
+        assert k["acc"] == k["test"][k["best"]] == pytest.approx(np.mean(k["score"]))
+        assert len(k["score"]) == r["n_report"] == 15
+        kern = nbk.fcn(1, 64).kernel
+        pred = P.gradient_descent_mse(getattr(kern(x_tr), g), getattr(kern(x_te, x_tr), g), y_tr,
+                                      diag_reg=regs[k["best"]])
+        assert np.array_equal(k["score"], P.correct(pred[15:], y_te[15:]))
+
+
+def test_rounding_cliff_refuses_a_reference_that_is_itself_indefinite():
+    rng = np.random.default_rng(0)
+    f = rng.normal(size=(60, 20))
+    k = f @ f.T                                      # rank 20: singular beyond 20 points, even in float64
+    assert P.rounding_cliff(k, [5, 10, 15], "float16")["critical"] > 0
+    with pytest.raises(P.PrecisionError, match="float64 itself breaks.*sizes below"):
+        P.rounding_cliff(k - 1e-9 * np.eye(60), [10, 40], "float16")

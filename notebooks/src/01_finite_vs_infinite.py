@@ -48,7 +48,7 @@ finite, kernels = {}, {}
 for name, (make, sc) in ARCHS.items():
     m = sc["n"]
     kr = study.kernel_accuracies(make(256), x_tr[:m], y_tr[:m], x_te, y_te, diag_regs=[1e-3, 1e-2, 1e-1, 1.0])
-    kernels[name] = {g: study.tuned(kr[g]["val"], kr[g]["test"])[0] for g in ("nngp", "ntk")}
+    kernels[name] = {g: kr[g]["acc"] for g in ("nngp", "ntk")}
     for setting, kw in SETTINGS.items():
         r = train.train(make(sc["width"]), x_tr[:m], y_tr[:m], x_te, y_te, steps=sc["steps"], seed=seed,
                         eval_every=max(sc["steps"] // 10, 1), **kw)

@@ -63,7 +63,7 @@ for ax, name in zip(axes, ARCHS):
     sizes = sorted(m for (a, m) in results if a == name)
     n_rep = (cfg["gap_test"] if name == "CNN-GAP" else cfg["n_test"]) - (cfg["gap_test"] if name == "CNN-GAP" else cfg["n_test"]) // 2
     for g, style in [("nngp", "o-"), ("ntk", "s--")]:
-        acc = np.array([study.tuned(results[name, m][g]["val"], results[name, m][g]["test"])[0] for m in sizes])
+        acc = np.array([results[name, m][g]["acc"] for m in sizes])
         ax.errorbar(sizes, 100 * acc, 100 * study.accuracy_se(acc, n_rep), fmt=style, capsize=3, label=g.upper())
     ax.set_xscale("log")
     plots.label(ax, "training-set size m (images)", "test accuracy (%)" if ax is axes[0] else "")
@@ -108,9 +108,8 @@ The claim, as the paper makes it (Fig. 3 compares each kernel at its best regula
 #%% code
 rows, wins, fixed_wins, fixed_total = [], 0, 0, 0
 for (name, m), r in results.items():
-    nngp, i = study.tuned(r["nngp"]["val"], r["nngp"]["test"])
-    ntk, j = study.tuned(r["ntk"]["val"], r["ntk"]["test"])
-    se = study.paired_difference_se(r["nngp"]["correct"][i], r["ntk"]["correct"][j])  # same test images
+    nngp, ntk = r["nngp"]["acc"], r["ntk"]["acc"]
+    se = study.paired_difference_se(r["nngp"]["score"], r["ntk"]["score"])  # same test images
     wins += nngp > ntk
     d = np.array(r["nngp"]["test"]) - np.array(r["ntk"]["test"])
     fixed_wins += int((d > 0).sum()); fixed_total += d.size

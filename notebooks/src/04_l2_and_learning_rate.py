@@ -41,7 +41,7 @@ The same architecture's NTK (regularizer tuned on the validation half), reported
 #%% code
 arch = nbk.fcn(2, cfg["width"])
 kr = study.kernel_accuracies(arch, x_tr, y_tr, x_te, y_te, diag_regs=[1e-4, 1e-3, 1e-2, 1e-1, 1.0])
-kernel_acc = study.tuned(kr["ntk"]["val"], kr["ntk"]["test"])[0]
+kernel_acc = kr["ntk"]["acc"]
 print(f"NTK accuracy {kernel_acc:.3f}")
 #%% md
 ## The grid

@@ -59,10 +59,9 @@ for case in CASES:
     for name, arch in ARCHS.items():
         m, n = (cfg["gap_train"], cfg["gap_test"]) if name == "CNN-GAP" else (cfg["n_train"], cfg["n_test"])
         r = study.kernel_accuracies(arch, a_tr[:m], y_tr[:m], a_te[:n], y_te[:n], diag_regs=cfg["diag_regs"])
-        best = {g: study.tuned(r[g]["val"], r[g]["test"]) for g in ("nngp", "ntk")}
-        results[name, case] = {g: best[g][0] for g in best}
-        results[name, case].update({g + "_score": r[g]["correct"][best[g][1]] for g in best})  # per reported image
-        results[name, case].update({g + "_val": max(r[g]["val"]) for g in ("nngp", "ntk")}, n_report=r["n_report"])
+        results[name, case] = dict(n_report=r["n_report"])
+        for g in ("nngp", "ntk"):  # at the regularizer chosen on validation; score: per reported image
+            results[name, case].update({g: r[g]["acc"], g + "_score": r[g]["score"], g + "_val": r[g]["best_val"]})
     print(f"ZCA {case!s:7}: " + ", ".join(f"{n} {results[n, case]['nngp']:.3f}/{results[n, case]['ntk']:.3f}" for n in ARCHS))
 #%% md
 ## Accuracy against ε

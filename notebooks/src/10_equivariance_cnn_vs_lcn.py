@@ -43,13 +43,13 @@ kernel_acc = float(predict.accuracy(predict.gradient_descent_mse(cnn_k["ntk"], s
 print(f"max |K_CNN − K_LCN| / max |K| = {kernel_diff:.1e}; NTK accuracy {kernel_acc:.3f}")
 #%% md
 ## Finite networks over width
-Momentum SGD (β = 0.9) at 0.3·η_crit, full batch; each member scored on the test set and averaged.
+Momentum SGD (β = 0.9) at 0.3·η_crit, full batch, centered (the network's output minus its output at initialization, `center=True`); each member scored on the test set and averaged. Centering matters here: uncentered, the first steps shrink the large initial outputs by driving the ReLUs negative, and a 2-channel CNN, whose few filters are shared by every pixel, loses all its units that way (exactly 10.0% test accuracy, the zero function's training loss, for all three seeds tried at any of 0.03, 0.1 or 0.3·η_crit), while the LCN keeps some of its per-pixel units alive.
 #%% code
 results = {}
 for share in (True, False):
     for w in cfg["widths"]:
         arch = nbk.cnn(cfg["depth"], w, readout="vec", weight_sharing=share)
-        r = train.train(arch, x_tr, y_tr, x_te, y_te, steps=cfg["steps"], lr_factor=0.3, optimizer="momentum",
+        r = train.train(arch, x_tr, y_tr, x_te, y_te, steps=cfg["steps"], lr_factor=0.3, optimizer="momentum", center=True,
                         ensemble=cfg["members"], seed=seed, eval_every=max(cfg["steps"] // 10, 1))
         results[share, w] = dict(run=r, acc=float(np.mean(r.member_test_pred.argmax(-1) == y_te.argmax(-1))))
     print("CNN" if share else "LCN", {w: round(results[share, w]["acc"], 3) for w in cfg["widths"]})
@@ -86,7 +86,7 @@ notebook.interact(show, width=widgets.SelectionSlider(options=cfg["widths"], des
 ## Verdict
 The claims: (1) the kernels are identical (relative difference below 10⁻⁵ in float32); (2) at the smallest width the CNN beats the LCN by more than the standard error of the difference; (3) the gap at the largest width is smaller than at the smallest.
 
-*Known at this scale:* the kernels agree exactly (0 difference), but after 100 full-batch steps on 100 images the narrowest CNN is *behind* the LCN (−11.2 ± 2.1 points at width 2 at `ci`), so the `ci` verdict is **no**, recorded as such; the CPU budget allows far less training than the paper's.
+*Known at this scale:* the kernels agree exactly (0 difference), but with a few hundred full-batch steps on 100 or 300 images the LCN is ahead of the CNN at every width: CNN − LCN = −0.8 / −5.0 / −0.2 ± 2.4 points at widths 2 / 8 / 32 at `ci`, −2.2 / −4.0 / −1.3 ± 1.4 at `default`, so the verdict is **no** at both, recorded as such. The LCN fits its training set faster (lower training loss at every step), and at this scale that wins; the paper's advantage of weight sharing shows with the full training set and long training, far beyond this CPU budget. Before the networks were centered, the 2-channel CNN did not train at all (10.0%, −15.6 points at `default`); centering removed that artefact, not the LCN's lead.
 #%% code
 gaps = [results[True, w]["acc"] - results[False, w]["acc"] for w in cfg["widths"]]
 w0 = cfg["widths"][0]

@@ -46,8 +46,7 @@ results = {}
 for name, (arch, m, n) in ARCHS.items():
     x_tr, y_tr, x_te, y_te = DATA[name]
     base = study.kernel_accuracies(arch, x_tr[:m], y_tr[:m], x_te[:n], y_te[:n], diag_regs=cfg["diag_regs"])
-    _, i = study.tuned(base["ntk"]["val"], base["ntk"]["test"])
-    reg = cfg["diag_regs"][i]
+    reg = cfg["diag_regs"][base["ntk"]["best"]]
     seconds = []
     def kernel_fn(a, b=None):
         r = study.timed_kernel(arch, a, b)

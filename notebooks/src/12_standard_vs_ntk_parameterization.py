@@ -62,8 +62,7 @@ def fcn_widths(w1, w2, param):
 
 def kernel_acc(arch):
     r = study.kernel_accuracies(arch, x_tr, y_tr, x_te, y_te, diag_regs=cfg["diag_regs"], get=("nngp", "ntk"))
-    test, i = study.tuned(r["ntk"]["val"], r["ntk"]["test"])
-    return test, max(r["ntk"]["val"]), r["ntk"]["correct"][i]  # (test, validation, per reported test image)
+    return r["ntk"]["acc"], r["ntk"]["best_val"], r["ntk"]["score"]  # (test, validation, per reported test image)
 
 w = cfg["base_width"]
 ntk_kernel, _, ntk_score = kernel_acc(nbk.fcn(2, w, parameterization="ntk"))
