@@ -44,10 +44,8 @@ for depth in cfg["depths"]:
     for readout in ("vec", "gap"):
         arch = nbk.cnn(depth, 256, readout=readout)
         r = study.kernel_accuracies(arch, x_tr, y_tr, x_te, y_te, diag_regs=cfg["diag_regs"])
-        r["acc"] = {g: r[g]["acc"] for g in ("nngp", "ntk")}
-        r["score"] = {g: r[g]["score"] for g in ("nngp", "ntk")}        # per reported test image
         results[readout, depth] = r
-        print(f"depth {depth:2d} {readout.upper()}: NNGP {r['acc']['nngp']:.3f}, NTK {r['acc']['ntk']:.3f}, "
+        print(f"depth {depth:2d} {readout.upper()}: NNGP {r['nngp']['acc']:.3f}, NTK {r['ntk']['acc']:.3f}, "
               f"{r['seconds'] / r['entries'] * 1e6:.2f} µs per entry")
 #%% md
 ## Accuracy and cost against depth
@@ -56,7 +54,7 @@ n_rep = results["vec", cfg["depths"][0]]["n_report"]
 fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 3.8))
 for readout, color in [("vec", "C0"), ("gap", "C1")]:
     for g, style in [("nngp", "o-"), ("ntk", "s--")]:
-        acc = np.array([results[readout, d]["acc"][g] for d in cfg["depths"]])
+        acc = np.array([results[readout, d][g]["acc"] for d in cfg["depths"]])
         ax.errorbar(cfg["depths"], 100 * acc, 100 * study.accuracy_se(acc, n_rep), fmt=style, color=color,
                     capsize=3, label=f"CNN-{readout.upper()} {g.upper()}")
     cost = [results[readout, d]["seconds"] / results[readout, d]["entries"] * 1e6 for d in cfg["depths"]]
@@ -95,11 +93,11 @@ The claims: (1) at every depth CNN-GAP's accuracy is above CNN-VEC's for both th
 rows = []
 for d in cfg["depths"]:
     for g in ("nngp", "ntk"):
-        v, p = results["vec", d]["acc"][g], results["gap", d]["acc"][g]
+        v, p = results["vec", d][g]["acc"], results["gap", d][g]["acc"]
         rows.append(dict(what=f"depth {d} {g.upper()}: VEC → GAP", ours=f"{study.pct(v)} → {study.pct(p)} "
-                         f"({100 * (p - v):+.1f} ± {100 * study.paired_difference_se(results['gap', d]['score'][g], results['vec', d]['score'][g]):.1f})",
+                         f"({100 * (p - v):+.1f} ± {100 * study.paired_difference_se(results['gap', d][g]['score'], results['vec', d][g]['score']):.1f})",
                          paper="GAP > VEC (Arora et al. Table 1: ≈66% → ≈77% at full scale)"))
-gap_wins = all(study.beats_paired(results["gap", d]["score"][g], results["vec", d]["score"][g])
+gap_wins = all(study.beats_paired(results["gap", d][g]["score"], results["vec", d][g]["score"])
                for d in cfg["depths"] for g in ("nngp", "ntk"))
 deep = max(cfg["depths"])
 ratio = (results["gap", deep]["seconds"] / results["gap", deep]["entries"]) / (
