@@ -60,16 +60,16 @@ def fcn_widths(w1, w2, param):
     kw = dict(W_std=2 ** 0.5, b_std=0.1, parameterization=param)
     return nbk.serial(nbk.Flatten(), nbk.Dense(w1, **kw), nbk.Relu(), nbk.Dense(w2, **kw), nbk.Relu(), nbk.Dense(10, **kw))
 
-def kernel_acc(arch):
-    r = study.kernel_accuracies(arch, x_tr, y_tr, x_te, y_te, diag_regs=cfg["diag_regs"], get=("nngp", "ntk"))
-    return r["ntk"]["acc"], r["ntk"]["best_val"], r["ntk"]["score"]  # (test, validation, per reported test image)
+def ntk_of(arch):  # the NTK at the regularizer chosen on validation: "acc", "best_val", "score" (per reported image)
+    return study.kernel_accuracies(arch, x_tr, y_tr, x_te, y_te, diag_regs=cfg["diag_regs"], get=("nngp", "ntk"))["ntk"]
 
 w = cfg["base_width"]
-ntk_kernel, _, ntk_score = kernel_acc(nbk.fcn(2, w, parameterization="ntk"))
-std_both = {r: kernel_acc(fcn_widths(int(r * w), w, "standard")) for r in cfg["ratios"]}
-std_kernel = {r: test for r, (test, _, _) in std_both.items()}
-std_score = {r: score for r, (_, _, score) in std_both.items()}
-best_r = max(std_both, key=lambda r: std_both[r][1])  # the width ratio is chosen on the validation half
+ntk_param = ntk_of(nbk.fcn(2, w, parameterization="ntk"))
+ntk_kernel, ntk_score = ntk_param["acc"], ntk_param["score"]
+std = {r: ntk_of(fcn_widths(int(r * w), w, "standard")) for r in cfg["ratios"]}
+std_kernel = {r: k["acc"] for r, k in std.items()}
+std_score = {r: k["score"] for r, k in std.items()}
+best_r = max(std, key=lambda r: std[r]["best_val"])  # the width ratio is chosen on the validation half
 print(f"NTK-param kernel {ntk_kernel:.3f}; standard kernel by ratio:", {r: round(a, 3) for r, a in std_kernel.items()})
 #%% md
 ## Finite networks, learning rate tuned
