@@ -1,8 +1,8 @@
 """Every notebook's presets: the `paper` preset only runs on an accelerator with the full CIFAR-10, so a
 missing or misspelt setting there would surface hours into a run. Check its shape here instead."""
-import re
 from pathlib import Path
 
+import jupytext
 import numpy as np
 import pytest
 
@@ -10,7 +10,7 @@ SOURCES = sorted((Path(__file__).resolve().parents[1] / "notebooks" / "src").glo
 
 
 def _presets(path):
-    cells = re.split(r"^#%% .*$", path.read_text(), flags=re.M)
+    cells = [c.source for c in jupytext.read(path, fmt="py:percent").cells]
     cell = next(c for c in cells if "PRESETS = {" in c)
     scope = {"np": np}
     exec(cell[:cell.index("cfg = ")] if "cfg = " in cell else cell, scope)

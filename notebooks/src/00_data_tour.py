@@ -1,31 +1,37 @@
-#%% md
-# 00 · Data tour: CIFAR-10 and regularized ZCA whitening
+# %% [markdown]
+# # 00 · Data tour: CIFAR-10 and regularized ZCA whitening
+#
+# **Finding.** Regularized ZCA whitening, `W = (Σ + ε·tr(Σ)/d·I)^(-1/2)`, interpolates between the raw images (large ε) and fully whitened ones (ε → 0), whose training covariance is the identity on the span of the data, while the classes stay separable.
+#
+# **In the paper.** Lee et al. 2020, *Finite Versus Infinite Neural Networks*, §3.10 and Fig. 9 (ZCA regularization); the preprocessing every later notebook uses.
+#
+# **What you will see.** A sample of each class; the eigenvalue spectrum of the pixel covariance with the regularizer's level; whitened images for a slider over ε; and a verdict computed from the data.
 
-**Finding.** Regularized ZCA whitening, `W = (Σ + ε·tr(Σ)/d·I)^(-1/2)`, interpolates between the raw images (large ε) and fully whitened ones (ε → 0), whose training covariance is the identity on the span of the data, while the classes stay separable.
+# %% [markdown]
+# Imports first. All the logic lives in the `nbkernels` package; this notebook only calls it.
 
-**In the paper.** Lee et al. 2020, *Finite Versus Infinite Neural Networks*, §3.10 and Fig. 9 (ZCA regularization); the preprocessing every later notebook uses.
-
-**What you will see.** A sample of each class; the eigenvalue spectrum of the pixel covariance with the regularizer's level; whitened images for a slider over ε; and a verdict computed from the data.
-#%% md
-Imports first. All the logic lives in the `nbkernels` package; this notebook only calls it.
-#%% code
+# %%
 import os
 import numpy as np
 import matplotlib.pyplot as plt
 import ipywidgets as widgets
 import nbkernels as nbk
 from nbkernels import data, plots, notebook
-#%% md
-The parameters papermill can override (`papermill -p preset ci ...`). `preset` defaults to `$NBKERNELS_PRESET`, so the test suite runs the small one.
-#%% code tags=parameters
+
+# %% [markdown]
+# The parameters papermill can override (`papermill -p preset ci ...`). `preset` defaults to `$NBKERNELS_PRESET`, so the test suite runs the small one.
+
+# %% tags=["parameters"]
 preset = os.environ.get("NBKERNELS_PRESET", "default")
 dataset = "auto"
 n_train = None
 n_test = None
 seed = 0
-#%% md
-The presets: `ci` is the smallest scale at which the finding holds, `default` fits a laptop in minutes, `paper` is the scale of the paper.
-#%% code
+
+# %% [markdown]
+# The presets: `ci` is the smallest scale at which the finding holds, `default` fits a laptop in minutes, `paper` is the scale of the paper.
+
+# %%
 PRESETS = {
     "ci":      dict(n_train=1000,  n_test=1000,  eps_grid=[1.0, 0.1, 0.01, 1e-3, 0.0]),
     "default": dict(n_train=3000,  n_test=3000,  eps_grid=[10.0, 1.0, 0.1, 0.01, 1e-3, 1e-4, 0.0]),
@@ -34,10 +40,12 @@ PRESETS = {
 cfg = notebook.choose_preset(PRESETS, preset, n_train=n_train, n_test=n_test)
 ds = data.load(dataset, n_train=cfg["n_train"], n_test=cfg["n_test"], seed=seed)
 print(ds.describe())
-#%% md
-## A sample of each class
-Eight images of every class, straight from the loader (float32 in [0, 1]).
-#%% code
+
+# %% [markdown]
+# ## A sample of each class
+# Eight images of every class, straight from the loader (float32 in [0, 1]).
+
+# %%
 per_class = 8
 fig, axes = plt.subplots(len(ds.class_names), per_class, figsize=(per_class * 0.9, len(ds.class_names) * 0.95))
 for c, name in enumerate(ds.class_names):
@@ -50,10 +58,13 @@ for c, name in enumerate(ds.class_names):
 plots.title(fig, "Samples per class", ds, preset)
 plots.save(fig, "00_data_tour/samples")
 plt.show()
-#%% md
-## Whitening over a grid of ε
-Each ε is fitted on the training images (after per-channel standardization) and applied to both splits; one SVD of the training data serves the whole grid. The result is cached, so the widget below answers at once.
-#%% code
+
+
+# %% [markdown]
+# ## Whitening over a grid of ε
+# Each ε is fitted on the training images (after per-channel standardization) and applied to both splits; one SVD of the training data serves the whole grid. The result is cached, so the widget below answers at once.
+
+# %%
 def zca_sweep(x_train, x_test, y_train, y_test, eps_grid):
     base = data.ZCA(0.0).fit(x_train)  # one SVD serves every ε
     out = {"eigenvalues": base.eigenvalues_, "eps": list(eps_grid), "runs": {}}
@@ -76,10 +87,12 @@ def zca_sweep(x_train, x_test, y_train, y_test, eps_grid):
 x_tr, x_te = data.standardize_channels(ds.x_train, ds.x_test)
 config = dict(nb="00", data=nbk.cache.fingerprint(x_tr), test=nbk.cache.fingerprint(x_te), eps=cfg["eps_grid"])
 sweep = nbk.cache.cached(config, lambda: zca_sweep(x_tr, x_te, ds.y_train, ds.y_test, cfg["eps_grid"]), version="4")
-#%% md
-## The spectrum of the pixel covariance
-Natural images have a covariance spectrum that decays roughly like a power law; ZCA divides each direction by the square root of its eigenvalue plus the regularizer `ε·tr(Σ)/d` (dashed lines), so directions below the line are left mostly unamplified.
-#%% code
+
+# %% [markdown]
+# ## The spectrum of the pixel covariance
+# Natural images have a covariance spectrum that decays roughly like a power law; ZCA divides each direction by the square root of its eigenvalue plus the regularizer `ε·tr(Σ)/d` (dashed lines), so directions below the line are left mostly unamplified.
+
+# %%
 eig = sweep["eigenvalues"]
 fig, ax = plt.subplots()
 ax.loglog(np.arange(1, len(eig) + 1), np.maximum(eig, 1e-12), label="eigenvalues of Σ")
@@ -92,10 +105,13 @@ plots.title(ax, "Pixel covariance spectrum and ZCA regularizer levels", ds, pres
 ax.legend()
 plots.save(fig, "00_data_tour/spectrum")
 plt.show()
-#%% md
-## Interactive: move ε
-The slider walks the cached grid (ε = 0 is full whitening). Top row: the images; bottom row: the same images whitened with that ε (each rescaled to [0, 1] for display).
-#%% code
+
+
+# %% [markdown]
+# ## Interactive: move ε
+# The slider walks the cached grid (ε = 0 is full whitening). Top row: the images; bottom row: the same images whitened with that ε (each rescaled to [0, 1] for display).
+
+# %%
 def show(eps):
     run = sweep["runs"][eps]
     fig, axes = plt.subplots(2, 6, figsize=(9, 3.4))
@@ -110,10 +126,12 @@ def show(eps):
     plt.show()
 
 notebook.interact(show, eps=widgets.SelectionSlider(options=cfg["eps_grid"], value=cfg["eps_grid"][1], description="ε"));
-#%% md
-## Verdict
-Two checks computed from the data: (1) as ε → 0 the largest deviation of the whitened training covariance from the identity (on the span of the data) shrinks monotonically and reaches below 10⁻³ at ε = 0 (the table also gives the median deviation: the largest one belongs to the smallest eigenvalue of the pixel covariance, far below every regularizer level in the grid, so it stays near 1 until ε = 0); (2) after whitening with ε = 0.1, a nearest-class-mean classifier still beats chance (10%) by more than five standard errors on the test set.
-#%% code
+
+# %% [markdown]
+# ## Verdict
+# Two checks computed from the data: (1) as ε → 0 the largest deviation of the whitened training covariance from the identity (on the span of the data) shrinks monotonically and reaches below 10⁻³ at ε = 0 (the table also gives the median deviation: the largest one belongs to the smallest eigenvalue of the pixel covariance, far below every regularizer level in the grid, so it stays near 1 until ε = 0); (2) after whitening with ε = 0.1, a nearest-class-mean classifier still beats chance (10%) by more than five standard errors on the test set.
+
+# %%
 devs = [sweep["runs"][e]["cov_deviation"] for e in cfg["eps_grid"]]
 monotone = all(a >= b - 1e-6 for a, b in zip(devs, devs[1:]))
 full = sweep["runs"][0.0]["cov_deviation"]
@@ -124,7 +142,8 @@ rows = [dict(what=f"max (median) |eig(cov) - 1| at ε={e:g}", ours=f"{d:.2e} ({s
              paper="→ 0 as ε → 0") for e, d in zip(cfg["eps_grid"], devs)]
 rows.append(dict(what="nearest-class-mean test accuracy, ε=0.1", ours=f"{100*acc:.1f} ± {100*se:.1f}%", paper="above chance (10%)"))
 notebook.table(rows)
-#%% code tags=verdict
+
+# %% tags=["verdict"]
 # NBVAL_CHECK_OUTPUT
 notebook.verdict("00_data_tour", "Whitened training covariance → identity as ε → 0; classes stay separable",
                  monotone and full < 1e-3 and separable, rows, ds.describe(), preset)

@@ -1,27 +1,32 @@
-#%% md
-# 01 · Finite against infinite networks: the overview
+# %% [markdown]
+# # 01 · Finite against infinite networks: the overview
+#
+# **Finding.** The paper's Table 1: for fully connected networks the infinite-width kernels (NNGP, NTK) beat the finite networks trained in the base setting; for convolutional networks, finite networks with the right interventions (centering, large learning rate, L2, early stopping, ensembling) beat their kernels.
+#
+# **In the paper.** Lee et al. 2020, §3 and Table 1.
+#
+# **What you will see.** For FCN, CNN-VEC and CNN-GAP: NNGP and NTK accuracy beside finite networks in the paper's settings (base, +centering, +large learning rate, +L2, +early stopping, +ensemble, and the best of these), one table and one grouped bar chart; a widget for each setting's learning curve against the kernel line.
 
-**Finding.** The paper's Table 1: for fully connected networks the infinite-width kernels (NNGP, NTK) beat the finite networks trained in the base setting; for convolutional networks, finite networks with the right interventions (centering, large learning rate, L2, early stopping, ensembling) beat their kernels.
-
-**In the paper.** Lee et al. 2020, §3 and Table 1.
-
-**What you will see.** For FCN, CNN-VEC and CNN-GAP: NNGP and NTK accuracy beside finite networks in the paper's settings (base, +centering, +large learning rate, +L2, +early stopping, +ensemble, and the best of these), one table and one grouped bar chart; a widget for each setting's learning curve against the kernel line.
-#%% code
+# %%
 import os
 import numpy as np
 import matplotlib.pyplot as plt
 import ipywidgets as widgets
 import nbkernels as nbk
 from nbkernels import data, plots, notebook, study, train, predict
-#%% md
-Parameters papermill can override; `preset` defaults to `$NBKERNELS_PRESET`.
-#%% code tags=parameters
+
+# %% [markdown]
+# Parameters papermill can override; `preset` defaults to `$NBKERNELS_PRESET`.
+
+# %% tags=["parameters"]
 preset = os.environ.get("NBKERNELS_PRESET", "default")
 dataset = "auto"
 seed = 0
-#%% md
-Presets. The convolutional networks are costly to train on a CPU, so they get fewer images and channels than the FCN; every setting trains for the same number of full-batch SGD steps.
-#%% code
+
+# %% [markdown]
+# Presets. The convolutional networks are costly to train on a CPU, so they get fewer images and channels than the FCN; every setting trains for the same number of full-batch SGD steps.
+
+# %%
 PRESETS = {
     "ci":      dict(image=8, fcn=dict(n=500, width=256, steps=200), cnn=dict(n=150, width=16, steps=100), depth=2, n_test=1000,
                     lr=0.5, large_lr=1.5, l2=1e-4, members=2),
@@ -34,10 +39,12 @@ cfg = notebook.choose_preset(PRESETS, preset)
 ds = data.load(dataset, n_train=cfg["fcn"]["n"], n_test=cfg["n_test"], seed=seed)
 x_tr, y_tr, x_te, y_te = study.prepared(ds, downsample_to=cfg["image"])
 print(ds.describe(), "| images", x_tr.shape[1:])
-#%% md
-## The settings
-Each is one call to `train.train` (cached). Early stopping is the base run's best test accuracy over its evaluations (optimistic, as it picks the step on the test set; the paper picks it on validation data).
-#%% code
+
+# %% [markdown]
+# ## The settings
+# Each is one call to `train.train` (cached). Early stopping is the base run's best test accuracy over its evaluations (optimistic, as it picks the step on the test set; the paper picks it on validation data).
+
+# %%
 ARCHS = {"FCN": (lambda w: nbk.fcn(cfg["depth"], w), cfg["fcn"]),
          "CNN-VEC": (lambda w: nbk.cnn(cfg["depth"], w, readout="vec"), cfg["cnn"]),
          "CNN-GAP": (lambda w: nbk.cnn(cfg["depth"], w, readout="gap"), cfg["cnn"])}
@@ -58,14 +65,17 @@ for name, (make, sc) in ARCHS.items():
     finite[name, "best"] = dict(run=finite[name, best]["run"], acc=finite[name, best]["acc"], which=best)
     print(f"{name}: NNGP {kernels[name]['nngp']:.3f}, NTK {kernels[name]['ntk']:.3f}; finite " +
           ", ".join(f"{s} {finite[name, s]['acc']:.3f}" for s in list(SETTINGS) + ["+early stopping", "best"]))
-#%% md
-## Table 1 at this scale
-#%% code
+
+# %% [markdown]
+# ## Table 1 at this scale
+
+# %%
 COLUMNS = ["base", "+centering", "+large lr", "+L2", "+early stopping", "+ensemble", "best"]
 rows_t = [dict(architecture=n, **{c: study.pct(finite[n, c]["acc"]) for c in COLUMNS},
                NNGP=study.pct(kernels[n]["nngp"]), NTK=study.pct(kernels[n]["ntk"])) for n in ARCHS]
 notebook.table(rows_t)
-#%% code
+
+# %%
 fig, ax = plt.subplots(figsize=(12, 4))
 bars = COLUMNS + ["NNGP", "NTK"]
 width = 0.8 / len(bars)
@@ -80,9 +90,12 @@ plots.title(fig, "Finite networks (settings) against their kernels (hatched)", d
 fig.tight_layout()
 plots.save(fig, "01_finite_vs_infinite/table1")
 plt.show()
-#%% md
-## Interactive: a setting's learning curve against the kernel
-#%% code
+
+
+# %% [markdown]
+# ## Interactive: a setting's learning curve against the kernel
+
+# %%
 def show(arch, setting):
     plots.learning_curves([(setting, finite[arch, setting]["run"].history, "test_acc")],
                           [(g.upper(), kernels[arch][g], ls) for g, ls in [("nngp", ":"), ("ntk", "--")]],
@@ -90,12 +103,14 @@ def show(arch, setting):
     plt.show()
 
 notebook.interact(show, arch=widgets.Dropdown(options=list(ARCHS)), setting=widgets.Dropdown(options=COLUMNS));
-#%% md
-## Verdict
-The paper's orderings: (1) the better kernel beats the base finite FCN; (2) for each CNN the best finite setting beats the better of its kernels. Each by more than the standard error of the difference, counted on the reported half (the kernels' accuracy is measured there; the conservative choice for the finite networks, scored on the whole test set). The best finite setting is picked on the test set, which favours the finite side.
 
-*Known at this scale:* (1) holds by a wide margin, but the small, briefly trained CNNs of the `ci` preset (16 channels, 100 full-batch steps on 150 images) stay below their kernels (best finite CNN-VEC 24.5% against 25.8%, CNN-GAP 21.6% against 27.4%), so the `ci` verdict is **no**, recorded as such; the paper's finite CNNs train for orders of magnitude more steps on 45,000 images.
-#%% code
+# %% [markdown]
+# ## Verdict
+# The paper's orderings: (1) the better kernel beats the base finite FCN; (2) for each CNN the best finite setting beats the better of its kernels. Each by more than the standard error of the difference, counted on the reported half (the kernels' accuracy is measured there; the conservative choice for the finite networks, scored on the whole test set). The best finite setting is picked on the test set, which favours the finite side.
+#
+# *Known at this scale:* (1) holds by a wide margin, but the small, briefly trained CNNs of the `ci` preset (16 channels, 100 full-batch steps on 150 images) stay below their kernels (best finite CNN-VEC 24.5% against 25.8%, CNN-GAP 21.6% against 27.4%), so the `ci` verdict is **no**, recorded as such; the paper's finite CNNs train for orders of magnitude more steps on 45,000 images.
+
+# %%
 k_best = {n: max(kernels[n].values()) for n in ARCHS}
 rows = [dict(what="FCN: best kernel vs base finite", ours=f"{study.pct(k_best['FCN'])} vs {study.pct(finite['FCN', 'base']['acc'])}", paper="kernel > base")]
 rows += [dict(what=f"{n}: best finite ({finite[n, 'best']['which']}) vs best kernel", ours=f"{study.pct(finite[n, 'best']['acc'])} vs {study.pct(k_best[n])}",
@@ -104,7 +119,8 @@ notebook.table(rows)
 n_rep = len(y_te) - len(y_te) // 2
 ok = study.beats(k_best["FCN"], finite["FCN", "base"]["acc"], n_rep) and all(
     study.beats(finite[n, "best"]["acc"], k_best[n], n_rep) for n in ("CNN-VEC", "CNN-GAP"))
-#%% code tags=verdict expect=no
+
+# %% expect="no" tags=["verdict"]
 # NBVAL_CHECK_OUTPUT
 notebook.verdict("01_finite_vs_infinite", "Kernels beat the base finite FCN; the best finite CNNs beat their kernels",
                  ok, rows, ds.describe(), preset)

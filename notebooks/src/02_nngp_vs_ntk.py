@@ -1,29 +1,35 @@
-#%% md
-# 02 · NNGP against NTK
+# %% [markdown]
+# # 02 · NNGP against NTK
+#
+# **Finding.** Bayesian inference with the NNGP kernel (only the readout trained, in the infinite-width limit) usually predicts better than gradient-descent training of all layers (the NTK), and the NNGP is cheaper to compute.
+#
+# **In the paper.** Lee et al. 2020, §3.2 "NNGP vs NTK" and Fig. 3 (and Table 1's kernel columns).
+#
+# **What you will see.** For a fully connected network (FCN), a convolutional network without pooling (CNN-VEC) and with global average pooling (CNN-GAP): NNGP and NTK test accuracy over training-set sizes and over the diagonal regularizer, the share of settings the NNGP wins, and the time each kernel takes.
 
-**Finding.** Bayesian inference with the NNGP kernel (only the readout trained, in the infinite-width limit) usually predicts better than gradient-descent training of all layers (the NTK), and the NNGP is cheaper to compute.
+# %% [markdown]
+# Imports first; the experiment is a few calls into `nbkernels`.
 
-**In the paper.** Lee et al. 2020, §3.2 "NNGP vs NTK" and Fig. 3 (and Table 1's kernel columns).
-
-**What you will see.** For a fully connected network (FCN), a convolutional network without pooling (CNN-VEC) and with global average pooling (CNN-GAP): NNGP and NTK test accuracy over training-set sizes and over the diagonal regularizer, the share of settings the NNGP wins, and the time each kernel takes.
-#%% md
-Imports first; the experiment is a few calls into `nbkernels`.
-#%% code
+# %%
 import os
 import numpy as np
 import matplotlib.pyplot as plt
 import ipywidgets as widgets
 import nbkernels as nbk
 from nbkernels import data, plots, notebook, study
-#%% md
-Parameters papermill can override; `preset` defaults to `$NBKERNELS_PRESET` so the test suite runs the small one.
-#%% code tags=parameters
+
+# %% [markdown]
+# Parameters papermill can override; `preset` defaults to `$NBKERNELS_PRESET` so the test suite runs the small one.
+
+# %% tags=["parameters"]
 preset = os.environ.get("NBKERNELS_PRESET", "default")
 dataset = "auto"
 seed = 0
-#%% md
-The presets. Images are downsampled (`image`) so the CNN kernels fit a CPU; CNN-GAP needs every pixel pair (P² entries per image pair), so it gets a smaller training set. A *setting* is one architecture × training-set size × diagonal regularizer.
-#%% code
+
+# %% [markdown]
+# The presets. Images are downsampled (`image`) so the CNN kernels fit a CPU; CNN-GAP needs every pixel pair (P² entries per image pair), so it gets a smaller training set. A *setting* is one architecture × training-set size × diagonal regularizer.
+
+# %%
 PRESETS = {
     "ci":      dict(image=8, sizes=[250, 500, 1000], gap_sizes=[100, 200], n_test=2000, gap_test=1000,
                     depth=3, diag_regs=[1e-4, 1e-3, 1e-2, 1e-1, 1.0]),
@@ -36,10 +42,12 @@ cfg = notebook.choose_preset(PRESETS, preset)
 ds = data.load(dataset, n_train=max(cfg["sizes"]), n_test=cfg["n_test"], seed=seed)
 x_tr, y_tr, x_te, y_te = study.prepared(ds, downsample_to=cfg["image"])
 print(ds.describe(), "| images", x_tr.shape[1:])
-#%% md
-## The experiment
-One call per architecture: both kernels on the largest training subset and between test and training points (each smaller size uses the leading block), then kernel regression at every regularizer. Results are cached, so re-running (or the widget below) is instant. Accuracies are on the held-out half of the test set; the other half is kept for choosing regularizers where a notebook tunes them.
-#%% code
+
+# %% [markdown]
+# ## The experiment
+# One call per architecture: both kernels on the largest training subset and between test and training points (each smaller size uses the leading block), then kernel regression at every regularizer. Results are cached, so re-running (or the widget below) is instant. Accuracies are on the held-out half of the test set; the other half is kept for choosing regularizers where a notebook tunes them.
+
+# %%
 ARCHS = {
     "FCN": nbk.fcn(cfg["depth"], 1024),
     "CNN-VEC": nbk.cnn(cfg["depth"], 256, readout="vec"),
@@ -54,10 +62,12 @@ for name, arch in ARCHS.items():
         results[name, m] = by_size[m]
         print(f"{name:8s} m={m:5d}: NNGP best {max(results[name, m]['nngp']['test']):.3f}, "
               f"NTK best {max(results[name, m]['ntk']['test']):.3f}")
-#%% md
-## NNGP and NTK over training-set size
-The best regularizer per kernel and size (chosen on the validation half); error bars are binomial standard errors on the test half.
-#%% code
+
+# %% [markdown]
+# ## NNGP and NTK over training-set size
+# The best regularizer per kernel and size (chosen on the validation half); error bars are binomial standard errors on the test half.
+
+# %%
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), sharey=True)
 for ax, name in zip(axes, ARCHS):
     sizes = sorted(m for (a, m) in results if a == name)
@@ -73,10 +83,13 @@ plots.title(fig, "NNGP vs NTK over training-set size (tuned diag_reg)", ds, pres
 fig.tight_layout()
 plots.save(fig, "02_nngp_vs_ntk/sizes")
 plt.show()
-#%% md
-## Interactive: every setting
-Pick an architecture and a size; the plot shows both kernels over the diagonal regularizer (relative to the mean eigenvalue, `K + ε·tr(K)/m·I`).
-#%% code
+
+
+# %% [markdown]
+# ## Interactive: every setting
+# Pick an architecture and a size; the plot shows both kernels over the diagonal regularizer (relative to the mean eigenvalue, `K + ε·tr(K)/m·I`).
+
+# %%
 def show(arch, m):
     sizes = sorted(s for (a, s) in results if a == arch)
     m = min(sizes, key=lambda s: abs(s - m))
@@ -91,10 +104,12 @@ def show(arch, m):
 
 notebook.interact(show, arch=widgets.Dropdown(options=list(ARCHS)),
                  m=widgets.SelectionSlider(options=cfg["sizes"], description="m"));
-#%% md
-## Cost: the NNGP alone against NNGP and NTK together
-The NTK is computed alongside the NNGP (it needs the NNGP's derivative maps at every layer), so asking for the NNGP alone skips that work. Timed on the largest training set, after compilation.
-#%% code
+
+# %% [markdown]
+# ## Cost: the NNGP alone against NNGP and NTK together
+# The NTK is computed alongside the NNGP (it needs the NNGP's derivative maps at every layer), so asking for the NNGP alone skips that work. Timed on the largest training set, after compilation.
+
+# %%
 m_time = max(cfg["gap_sizes"])  # the largest GAP training kernel: already computed (cached) with the NTK
 timing = {}
 for name, arch in ARCHS.items():
@@ -102,10 +117,12 @@ for name, arch in ARCHS.items():
     both = study.timed_kernel(arch, x_tr[:m_time], get=("nngp", "ntk"))["seconds"]
     timing[name] = (only, both)
     print(f"{name:8s}: NNGP {only:.3f} s, NNGP+NTK {both:.3f} s ({both / only:.2f}×)")
-#%% md
-## Verdict
-The claim, as the paper makes it (Fig. 3 compares each kernel at its best regularizer): in more than half of the settings (architecture × training-set size, each kernel's regularizer chosen on the validation half) the NNGP's test accuracy is higher than the NTK's; and the NNGP alone is cheaper than the NTK (which carries the NNGP with it): the total time over the three architectures (dominated by the costly CNN-GAP kernel; the FCN's milliseconds are at the timer's noise, so each is shown but not required). The table gives each margin with its standard error (paired: both kernels are scored on the same test images), beside the paper's claim; at a fixed, untuned ε the count is also shown.
-#%% code
+
+# %% [markdown]
+# ## Verdict
+# The claim, as the paper makes it (Fig. 3 compares each kernel at its best regularizer): in more than half of the settings (architecture × training-set size, each kernel's regularizer chosen on the validation half) the NNGP's test accuracy is higher than the NTK's; and the NNGP alone is cheaper than the NTK (which carries the NNGP with it): the total time over the three architectures (dominated by the costly CNN-GAP kernel; the FCN's milliseconds are at the timer's noise, so each is shown but not required). The table gives each margin with its standard error (paired: both kernels are scored on the same test images), beside the paper's claim; at a fixed, untuned ε the count is also shown.
+
+# %%
 rows, wins, fixed_wins, fixed_total = [], 0, 0, 0
 for (name, m), r in results.items():
     nngp, ntk = r["nngp"]["acc"], r["ntk"]["acc"]
@@ -123,7 +140,8 @@ cheaper = sum(o for o, b in timing.values()) < sum(b for o, b in timing.values()
 rows += [dict(what=f"{n} kernel time, NNGP vs NNGP+NTK (m={m_time})", ours=f"{o:.3f} s vs {b:.3f} s", paper="NNGP cheaper")
          for n, (o, b) in timing.items()]
 notebook.table(rows)
-#%% code tags=verdict
+
+# %% tags=["verdict"]
 # NBVAL_CHECK_OUTPUT
 notebook.verdict("02_nngp_vs_ntk", "NNGP outperforms NTK in most settings, and is cheaper to compute",
                  wins > settings / 2 and cheaper, rows, ds.describe(), preset)

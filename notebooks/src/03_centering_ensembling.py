@@ -1,27 +1,32 @@
-#%% md
-# 03 · Centering and ensembling bring finite networks toward the kernel
+# %% [markdown]
+# # 03 · Centering and ensembling bring finite networks toward the kernel
+#
+# **Finding.** A finite network's prediction is its kernel's mean prediction plus noise from the random initialization. Centering (subtracting the network's output at initialization, f(θ) − f(θ₀)) and ensembling (averaging networks from several initializations) each remove much of that noise: the variance of predictions across initializations falls, predictions move closer to the infinite-width kernel's, and accuracy rises. Centering also trains faster, since the initial output no longer has to be unlearned.
+#
+# **In the paper.** Lee et al. 2020, §3.3 "Centering and ensembling finite networks" and Fig. 4 (and Table 1's +C and +Ens columns).
+#
+# **What you will see.** Test accuracy, across-initialization variance and distance to the kernel's prediction for base / centered networks, single and ensembled; training loss against step.
 
-**Finding.** A finite network's prediction is its kernel's mean prediction plus noise from the random initialization. Centering (subtracting the network's output at initialization, f(θ) − f(θ₀)) and ensembling (averaging networks from several initializations) each remove much of that noise: the variance of predictions across initializations falls, predictions move closer to the infinite-width kernel's, and accuracy rises. Centering also trains faster, since the initial output no longer has to be unlearned.
-
-**In the paper.** Lee et al. 2020, §3.3 "Centering and ensembling finite networks" and Fig. 4 (and Table 1's +C and +Ens columns).
-
-**What you will see.** Test accuracy, across-initialization variance and distance to the kernel's prediction for base / centered networks, single and ensembled; training loss against step.
-#%% code
+# %%
 import os
 import numpy as np
 import matplotlib.pyplot as plt
 import ipywidgets as widgets
 import nbkernels as nbk
 from nbkernels import data, plots, notebook, study, train, predict
-#%% md
-Parameters papermill can override; `preset` defaults to `$NBKERNELS_PRESET`.
-#%% code tags=parameters
+
+# %% [markdown]
+# Parameters papermill can override; `preset` defaults to `$NBKERNELS_PRESET`.
+
+# %% tags=["parameters"]
 preset = os.environ.get("NBKERNELS_PRESET", "default")
 dataset = "auto"
 seed = 0
-#%% md
-Presets: a fully connected network (2 hidden layers) trained with full-batch SGD at 0.9·η_crit; `members` networks per ensemble, `seeds` independent ensembles.
-#%% code
+
+# %% [markdown]
+# Presets: a fully connected network (2 hidden layers) trained with full-batch SGD at 0.9·η_crit; `members` networks per ensemble, `seeds` independent ensembles.
+
+# %%
 PRESETS = {
     "ci":      dict(image=8, n_train=500, n_test=1000, width=256, steps=400, members=4, seeds=2),
     "default": dict(image=8, n_train=1000, n_test=2000, width=512, steps=800, members=4, seeds=2),
@@ -31,10 +36,12 @@ cfg = notebook.choose_preset(PRESETS, preset)
 ds = data.load(dataset, n_train=cfg["n_train"], n_test=cfg["n_test"], seed=seed)
 x_tr, y_tr, x_te, y_te = study.prepared(ds, downsample_to=cfg["image"])
 print(ds.describe(), "| images", x_tr.shape[1:])
-#%% md
-## The experiment
-For each variant (base, centered) and seed, one vmapped ensemble of `members` networks (cached). The kernel's prediction at the same gradient-flow time t = η·steps is the reference.
-#%% code
+
+# %% [markdown]
+# ## The experiment
+# For each variant (base, centered) and seed, one vmapped ensemble of `members` networks (cached). The kernel's prediction at the same gradient-flow time t = η·steps is the reference.
+
+# %%
 arch = nbk.fcn(2, cfg["width"])
 runs = {c: [train.train(arch, x_tr, y_tr, x_te, y_te, steps=cfg["steps"], lr_factor=0.9, center=c, ensemble=cfg["members"],
                         seed=s, eval_every=max(cfg["steps"] // 25, 1)) for s in range(cfg["seeds"])]
@@ -43,10 +50,13 @@ t = runs[False][0].learning_rate * cfg["steps"]
 k_tt, k_st = study.timed_kernel(arch, x_tr)["ntk"], study.timed_kernel(arch, x_te, x_tr)["ntk"]
 kernel_pred = predict.gradient_descent_mse(k_tt, k_st, y_tr, t=t, on_precision="ignore")
 print(f"t = η·steps = {t:.3g}; kernel accuracy at t: {predict.accuracy(kernel_pred, y_te):.3f}")
-#%% md
-## Statistics
-Single networks: every member separately; ensembles: the mean of each seed's members. Variance is across initializations (per test output, averaged); distance is the mean squared difference to the kernel's prediction.
-#%% code
+
+
+# %% [markdown]
+# ## Statistics
+# Single networks: every member separately; ensembles: the mean of each seed's members. Variance is across initializations (per test output, averaged); distance is the mean squared difference to the kernel's prediction.
+
+# %%
 def stats(rs):
     members = np.concatenate([r.member_test_pred for r in rs])          # (seeds*members, n, k)
     ens = np.stack([r.test_pred for r in rs])                           # (seeds, n, k)
@@ -60,9 +70,11 @@ for c in (False, True):
     s = S[c]
     print(f"{'centered' if c else 'base':8s}: acc single {s['acc_single'][0]:.3f}, ensemble {s['acc_ens'][0]:.3f}; "
           f"variance {s['var_single']:.4f} → {s['var_ens']:.4f}; distance to kernel {s['dist_single']:.4f} → {s['dist_ens']:.4f}")
-#%% md
-## Figures
-#%% code
+
+# %% [markdown]
+# ## Figures
+
+# %%
 labels = ["base", "base + ens", "centered", "centered + ens"]
 vals = lambda key: [S[False][key + "_single"], S[False][key + "_ens"], S[True][key + "_single"], S[True][key + "_ens"]]
 fig, axes = plt.subplots(1, 4, figsize=(15, 3.6))
@@ -85,10 +97,13 @@ plots.title(fig, f"Centering and ensembling (FCN width {cfg['width']}, {cfg['mem
 fig.tight_layout()
 plots.save(fig, "03_centering_ensembling/summary")
 plt.show()
-#%% md
-## Interactive: learning curves
-Pick a variant and a seed: the ensemble's and its members' test accuracy over training.
-#%% code
+
+
+# %% [markdown]
+# ## Interactive: learning curves
+# Pick a variant and a seed: the ensemble's and its members' test accuracy over training.
+
+# %%
 def show(variant, seed_index):
     h = runs[variant == "centered"][seed_index].history
     plots.learning_curves([("ensemble", h, "test_acc"), ("first member", h, "member_test_acc")],
@@ -98,10 +113,12 @@ def show(variant, seed_index):
 
 notebook.interact(show, variant=widgets.ToggleButtons(options=["base", "centered"]),
                  seed_index=widgets.IntSlider(min=0, max=cfg["seeds"] - 1, description="seed"));
-#%% md
-## Verdict
-The claims: (1) centering and ensembling each reduce the variance across initializations (centered < base; ensemble < single, for both); (2) each brings predictions closer to the kernel's (same comparisons for the distance); (3) centering trains faster: the centered networks reach the base networks' final training loss in fewer steps.
-#%% code
+
+# %% [markdown]
+# ## Verdict
+# The claims: (1) centering and ensembling each reduce the variance across initializations (centered < base; ensemble < single, for both); (2) each brings predictions closer to the kernel's (same comparisons for the distance); (3) centering trains faster: the centered networks reach the base networks' final training loss in fewer steps.
+
+# %%
 base_final = runs[False][0].history["train_loss"][-1]
 hist = runs[True][0].history
 reach = int(hist["step"][np.argmax(hist["train_loss"] <= base_final)]) if np.any(hist["train_loss"] <= base_final) else None
@@ -114,7 +131,8 @@ rows = [dict(what="variance across inits: base / +ens / centered / +ens", ours="
         dict(what="test accuracy: base / +ens / centered / +ens", ours=" / ".join(study.pct(*a) for a in acc), paper="rises (Table 1 +C, +Ens)"),
         dict(what="steps for centered to reach base's final loss", ours=f"{reach} of {cfg['steps']}", paper="centering trains faster")]
 notebook.table(rows)
-#%% code tags=verdict
+
+# %% tags=["verdict"]
 # NBVAL_CHECK_OUTPUT
 notebook.verdict("03_centering_ensembling", "Centering and ensembling reduce prediction variance and move finite networks toward the kernel; centering trains faster",
                  ok, rows, ds.describe(), preset)

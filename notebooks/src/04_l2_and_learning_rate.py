@@ -1,27 +1,32 @@
-#%% md
-# 04 · Large learning rates and L2 move finite networks away from the kernel
+# %% [markdown]
+# # 04 · Large learning rates and L2 move finite networks away from the kernel
+#
+# **Finding.** Finite networks trained with a small learning rate and no regularization behave like their kernels. A large learning rate (near or beyond the critical η_crit = 2/λ_max, the "catapult" regime) and L2 regularization each move them away from the kernel regime — at the paper's scale, to better accuracy than the kernel — and together they help by more than the sum of their separate gains (a superlinear interaction).
+#
+# **In the paper.** Lee et al. 2020, §3.1 "Large learning rates and L2 regularization drive differences between finite networks and kernels", Fig. 1 and Fig. 2.
+#
+# **What you will see.** Heatmaps over learning rate (multiples of η_crit) × L2 strength of the finite network's test accuracy and its gap to the kernel; a widget for each cell's learning curve.
 
-**Finding.** Finite networks trained with a small learning rate and no regularization behave like their kernels. A large learning rate (near or beyond the critical η_crit = 2/λ_max, the "catapult" regime) and L2 regularization each move them away from the kernel regime — at the paper's scale, to better accuracy than the kernel — and together they help by more than the sum of their separate gains (a superlinear interaction).
-
-**In the paper.** Lee et al. 2020, §3.1 "Large learning rates and L2 regularization drive differences between finite networks and kernels", Fig. 1 and Fig. 2.
-
-**What you will see.** Heatmaps over learning rate (multiples of η_crit) × L2 strength of the finite network's test accuracy and its gap to the kernel; a widget for each cell's learning curve.
-#%% code
+# %%
 import os
 import numpy as np
 import matplotlib.pyplot as plt
 import ipywidgets as widgets
 import nbkernels as nbk
 from nbkernels import data, plots, notebook, study, train
-#%% md
-Parameters papermill can override; `preset` defaults to `$NBKERNELS_PRESET`.
-#%% code tags=parameters
+
+# %% [markdown]
+# Parameters papermill can override; `preset` defaults to `$NBKERNELS_PRESET`.
+
+# %% tags=["parameters"]
 preset = os.environ.get("NBKERNELS_PRESET", "default")
 dataset = "auto"
 seed = 0
-#%% md
-Presets: a fully connected network (2 hidden layers, NTK parameterization), full-batch SGD; learning rates as multiples of the network's own η_crit (above 1 is the catapult regime), an L2 grid, `members` independently initialized networks per cell. L2 shrinks the weights by a factor lr·L2 per step, so in the few hundred steps a CPU affords only strengths up to ~10⁻³ act at all: the `ci` and `default` grids reach 3·10⁻³ (at L2 ≤ 3·10⁻⁴, the old `ci` grid, L2 alone gained +1.0 ± 1.6 points, within noise); the `paper` preset's 10⁵ steps need 10⁻⁶–10⁻³.
-#%% code
+
+# %% [markdown]
+# Presets: a fully connected network (2 hidden layers, NTK parameterization), full-batch SGD; learning rates as multiples of the network's own η_crit (above 1 is the catapult regime), an L2 grid, `members` independently initialized networks per cell. L2 shrinks the weights by a factor lr·L2 per step, so in the few hundred steps a CPU affords only strengths up to ~10⁻³ act at all: the `ci` and `default` grids reach 3·10⁻³ (at L2 ≤ 3·10⁻⁴, the old `ci` grid, L2 alone gained +1.0 ± 1.6 points, within noise); the `paper` preset's 10⁵ steps need 10⁻⁶–10⁻³.
+
+# %%
 PRESETS = {
     "ci":      dict(image=8, n_train=1000, n_test=2000, width=256, steps=300, members=1,
                     lr_factors=[0.1, 0.5, 1.5], l2_grid=[0.0, 1e-4, 3e-4, 1e-3, 3e-3]),
@@ -35,18 +40,22 @@ ds = data.load(dataset, n_train=cfg["n_train"], n_test=cfg["n_test"], seed=seed)
 x_tr, y_tr, x_te, y_te = study.prepared(ds, downsample_to=cfg["image"])
 (_, y_val), (_, y_rep) = study.split_validation(x_te, y_te)
 print(ds.describe(), "| images", x_tr.shape[1:])
-#%% md
-## The kernel reference
-The same architecture's NTK (regularizer tuned on the validation half), reported on the test half.
-#%% code
+
+# %% [markdown]
+# ## The kernel reference
+# The same architecture's NTK (regularizer tuned on the validation half), reported on the test half.
+
+# %%
 arch = nbk.fcn(2, cfg["width"])
 kr = study.kernel_accuracies(arch, x_tr, y_tr, x_te, y_te, diag_regs=[1e-4, 1e-3, 1e-2, 1e-1, 1.0])
 kernel_acc = kr["ntk"]["acc"]
 print(f"NTK accuracy {kernel_acc:.3f}")
-#%% md
-## The grid
-Every (learning rate, L2) cell is one vmapped ensemble of `members` networks; each member is scored separately at the end of training (test half), then averaged. Cached: re-running or moving the widget is instant. A diverged run scores chance.
-#%% code
+
+# %% [markdown]
+# ## The grid
+# Every (learning rate, L2) cell is one vmapped ensemble of `members` networks; each member is scored separately at the end of training (test half), then averaged. Cached: re-running or moving the widget is instant. A diverged run scores chance.
+
+# %%
 n_val = len(y_val)
 grid = {}
 for f in cfg["lr_factors"]:
@@ -59,10 +68,12 @@ for f in cfg["lr_factors"]:
 A = np.array([[grid[f, l]["acc"] for l in cfg["l2_grid"]] for f in cfg["lr_factors"]])
 V = np.array([[grid[f, l]["val"] for l in cfg["l2_grid"]] for f in cfg["lr_factors"]])
 print(np.round(100 * A, 1))
-#%% md
-## Heatmaps
-Rows: learning rate / η_crit; columns: L2 strength. Left: test accuracy; right: the gap to the NTK (positive: the finite network beats its kernel).
-#%% code
+
+# %% [markdown]
+# ## Heatmaps
+# Rows: learning rate / η_crit; columns: L2 strength. Left: test accuracy; right: the gap to the NTK (positive: the finite network beats its kernel).
+
+# %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 4))
 for ax, Z, title, cmap in [(axes[0], 100 * A, "test accuracy (%)", "viridis"), (axes[1], 100 * (A - kernel_acc), "finite − NTK (points)", "RdBu")]:
     lim = np.abs(Z).max() if cmap == "RdBu" else None
@@ -82,9 +93,12 @@ plots.title(fig, f"L2 × learning rate, FCN width {cfg['width']} (NTK {100 * ker
 fig.tight_layout()
 plots.save(fig, "04_l2_and_learning_rate/heatmaps")
 plt.show()
-#%% md
-## Interactive: one cell's learning curves
-#%% code
+
+
+# %% [markdown]
+# ## Interactive: one cell's learning curves
+
+# %%
 def show(lr_factor, l2):
     r = grid[lr_factor, l2]["run"]
     plots.learning_curves([("first member", r.history, "member_test_acc")], [("NTK", kernel_acc, ":")],
@@ -93,12 +107,15 @@ def show(lr_factor, l2):
 
 notebook.interact(show, lr_factor=widgets.SelectionSlider(options=cfg["lr_factors"], description="lr/η_crit"),
                  l2=widgets.SelectionSlider(options=cfg["l2_grid"], description="L2"));
-#%% md
-## Verdict
-With the base cell = smallest learning rate and no L2, and each "best" cell chosen on the validation half: (1) the best large-learning-rate cell without L2 beats the base; (2) the best L2 cell at the smallest learning rate beats the base; (3) the best cell with both beats the base by more than the two gains added (superlinear). Each must hold by more than the standard error of the difference (binomial errors on the reported half, in quadrature). Whether the finite networks end above the kernel, as in the paper, is reported beside.
 
-*Caveat at this scale:* every cell trains for the same few hundred full-batch steps, so the small-learning-rate cells are far from converged and part of the learning-rate "gain" is faster progress; at `ci` the finite networks stay below the kernel. The paper trains to convergence (or its best early-stopping point) at 45,000 images. With the L2 grid stopping at 3·10⁻⁴, L2 alone gained only +1.0 ± 1.6 points at `ci` (a **no**) and +1.6 ± 1.1 at `default`: in 300–600 steps such weak decay barely moves the weights. The grids now reach 3·10⁻³, where L2 alone gains +4.4 ± 1.7 (`ci`) and +5.8 ± 1.2 points (`default`) (best at 3·10⁻³ and 10⁻³ respectively, for the smallest learning rate); the largest strengths make the larger learning rates diverge (scored as chance).
-#%% code
+
+# %% [markdown]
+# ## Verdict
+# With the base cell = smallest learning rate and no L2, and each "best" cell chosen on the validation half: (1) the best large-learning-rate cell without L2 beats the base; (2) the best L2 cell at the smallest learning rate beats the base; (3) the best cell with both beats the base by more than the two gains added (superlinear). Each must hold by more than the standard error of the difference (binomial errors on the reported half, in quadrature). Whether the finite networks end above the kernel, as in the paper, is reported beside.
+#
+# *Caveat at this scale:* every cell trains for the same few hundred full-batch steps, so the small-learning-rate cells are far from converged and part of the learning-rate "gain" is faster progress; at `ci` the finite networks stay below the kernel. The paper trains to convergence (or its best early-stopping point) at 45,000 images. With the L2 grid stopping at 3·10⁻⁴, L2 alone gained only +1.0 ± 1.6 points at `ci` (a **no**) and +1.6 ± 1.1 at `default`: in 300–600 steps such weak decay barely moves the weights. The grids now reach 3·10⁻³, where L2 alone gains +4.4 ± 1.7 (`ci`) and +5.8 ± 1.2 points (`default`) (best at 3·10⁻³ and 10⁻³ respectively, for the smallest learning rate); the largest strengths make the larger learning rates diverge (scored as chance).
+
+# %%
 def chosen(rows, cols):
     """Test accuracy of the cell of this block with the best validation accuracy."""
     return study.tuned(V[rows, cols].ravel(), A[rows, cols].ravel())[0]
@@ -116,7 +133,8 @@ rows = [dict(what="base (smallest lr, no L2)", ours=study.pct(base), paper="≈ 
         dict(what="best cell − NTK", ours=f"{100 * (A.max() - kernel_acc):+.1f} points", paper="> 0 (finite beats kernel)")]
 notebook.table(rows)
 ok = study.beats(lr_acc, base, n_rep) and study.beats(l2_acc, base, n_rep) and both_gain - lr_gain - l2_gain > se_super
-#%% code tags=verdict
+
+# %% tags=["verdict"]
 # NBVAL_CHECK_OUTPUT
 notebook.verdict("04_l2_and_learning_rate", "Large learning rate and L2 each improve finite networks, and together superlinearly",
                  ok, rows, ds.describe(), preset)

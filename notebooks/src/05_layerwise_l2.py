@@ -1,27 +1,32 @@
-#%% md
-# 05 · Layer-wise L2 for standard-parameterized networks
+# %% [markdown]
+# # 05 · Layer-wise L2 for standard-parameterized networks
+#
+# **Finding.** L2 regularization in NTK parameterization penalizes each layer's weights in units of that layer's fan-in; the same penalty on a standard-parameterized network is the *layer-wise* L2 ‖θₗ‖²·fanₗ/σ_w², not uniform L2. Using the layer-wise form improves standard networks over uniform L2, toward (or past) NTK-parameterized ones (best practice 1 of the paper).
+#
+# **In the paper.** Lee et al. 2020, §3.5 "Improving L2 regularization for networks using standard parameterization" and Fig. 6.
+#
+# **What you will see.** Test accuracy against L2 strength for a standard network with uniform L2, the same network with layer-wise L2, and an NTK-parameterized network with uniform L2, each tuned on a validation half.
 
-**Finding.** L2 regularization in NTK parameterization penalizes each layer's weights in units of that layer's fan-in; the same penalty on a standard-parameterized network is the *layer-wise* L2 ‖θₗ‖²·fanₗ/σ_w², not uniform L2. Using the layer-wise form improves standard networks over uniform L2, toward (or past) NTK-parameterized ones (best practice 1 of the paper).
-
-**In the paper.** Lee et al. 2020, §3.5 "Improving L2 regularization for networks using standard parameterization" and Fig. 6.
-
-**What you will see.** Test accuracy against L2 strength for a standard network with uniform L2, the same network with layer-wise L2, and an NTK-parameterized network with uniform L2, each tuned on a validation half.
-#%% code
+# %%
 import os
 import numpy as np
 import matplotlib.pyplot as plt
 import ipywidgets as widgets
 import nbkernels as nbk
 from nbkernels import data, plots, notebook, study, train
-#%% md
-Parameters papermill can override; `preset` defaults to `$NBKERNELS_PRESET`.
-#%% code tags=parameters
+
+# %% [markdown]
+# Parameters papermill can override; `preset` defaults to `$NBKERNELS_PRESET`.
+
+# %% tags=["parameters"]
 preset = os.environ.get("NBKERNELS_PRESET", "default")
 dataset = "auto"
 seed = 0
-#%% md
-Presets: a fully connected network (2 hidden layers), full-batch SGD at 0.9·η_crit (each network's own), an L2 grid, and `members` networks per setting (vmapped) for the noise.
-#%% code
+
+# %% [markdown]
+# Presets: a fully connected network (2 hidden layers), full-batch SGD at 0.9·η_crit (each network's own), an L2 grid, and `members` networks per setting (vmapped) for the noise.
+
+# %%
 PRESETS = {
     "ci":      dict(image=8, n_train=1000, n_test=2000, width=512, steps=500, members=2, l2_grid=[0.0, 1e-4, 1e-3, 1e-2]),
     "default": dict(image=8, n_train=1000, n_test=4000, width=512, steps=600, members=2, l2_grid=[0.0, 1e-4, 1e-3, 1e-2]),
@@ -32,10 +37,12 @@ ds = data.load(dataset, n_train=cfg["n_train"], n_test=cfg["n_test"], seed=seed)
 x_tr, y_tr, x_te, y_te = study.prepared(ds, downsample_to=cfg["image"])
 (_, y_val), (_, y_rep) = study.split_validation(x_te, y_te)
 print(ds.describe(), "| images", x_tr.shape[1:])
-#%% md
-## The experiment
-Three variants × the L2 grid, each a vmapped ensemble of independently initialized members (each member is scored separately, then averaged). Cached.
-#%% code
+
+# %% [markdown]
+# ## The experiment
+# Three variants × the L2 grid, each a vmapped ensemble of independently initialized members (each member is scored separately, then averaged). Cached.
+
+# %%
 VARIANTS = {"standard, uniform L2": ("standard", "uniform"), "standard, layer-wise L2": ("standard", "layerwise"),
             "NTK param, uniform L2": ("ntk", "uniform")}
 n_val = len(y_val)
@@ -49,10 +56,12 @@ for label, (param, mode) in VARIANTS.items():
         results[label, l2] = dict(run=r, val=float(np.mean(p[:, :n_val].argmax(-1) == y_val.argmax(-1))),
                                   test=float(np.mean(p[:, n_val:].argmax(-1) == y_rep.argmax(-1))))
     print(label, {l2: round(results[label, l2]["test"], 3) for l2 in cfg["l2_grid"]})
-#%% md
-## Accuracy against L2 strength
-L2 = 0 is drawn at the left edge. Error bars: binomial standard errors on the reported half of the test set (the members share those test points, so their pooled accuracy has the same test-set noise).
-#%% code
+
+# %% [markdown]
+# ## Accuracy against L2 strength
+# L2 = 0 is drawn at the left edge. Error bars: binomial standard errors on the reported half of the test set (the members share those test points, so their pooled accuracy has the same test-set noise).
+
+# %%
 pos = [l if l > 0 else min(x for x in cfg["l2_grid"] if x > 0) / 10 for l in cfg["l2_grid"]]
 n_rep = len(y_rep)
 fig, ax = plt.subplots(figsize=(7, 4))
@@ -66,9 +75,12 @@ plots.title(fig, f"Layer-wise L2 for standard networks (FCN width {cfg['width']}
 fig.tight_layout()
 plots.save(fig, "05_layerwise_l2/l2")
 plt.show()
-#%% md
-## Interactive: learning curves
-#%% code
+
+
+# %% [markdown]
+# ## Interactive: learning curves
+
+# %%
 def show(variant, l2):
     h = results[variant, l2]["run"].history
     plots.learning_curves([("first member", h, "member_test_acc"), ("members' mean prediction", h, "test_acc")],
@@ -76,10 +88,12 @@ def show(variant, l2):
     plt.show()
 
 notebook.interact(show, variant=widgets.Dropdown(options=list(VARIANTS)), l2=widgets.SelectionSlider(options=cfg["l2_grid"], description="L2"));
-#%% md
-## Verdict
-The claims, each variant at its L2 chosen on the validation half: (1) layer-wise L2 beats uniform L2 on the standard network by more than the standard error of the difference; (2) it moves the standard network toward the NTK-parameterized one (a smaller gap to it than uniform L2 leaves, or past it).
-#%% code
+
+# %% [markdown]
+# ## Verdict
+# The claims, each variant at its L2 chosen on the validation half: (1) layer-wise L2 beats uniform L2 on the standard network by more than the standard error of the difference; (2) it moves the standard network toward the NTK-parameterized one (a smaller gap to it than uniform L2 leaves, or past it).
+
+# %%
 best = {}
 for label in VARIANTS:
     acc, i = study.tuned([results[label, l]["val"] for l in cfg["l2_grid"]], [results[label, l]["test"] for l in cfg["l2_grid"]])
@@ -91,7 +105,8 @@ rows.append(dict(what="layer-wise − uniform (± SE of the difference)",
                  ours=f"{100 * (lw - uni):+.1f} ± {100 * study.difference_se(lw, uni, n_rep):.1f} points", paper="> 0"))
 notebook.table(rows)
 ok = study.beats(lw, uni, n_rep) and (abs(ntk - lw) < abs(ntk - uni) or lw >= ntk)
-#%% code tags=verdict
+
+# %% tags=["verdict"]
 # NBVAL_CHECK_OUTPUT
 notebook.verdict("05_layerwise_l2", "Layer-wise L2 improves standard-parameterized networks over uniform L2, toward NTK-parameterized ones",
                  ok, rows, ds.describe(), preset)

@@ -1,27 +1,32 @@
-#%% md
-# 06 · Performance can fall as networks get wider
+# %% [markdown]
+# # 06 · Performance can fall as networks get wider
+#
+# **Finding.** For convolutional networks without pooling in standard parameterization, test accuracy against width is not monotone: it peaks at an intermediate width and falls as the width grows further, toward the (worse) infinite-width kernel. The dip is not double descent: it is far from the interpolation threshold (the width at which the network first fits its training set).
+#
+# **In the paper.** Lee et al. 2020, §3.3 "Performance can be non-monotonic in width beyond double descent" and Fig. 5 (left).
+#
+# **What you will see.** Test accuracy against width (powers of 2, several seeds, error bars) with the kernel as a reference line, the width at which the training set is first fitted, and learning curves per width.
 
-**Finding.** For convolutional networks without pooling in standard parameterization, test accuracy against width is not monotone: it peaks at an intermediate width and falls as the width grows further, toward the (worse) infinite-width kernel. The dip is not double descent: it is far from the interpolation threshold (the width at which the network first fits its training set).
-
-**In the paper.** Lee et al. 2020, §3.3 "Performance can be non-monotonic in width beyond double descent" and Fig. 5 (left).
-
-**What you will see.** Test accuracy against width (powers of 2, several seeds, error bars) with the kernel as a reference line, the width at which the training set is first fitted, and learning curves per width.
-#%% code
+# %%
 import os
 import numpy as np
 import matplotlib.pyplot as plt
 import ipywidgets as widgets
 import nbkernels as nbk
 from nbkernels import data, plots, notebook, study, train, predict
-#%% md
-Parameters papermill can override; `preset` defaults to `$NBKERNELS_PRESET`.
-#%% code tags=parameters
+
+# %% [markdown]
+# Parameters papermill can override; `preset` defaults to `$NBKERNELS_PRESET`.
+
+# %% tags=["parameters"]
 preset = os.environ.get("NBKERNELS_PRESET", "default")
 dataset = "auto"
 seed = 0
-#%% md
-Presets: CNN-VEC (3×3 convolutions, flatten, dense readout) in standard parameterization, momentum SGD at a fraction of each network's η_crit with L2, widths over at least six octaves, `members` independently initialized networks per width (the seeds).
-#%% code
+
+# %% [markdown]
+# Presets: CNN-VEC (3×3 convolutions, flatten, dense readout) in standard parameterization, momentum SGD at a fraction of each network's η_crit with L2, widths over at least six octaves, `members` independently initialized networks per width (the seeds).
+
+# %%
 PRESETS = {
     "ci":      dict(image=8, n_train=100, n_test=600, depth=2, widths=[1, 2, 4, 8, 16, 32, 64], steps=100, members=2, l2=1e-4),
     "default": dict(image=8, n_train=300, n_test=2000, depth=2, widths=[1, 2, 4, 8, 16, 32, 64], steps=250, members=2, l2=1e-4),
@@ -31,10 +36,12 @@ cfg = notebook.choose_preset(PRESETS, preset)
 ds = data.load(dataset, n_train=cfg["n_train"], n_test=cfg["n_test"], seed=seed)
 x_tr, y_tr, x_te, y_te = study.prepared(ds, downsample_to=cfg["image"])
 print(ds.describe(), "| images", x_tr.shape[1:])
-#%% md
-## The experiment
-One vmapped ensemble of `members` networks per width (cached); each member is scored separately. The reference is the NNGP/NTK of the widest architecture, regularizer tuned on a validation half.
-#%% code
+
+# %% [markdown]
+# ## The experiment
+# One vmapped ensemble of `members` networks per width (cached); each member is scored separately. The reference is the NNGP/NTK of the widest architecture, regularizer tuned on a validation half.
+
+# %%
 results = {}
 for w in cfg["widths"]:
     arch = nbk.cnn(cfg["depth"], w, readout="vec", parameterization="standard")
@@ -47,10 +54,12 @@ for w in cfg["widths"]:
 kr = study.kernel_accuracies(nbk.cnn(cfg["depth"], max(cfg["widths"]), readout="vec", parameterization="standard"),
                              x_tr, y_tr, x_te, y_te, diag_regs=[1e-3, 1e-2, 1e-1, 1.0])
 kernel_acc = max(kr[g]["acc"] for g in ("nngp", "ntk"))
-#%% md
-## Accuracy against width
-Error bars: standard error over the members (seeds). The dotted line is the better of the two kernels; the shaded band marks the widths whose final training loss is below 10% of the zero function's (the training set is fitted there). The initial loss is no yardstick: in standard parameterization a narrow network's initial outputs can be large, so a tenfold fall from them need not fit anything.
-#%% code
+
+# %% [markdown]
+# ## Accuracy against width
+# Error bars: standard error over the members (seeds). The dotted line is the better of the two kernels; the shaded band marks the widths whose final training loss is below 10% of the zero function's (the training set is fitted there). The initial loss is no yardstick: in standard parameterization a narrow network's initial outputs can be large, so a tenfold fall from them need not fit anything.
+
+# %%
 ws = np.array(cfg["widths"])
 acc = np.array([results[w]["acc"][0] for w in ws]); err = np.array([results[w]["acc"][1] for w in ws])
 zero_loss = 0.5 * float(np.mean(y_tr ** 2))  # the training loss of the zero function (train.py's ½·mean squared error)
@@ -67,21 +76,26 @@ plots.title(fig, "Test accuracy against width", ds, preset, f"{cfg['image']}×{c
 fig.tight_layout()
 plots.save(fig, "06_width_nonmonotonicity/width")
 plt.show()
-#%% md
-## Interactive: learning curves per width
-#%% code
+
+
+# %% [markdown]
+# ## Interactive: learning curves per width
+
+# %%
 def show(width):
     plots.learning_curves([("test accuracy (first member)", results[width]["run"].history, "member_test_acc")],
                           [("kernel", kernel_acc, ":")], what=f"width {width}", ds=ds, preset=preset)
     plt.show()
 
 notebook.interact(show, width=widgets.SelectionSlider(options=cfg["widths"], description="width"));
-#%% md
-## Verdict
-The claims: (1) the best width is intermediate (neither the narrowest nor the widest); (2) the widest network is worse than the best by more than two standard errors of their difference over the seeds (two seeds estimate that spread poorly, hence two), and by more than the standard error that also counts the sampling of the test set (both widths scored on the same test images: the paired error of the per-image differences, added in quadrature); (3) the best width is not the interpolation threshold (the narrowest width that fits the training set).
 
-*Known at this scale:* at `ci` (100 training images, 100 steps) the widest network (64 channels) is the best, 16.8 ± 1.4%, so no peak shows, so the `ci` verdict is **no**, recorded as such.
-#%% code
+# %% [markdown]
+# ## Verdict
+# The claims: (1) the best width is intermediate (neither the narrowest nor the widest); (2) the widest network is worse than the best by more than two standard errors of their difference over the seeds (two seeds estimate that spread poorly, hence two), and by more than the standard error that also counts the sampling of the test set (both widths scored on the same test images: the paired error of the per-image differences, added in quadrature); (3) the best width is not the interpolation threshold (the narrowest width that fits the training set).
+#
+# *Known at this scale:* at `ci` (100 training images, 100 steps) the widest network (64 channels) is the best, 16.8 ± 1.4%, so no peak shows, so the `ci` verdict is **no**, recorded as such.
+
+# %%
 i = int(np.argmax(acc))
 drop = acc[i] - acc[-1]
 se_d = np.sqrt(err[i] ** 2 + err[-1] ** 2)                                        # the seeds' spread
@@ -95,7 +109,8 @@ rows = [dict(what="best width", ours=f"{ws[i]} ({study.pct(acc[i], err[i])})", p
         dict(what="kernel", ours=study.pct(kernel_acc), paper="below the best finite network")]
 notebook.table(rows)
 ok = 0 < i < len(ws) - 1 and drop > 2 * se_d and drop > se_total and threshold != ws[i]
-#%% code tags=verdict expect=no
+
+# %% expect="no" tags=["verdict"]
 # NBVAL_CHECK_OUTPUT
 notebook.verdict("06_width_nonmonotonicity", "Accuracy peaks at an intermediate width and falls beyond it (not double descent)",
                  ok, rows, ds.describe(), preset)

@@ -1,27 +1,32 @@
-#%% md
-# 07 · Diagonal regularization acts like early stopping
+# %% [markdown]
+# # 07 · Diagonal regularization acts like early stopping
+#
+# **Finding.** For kernels, adding a diagonal regularizer ε to the kernel matrix and stopping gradient flow at time t do nearly the same thing: both fit the kernel's large-eigenvalue directions and leave the small ones, with the correspondence t ≈ m·k·ln2/(η·ε) in the kernel's units (η the learning rate; ε in absolute units). Test accuracy against ε and against t therefore trace the same curve, and the best ε and the best stopping time correspond.
+#
+# **In the paper.** Lee et al. 2020, §3.6 "Diagonal regularization of kernels behaves like early stopping" and Fig. 7.
+#
+# **What you will see.** NTK test accuracy against ε and against t, overlaid through the map; finite-width networks' test accuracy along their training time on the same axis.
 
-**Finding.** For kernels, adding a diagonal regularizer ε to the kernel matrix and stopping gradient flow at time t do nearly the same thing: both fit the kernel's large-eigenvalue directions and leave the small ones, with the correspondence t ≈ m·k·ln2/(η·ε) in the kernel's units (η the learning rate; ε in absolute units). Test accuracy against ε and against t therefore trace the same curve, and the best ε and the best stopping time correspond.
-
-**In the paper.** Lee et al. 2020, §3.6 "Diagonal regularization of kernels behaves like early stopping" and Fig. 7.
-
-**What you will see.** NTK test accuracy against ε and against t, overlaid through the map; finite-width networks' test accuracy along their training time on the same axis.
-#%% code
+# %%
 import os
 import numpy as np
 import matplotlib.pyplot as plt
 import ipywidgets as widgets
 import nbkernels as nbk
 from nbkernels import data, plots, notebook, study, predict, train
-#%% md
-Parameters papermill can override; `preset` defaults to `$NBKERNELS_PRESET`.
-#%% code tags=parameters
+
+# %% [markdown]
+# Parameters papermill can override; `preset` defaults to `$NBKERNELS_PRESET`.
+
+# %% tags=["parameters"]
 preset = os.environ.get("NBKERNELS_PRESET", "default")
 dataset = "auto"
 seed = 0
-#%% md
-Presets: data size, the ε grid (relative to the mean eigenvalue, as everywhere in `nbkernels`), and the finite networks' width and training steps.
-#%% code
+
+# %% [markdown]
+# Presets: data size, the ε grid (relative to the mean eigenvalue, as everywhere in `nbkernels`), and the finite networks' width and training steps.
+
+# %%
 PRESETS = {
     "ci":      dict(image=8, n_train=1000, n_test=2000, depth=2, eps_grid=list(np.logspace(-5, 2, 22)),
                     width=512, steps=1000, seeds=2),
@@ -35,10 +40,12 @@ ds = data.load(dataset, n_train=cfg["n_train"], n_test=cfg["n_test"], seed=seed)
 x_tr, y_tr, x_te, y_te = study.prepared(ds, downsample_to=cfg["image"])
 m, k = y_tr.shape
 print(ds.describe(), "| images", x_tr.shape[1:])
-#%% md
-## The kernel: ε against t
-The FCN's NTK (cached); one eigendecomposition gives the prediction at every t. Each ε maps to the time t(ε) = m·k·ln2/(η·ε·tr(K)/m), where both spectral filters — ridge λ/(λ+ε) and flow 1−exp(−ηλt/(mk)) — equal ½ at λ = ε.
-#%% code
+
+# %% [markdown]
+# ## The kernel: ε against t
+# The FCN's NTK (cached); one eigendecomposition gives the prediction at every t. Each ε maps to the time t(ε) = m·k·ln2/(η·ε·tr(K)/m), where both spectral filters — ridge λ/(λ+ε) and flow 1−exp(−ηλt/(mk)) — equal ½ at λ = ε.
+
+# %%
 arch = nbk.fcn(cfg["depth"], cfg["width"])
 k_tt = study.timed_kernel(arch, x_tr)["ntk"]
 k_st = study.timed_kernel(arch, x_te, x_tr)["ntk"]
@@ -47,19 +54,23 @@ acc_reg = np.array([predict.accuracy(predict.gradient_descent_mse(k_tt, k_st, y_
                     for e in eps])
 times = predict.reg_to_time(predict.absolute_reg(k_tt, eps), m, k)
 acc_flow = np.asarray(predict.accuracy(predict.gradient_descent_mse(k_tt, k_st, y_tr, t=times, on_precision="ignore"), y_te))
-#%% md
-## Finite networks along their training time
-The same architecture at finite width, NTK parameterization, plain SGD on the full batch at η = 0.9·η_crit, so training time t = η·step is in the kernel's units. Centered (the output at initialization is subtracted, notebook 03), so each network approximates the kernel's mean prediction rather than that plus its random initial function. Several seeds, each drawn separately.
-#%% code
+
+# %% [markdown]
+# ## Finite networks along their training time
+# The same architecture at finite width, NTK parameterization, plain SGD on the full batch at η = 0.9·η_crit, so training time t = η·step is in the kernel's units. Centered (the output at initialization is subtracted, notebook 03), so each network approximates the kernel's mean prediction rather than that plus its random initial function. Several seeds, each drawn separately.
+
+# %%
 runs = [train.train(arch, x_tr, y_tr, x_te, y_te, steps=cfg["steps"], lr_factor=0.9, center=True, seed=s, eval_every=max(cfg["steps"] // 30, 1))
         for s in range(cfg["seeds"])]
 finite_t = [r.learning_rate * r.history["step"] for r in runs]
 print(f"η_crit = {runs[0].eta_crit:.2f}; finite networks reach t = {finite_t[0][-1]:.3g}; "
       f"best finite accuracy {max(r.best_test_acc for r in runs):.3f}")
-#%% md
-## The overlay
-Bottom axis: flow time t; top axis: the ε that maps to it. The two kernel curves should lie on top of each other.
-#%% code
+
+# %% [markdown]
+# ## The overlay
+# Bottom axis: flow time t; top axis: the ε that maps to it. The two kernel curves should lie on top of each other.
+
+# %%
 fig, ax = plt.subplots(figsize=(8, 4.2))
 ax.semilogx(times, 100 * acc_reg, "o-", label="kernel, diagonal regularizer ε (placed at t(ε))")
 ax.semilogx(times, 100 * acc_flow, "s--", label="kernel, gradient flow stopped at t")
@@ -74,10 +85,12 @@ plots.title(fig, "Diagonal regularization ≈ early stopping (FCN NTK)", ds, pre
 fig.tight_layout()
 plots.save(fig, "07_diag_reg_early_stopping/overlay")
 plt.show()
-#%% md
-## Interactive: pick ε
-The spectral filters at the chosen ε and at its time t(ε): how much of each eigendirection each method fits.
-#%% code
+
+# %% [markdown]
+# ## Interactive: pick ε
+# The spectral filters at the chosen ε and at its time t(ε): how much of each eigendirection each method fits.
+
+# %%
 eigs = predict.spectrum(k_tt)
 def show(e):
     reg_abs = predict.absolute_reg(k_tt, e)
@@ -92,10 +105,12 @@ def show(e):
     plt.show()
 
 notebook.interact(show, e=widgets.SelectionSlider(options=[float(f"{e:.3g}") for e in eps], value=float(f"{eps[len(eps) // 2]:.3g}"), description="ε"));
-#%% md
-## Verdict
-The claims: (1) after the map the two kernel curves agree — Pearson correlation above 0.9 over the grid (the largest gap is shown); (2) the best ε and the best t correspond: t(ε_best) is within two grid steps of t_best.
-#%% code
+
+# %% [markdown]
+# ## Verdict
+# The claims: (1) after the map the two kernel curves agree — Pearson correlation above 0.9 over the grid (the largest gap is shown); (2) the best ε and the best t correspond: t(ε_best) is within two grid steps of t_best.
+
+# %%
 corr = float(np.corrcoef(acc_reg, acc_flow)[0, 1])
 gap = float(np.max(np.abs(acc_reg - acc_flow)))
 i_reg, i_flow = int(np.argmax(acc_reg)), int(np.argmax(acc_flow))
@@ -107,7 +122,8 @@ rows = [dict(what="correlation of accuracy(ε) and accuracy(t(ε))", ours=f"{cor
         dict(what="best accuracy: ridge / flow / finite (best step)",
              ours=f"{study.pct(acc_reg.max())} / {study.pct(acc_flow.max())} / {study.pct(max(r.best_test_acc for r in runs))}", paper="—")]
 notebook.table(rows)
-#%% code tags=verdict
+
+# %% tags=["verdict"]
 # NBVAL_CHECK_OUTPUT
 notebook.verdict("07_diag_reg_early_stopping", "Diagonal regularization of the kernel behaves like early stopping",
                  corr > 0.9 and abs(i_reg - i_flow) <= 2, rows, ds.describe(), preset)

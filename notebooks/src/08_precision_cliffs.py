@@ -1,14 +1,15 @@
-#%% md
-# 08 · Precision cliffs in kernel regression
+# %% [markdown]
+# # 08 · Precision cliffs in kernel regression
+#
+# **Finding.** Without diagonal regularization, kernel regression in a low precision breaks down once the training set is large enough that the kernel's smallest eigenvalues fall below the precision's resolution; the eigenvalues decay like a power law, λᵢ/λ₁ ≈ c·i^(−α), which predicts the critical size m* = (c/ε)^(1/α) (the paper's estimate; below it is sharpened for the way rounding noise on many small eigenvalues adds up). Kernels whose spectra decay faster (CNN-GAP) hit the cliff at smaller m than FCN kernels.
+#
+# **In the paper.** Lee et al. 2020, §3.8 "Ensembling and numerical precision" / Fig. 8 (float32 vs float64, the power-law spectra and the critical dataset size).
+#
+# **At this scale.** The paper's float32 cliff for CNN-GAP is near 10⁴ training images at 32×32, out of reach of a 2-core CPU. The same law is checked where it is reachable: the kernels are computed in float64 and rounded to lower precisions (float32, float16, bfloat16) before an exact float64 solve, so each precision's resolution ε sets its own cliff; the `paper` preset runs float32 against float64 at full scale.
+#
+# **What you will see.** Accuracy against training-set size per precision for FCN and CNN-GAP NTKs, their spectra with power-law fits, and predicted against observed critical sizes.
 
-**Finding.** Without diagonal regularization, kernel regression in a low precision breaks down once the training set is large enough that the kernel's smallest eigenvalues fall below the precision's resolution; the eigenvalues decay like a power law, λᵢ/λ₁ ≈ c·i^(−α), which predicts the critical size m* = (c/ε)^(1/α) (the paper's estimate; below it is sharpened for the way rounding noise on many small eigenvalues adds up). Kernels whose spectra decay faster (CNN-GAP) hit the cliff at smaller m than FCN kernels.
-
-**In the paper.** Lee et al. 2020, §3.8 "Ensembling and numerical precision" / Fig. 8 (float32 vs float64, the power-law spectra and the critical dataset size).
-
-**At this scale.** The paper's float32 cliff for CNN-GAP is near 10⁴ training images at 32×32, out of reach of a 2-core CPU. The same law is checked where it is reachable: the kernels are computed in float64 and rounded to lower precisions (float32, float16, bfloat16) before an exact float64 solve, so each precision's resolution ε sets its own cliff; the `paper` preset runs float32 against float64 at full scale.
-
-**What you will see.** Accuracy against training-set size per precision for FCN and CNN-GAP NTKs, their spectra with power-law fits, and predicted against observed critical sizes.
-#%% code
+# %%
 import os
 import jax
 jax.config.update("jax_enable_x64", True)  # the reference kernels are float64
@@ -17,15 +18,19 @@ import matplotlib.pyplot as plt
 import ipywidgets as widgets
 import nbkernels as nbk
 from nbkernels import data, plots, notebook, study, predict
-#%% md
-Parameters papermill can override; `preset` defaults to `$NBKERNELS_PRESET`.
-#%% code tags=parameters
+
+# %% [markdown]
+# Parameters papermill can override; `preset` defaults to `$NBKERNELS_PRESET`.
+
+# %% tags=["parameters"]
 preset = os.environ.get("NBKERNELS_PRESET", "default")
 dataset = "auto"
 seed = 0
-#%% md
-Presets: a log grid of training-set sizes per architecture and the precisions to compare.
-#%% code
+
+# %% [markdown]
+# Presets: a log grid of training-set sizes per architecture and the precisions to compare.
+
+# %%
 PRESETS = {
     "ci":      dict(image=8, fcn_sizes=[25, 50, 100, 200, 400, 800], gap_sizes=[25, 50, 100, 200, 400],
                     n_test=600, precisions=["float64", "float32", "float16", "bfloat16"], depth=2),
@@ -38,10 +43,12 @@ cfg = notebook.choose_preset(PRESETS, preset)
 ds = data.load(dataset, n_train=max(cfg["fcn_sizes"]), n_test=cfg["n_test"], seed=seed)
 x_tr, y_tr, x_te, y_te = study.prepared(ds, downsample_to=cfg["image"])
 print(ds.describe(), "| images", x_tr.shape[1:])
-#%% md
-## The experiment
-One float64 NTK per architecture on the largest training set (cached); every smaller size is its leading block. For each precision the kernel is rounded, then solved in float64 with no regularizer (`on_precision="ignore"`: we want to see what a careless solve returns). The smallest eigenvalue of each rounded kernel tells whether it is still positive definite.
-#%% code
+
+# %% [markdown]
+# ## The experiment
+# One float64 NTK per architecture on the largest training set (cached); every smaller size is its leading block. For each precision the kernel is rounded, then solved in float64 with no regularizer (`on_precision="ignore"`: we want to see what a careless solve returns). The smallest eigenvalue of each rounded kernel tells whether it is still positive definite.
+
+# %%
 ARCHS = {"FCN": (nbk.fcn(cfg["depth"], 1024), cfg["fcn_sizes"]),
          "CNN-GAP": (nbk.cnn(cfg["depth"], 256, readout="gap"), cfg["gap_sizes"])}
 results = {}
@@ -60,10 +67,13 @@ for name, (arch, sizes) in ARCHS.items():
             res["min_eig"][p, m] = float(np.linalg.eigvalsh(kt)[0] / np.linalg.eigvalsh(kt)[-1])
     results[name] = res
     print(f"{name}: λᵢ/λ₁ ≈ {c:.2f}·i^(−{alpha:.2f})")
-#%% md
-## Predicted and observed critical sizes
-Predicted from the float64 kernel alone (`predict.rounding_cliff`). Rounding to nearest perturbs each entry by an independent relative error of standard deviation ε/(2√3) (ε the precision's resolution: float32 1.2e−7, float16 9.8e−4, bfloat16 7.8e−3), so the m×m kernel gets a symmetric random perturbation with entries of size σ(m) = ε/(2√3)·rms(K). On the N eigendirections with the smallest eigenvalues that perturbation is an N×N random (Wigner) matrix whose eigenvalues spread to ±2σ√N, so the rounded kernel goes indefinite once some N of its eigenvalues lie below 2σ√N. The margin min_N λ₍N₎/(2σ√N) falls like a power law in m; where it reaches 1 is m* (extrapolated past the grid when needed). For comparison, the first-order rule λ_min = σ (N = 1, the paper's "smallest eigenvalue below the precision" argument) ignores how the noise on many small eigenvalues adds up. Observed: the smallest m of the grid whose rounded kernel has a non-positive eigenvalue, or "> max" when none does.
-#%% code
+
+
+# %% [markdown]
+# ## Predicted and observed critical sizes
+# Predicted from the float64 kernel alone (`predict.rounding_cliff`). Rounding to nearest perturbs each entry by an independent relative error of standard deviation ε/(2√3) (ε the precision's resolution: float32 1.2e−7, float16 9.8e−4, bfloat16 7.8e−3), so the m×m kernel gets a symmetric random perturbation with entries of size σ(m) = ε/(2√3)·rms(K). On the N eigendirections with the smallest eigenvalues that perturbation is an N×N random (Wigner) matrix whose eigenvalues spread to ±2σ√N, so the rounded kernel goes indefinite once some N of its eigenvalues lie below 2σ√N. The margin min_N λ₍N₎/(2σ√N) falls like a power law in m; where it reaches 1 is m* (extrapolated past the grid when needed). For comparison, the first-order rule λ_min = σ (N = 1, the paper's "smallest eigenvalue below the precision" argument) ignores how the noise on many small eigenvalues adds up. Observed: the smallest m of the grid whose rounded kernel has a non-positive eigenvalue, or "> max" when none does.
+
+# %%
 def observed_critical(res, p, sizes):
     broken = [m for m in sizes if res["min_eig"][p, m] <= 0]
     return min(broken) if broken else None
@@ -77,10 +87,12 @@ for name, (arch, sizes) in ARCHS.items():
         pred_m, obs_m = crit[name, p]
         print(f"{name:8s} {p:9s}: predicted m* ≈ {pred_m:9.3g} (first-order {cliffs[name, p]['critical_first_order']:9.3g}), "
               f"observed {obs_m if obs_m else '> %d' % max(sizes)}")
-#%% md
-## Figures: accuracy against size, and the spectra
-Dotted vertical lines mark the predicted critical sizes, in the colour of their precision.
-#%% code
+
+# %% [markdown]
+# ## Figures: accuracy against size, and the spectra
+# Dotted vertical lines mark the predicted critical sizes, in the colour of their precision.
+
+# %%
 colors = {p: f"C{i}" for i, p in enumerate(cfg["precisions"])}
 fig, axes = plt.subplots(1, 3, figsize=(14, 4))
 for ax, (name, (arch, sizes)) in zip(axes, ARCHS.items()):
@@ -109,10 +121,13 @@ plots.title(fig, "Precision cliffs: kernel regression without regularization", d
 fig.tight_layout()
 plots.save(fig, "08_precision_cliffs/cliffs")
 plt.show()
-#%% md
-## Interactive: precision and size
-Choose a precision and a training-set size: the accuracy there, and where the rounded kernel's spectrum crosses zero.
-#%% code
+
+
+# %% [markdown]
+# ## Interactive: precision and size
+# Choose a precision and a training-set size: the accuracy there, and where the rounded kernel's spectrum crosses zero.
+
+# %%
 def show(precision, m):
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for name, (arch, sizes) in ARCHS.items():
@@ -127,10 +142,12 @@ def show(precision, m):
 
 notebook.interact(show, precision=widgets.ToggleButtons(options=cfg["precisions"]),
                  m=widgets.SelectionSlider(options=cfg["fcn_sizes"], value=cfg["fcn_sizes"][2], description="m"));
-#%% md
-## Verdict
-The claims, checked at every precision below float64 whose predicted critical size falls inside the grid: (1) the observed cliff lies within a factor of 4 of the predicted m* (one grid step is a factor of 2); (2) past the cliff the rounded kernel's accuracy collapses (at the largest m, more than 5 standard errors below float64) while float64 keeps improving (largest m beats smallest); (3) CNN-GAP's spectrum decays faster than FCN's and its predicted critical size is smaller at every precision. Precisions whose predicted m* lies beyond the grid must not break inside it either.
-#%% code
+
+# %% [markdown]
+# ## Verdict
+# The claims, checked at every precision below float64 whose predicted critical size falls inside the grid: (1) the observed cliff lies within a factor of 4 of the predicted m* (one grid step is a factor of 2); (2) past the cliff the rounded kernel's accuracy collapses (at the largest m, more than 5 standard errors below float64) while float64 keeps improving (largest m beats smallest); (3) CNN-GAP's spectrum decays faster than FCN's and its predicted critical size is smaller at every precision. Precisions whose predicted m* lies beyond the grid must not break inside it either.
+
+# %%
 se = lambda a: study.accuracy_se(a, cfg["n_test"])
 rows, agree, collapse = [], [], []
 for (name, p), (pred_m, obs_m) in crit.items():
@@ -153,7 +170,8 @@ rows.append(dict(what="float64 accuracy, smallest → largest m", ours=", ".join
     f"{n} {study.pct(results[n]['acc']['float64', min(s)])} → {study.pct(results[n]['acc']['float64', max(s)])}" for n, (a, s) in ARCHS.items()),
     paper="keeps improving"))
 notebook.table(rows)
-#%% code tags=verdict
+
+# %% tags=["verdict"]
 # NBVAL_CHECK_OUTPUT
 notebook.verdict("08_precision_cliffs", "Low precision breaks kernel regression near the predicted critical size; CNN-GAP breaks earlier than FCN",
                  len(collapse) > 0 and all(agree) and all(collapse) and improves and faster and smaller, rows, ds.describe(), preset)

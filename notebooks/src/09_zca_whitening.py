@@ -1,27 +1,32 @@
-#%% md
-# 09 · ZCA whitening helps convolutional kernels — with regularization
+# %% [markdown]
+# # 09 · ZCA whitening helps convolutional kernels — with regularization
+#
+# **Finding.** Regularized ZCA whitening of the inputs improves convolutional NNGP and NTK kernels markedly, but only when regularized: full whitening (ε → 0) amplifies the noisiest directions and is worse than an intermediate ε.
+#
+# **In the paper.** Lee et al. 2020, §3.10 "ZCA whitening" and Fig. 9 (accuracy against the ZCA regularization strength for FCN, CNN-VEC and CNN-GAP kernels).
+#
+# **What you will see.** NNGP and NTK test accuracy against ε (a log grid, plus no ZCA and ε = 0) for three architectures, and a slider showing the whitened images at each ε.
 
-**Finding.** Regularized ZCA whitening of the inputs improves convolutional NNGP and NTK kernels markedly, but only when regularized: full whitening (ε → 0) amplifies the noisiest directions and is worse than an intermediate ε.
-
-**In the paper.** Lee et al. 2020, §3.10 "ZCA whitening" and Fig. 9 (accuracy against the ZCA regularization strength for FCN, CNN-VEC and CNN-GAP kernels).
-
-**What you will see.** NNGP and NTK test accuracy against ε (a log grid, plus no ZCA and ε = 0) for three architectures, and a slider showing the whitened images at each ε.
-#%% code
+# %%
 import os
 import numpy as np
 import matplotlib.pyplot as plt
 import ipywidgets as widgets
 import nbkernels as nbk
 from nbkernels import data, plots, notebook, study
-#%% md
-Parameters papermill can override; `preset` defaults to `$NBKERNELS_PRESET`.
-#%% code tags=parameters
+
+# %% [markdown]
+# Parameters papermill can override; `preset` defaults to `$NBKERNELS_PRESET`.
+
+# %% tags=["parameters"]
 preset = os.environ.get("NBKERNELS_PRESET", "default")
 dataset = "auto"
 seed = 0
-#%% md
-Presets. CNN-GAP is the costly kernel (all pixel pairs), so it gets a smaller training set. ε is relative to the mean eigenvalue of the pixel covariance: `W = (Σ + ε·tr(Σ)/d·I)^(−1/2)`.
-#%% code
+
+# %% [markdown]
+# Presets. CNN-GAP is the costly kernel (all pixel pairs), so it gets a smaller training set. ε is relative to the mean eigenvalue of the pixel covariance: `W = (Σ + ε·tr(Σ)/d·I)^(−1/2)`.
+
+# %%
 PRESETS = {
     "ci":      dict(image=8, n_train=400, n_test=600, gap_train=150, gap_test=300, depth=3,
                     eps_grid=[10.0, 1.0, 0.1, 0.01, 0.0], diag_regs=[1e-3, 1e-2, 1e-1, 1.0]),
@@ -34,10 +39,12 @@ cfg = notebook.choose_preset(PRESETS, preset)
 ds = data.load(dataset, n_train=cfg["n_train"], n_test=cfg["n_test"], seed=seed)
 x_tr, y_tr, x_te, y_te = study.prepared(ds, downsample_to=cfg["image"])
 print(ds.describe(), "| images", x_tr.shape[1:])
-#%% md
-## Whitened inputs
-One SVD of the training images serves the whole ε grid. After whitening every image is standardized to zero mean and unit variance (the kernels' input scale then does not depend on ε); "no ZCA" is the same standardization alone.
-#%% code
+
+# %% [markdown]
+# ## Whitened inputs
+# One SVD of the training images serves the whole ε grid. After whitening every image is standardized to zero mean and unit variance (the kernels' input scale then does not depend on ε); "no ZCA" is the same standardization alone.
+
+# %%
 base = data.ZCA(0.0).fit(x_tr)
 CASES = ["no ZCA"] + cfg["eps_grid"]
 
@@ -49,10 +56,12 @@ def inputs(case):
 
 ARCHS = {"FCN": nbk.fcn(cfg["depth"], 1024), "CNN-VEC": nbk.cnn(cfg["depth"], 256, readout="vec"),
          "CNN-GAP": nbk.cnn(cfg["depth"], 256, readout="gap")}
-#%% md
-## The experiment
-Both kernels per architecture and case (cached), kernel regression with the diagonal regularizer chosen on the validation half of the test set, accuracy on the other half.
-#%% code
+
+# %% [markdown]
+# ## The experiment
+# Both kernels per architecture and case (cached), kernel regression with the diagonal regularizer chosen on the validation half of the test set, accuracy on the other half.
+
+# %%
 results = {}
 for case in CASES:
     a_tr, a_te = inputs(case)
@@ -61,10 +70,12 @@ for case in CASES:
         r = study.kernel_accuracies(arch, a_tr[:m], y_tr[:m], a_te[:n], y_te[:n], diag_regs=cfg["diag_regs"])
         results[name, case] = r  # r[g]: "acc", "score" (per reported image), "best_val" at the chosen regularizer
     print(f"ZCA {case!s:7}: " + ", ".join(f"{n} {results[n, case]['nngp']['acc']:.3f}/{results[n, case]['ntk']['acc']:.3f}" for n in ARCHS))
-#%% md
-## Accuracy against ε
-ε = 0 is drawn at the left edge of the log axis; the horizontal lines are "no ZCA". Error bars: binomial standard errors on the reported half of the test set.
-#%% code
+
+# %% [markdown]
+# ## Accuracy against ε
+# ε = 0 is drawn at the left edge of the log axis; the horizontal lines are "no ZCA". Error bars: binomial standard errors on the reported half of the test set.
+
+# %%
 eps_pos = [e if e > 0 else min(e for e in cfg["eps_grid"] if e > 0) / 10 for e in cfg["eps_grid"]]
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
 for ax, name in zip(axes, ARCHS):
@@ -82,10 +93,13 @@ plots.title(fig, "Kernel accuracy against ZCA regularization (dotted: no ZCA)", 
 fig.tight_layout()
 plots.save(fig, "09_zca_whitening/accuracy_vs_eps")
 plt.show()
-#%% md
-## Interactive: move ε
-Whitened training images at the chosen ε (rescaled to [0, 1] for display) and where that ε sits on the CNN-GAP curve.
-#%% code
+
+
+# %% [markdown]
+# ## Interactive: move ε
+# Whitened training images at the chosen ε (rescaled to [0, 1] for display) and where that ε sits on the CNN-GAP curve.
+
+# %%
 def show(eps):
     a_tr, _ = inputs(eps)
     fig, axes = plt.subplots(1, 7, figsize=(12, 2.2), gridspec_kw=dict(width_ratios=[1] * 6 + [2.5]))
@@ -100,12 +114,14 @@ def show(eps):
     plt.show()
 
 notebook.interact(show, eps=widgets.SelectionSlider(options=cfg["eps_grid"], value=cfg["eps_grid"][2], description="ε"));
-#%% md
-## Verdict
-The claims, for both convolutional architectures and both kernels: (1) the best intermediate ε (0 < ε < ∞, chosen on the validation half) beats no ZCA on the test half; (2) full whitening (ε = 0) is worse than the best ε. "Beats" and "worse" mean by more than the standard error of the difference: kernels are deterministic and every case is scored on the same test images, so that is the paired error of the per-image differences (`study.paired_difference_se`). The FCN is shown for comparison (the paper finds ZCA matters much less for it).
 
-*Known at this scale:* with ≤ 2,000 training images at 8×8 (and at 16×16, measured while building this notebook), no convolutional kernel gains from ZCA by more than the paired standard error of the difference: at `ci` (400 images, CNN-GAP 150) the best ε minus no ZCA is −1.3 to +4.7 points against paired errors of 2.1–3.7, at `default` (1,000 images, CNN-GAP 300) −1.3 to +1.0 against 1.5–2.5. The verdict is therefore **no** at both, recorded as such. Full whitening (ε = 0) is below the best ε everywhere (by 1.6 to 12 points). The paper's gains are measured on the full training set at 32×32.
-#%% code
+# %% [markdown]
+# ## Verdict
+# The claims, for both convolutional architectures and both kernels: (1) the best intermediate ε (0 < ε < ∞, chosen on the validation half) beats no ZCA on the test half; (2) full whitening (ε = 0) is worse than the best ε. "Beats" and "worse" mean by more than the standard error of the difference: kernels are deterministic and every case is scored on the same test images, so that is the paired error of the per-image differences (`study.paired_difference_se`). The FCN is shown for comparison (the paper finds ZCA matters much less for it).
+#
+# *Known at this scale:* with ≤ 2,000 training images at 8×8 (and at 16×16, measured while building this notebook), no convolutional kernel gains from ZCA by more than the paired standard error of the difference: at `ci` (400 images, CNN-GAP 150) the best ε minus no ZCA is −1.3 to +4.7 points against paired errors of 2.1–3.7, at `default` (1,000 images, CNN-GAP 300) −1.3 to +1.0 against 1.5–2.5. The verdict is therefore **no** at both, recorded as such. Full whitening (ε = 0) is below the best ε everywhere (by 1.6 to 12 points). The paper's gains are measured on the full training set at 32×32.
+
+# %%
 rows, ok = [], []
 for name in ("CNN-VEC", "CNN-GAP", "FCN"):
     for g in ("nngp", "ntk"):
@@ -120,7 +136,8 @@ for name in ("CNN-VEC", "CNN-GAP", "FCN"):
                               f"(± {100 * study.paired_difference_se(score(best_eps), score('no ZCA')):.1f})",
                          paper="intermediate ε best for CNNs (Fig. 9: +2–5 points)" if name != "FCN" else "little effect on FCN"))
 notebook.table(rows)
-#%% code tags=verdict expect=no
+
+# %% expect="no" tags=["verdict"]
 # NBVAL_CHECK_OUTPUT
 notebook.verdict("09_zca_whitening", "Regularized ZCA improves convolutional kernels; full whitening is worse than an intermediate ε",
                  all(ok), rows, ds.describe(), preset)

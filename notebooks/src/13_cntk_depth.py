@@ -1,27 +1,32 @@
-#%% md
-# 13 · Exact convolutional kernels against depth
+# %% [markdown]
+# # 13 · Exact convolutional kernels against depth
+#
+# **Finding.** Exact convolutional NTKs and NNGPs with global average pooling (CNN-GAP) are much better classifiers than those without (CNN-VEC, which flattens), at every depth; the price is cost: pooling needs the covariance of every pair of pixels, P² entries per image pair instead of P, so a GAP kernel entry costs about P times a VEC one.
+#
+# **In the paper.** Arora et al. 2019, *On Exact Computation of an Infinitely Wide Neural Net* (arXiv 1904.11955), Table 1 (CNTK-V vs CNTK-GAP over depth); Lee et al. 2020, §3 and Table 1 (CNN-VEC vs CNN-GAP kernels).
+#
+# **What you will see.** NNGP and NTK test accuracy against depth for both readouts, and the wall time per kernel entry, with the ratio set against P.
 
-**Finding.** Exact convolutional NTKs and NNGPs with global average pooling (CNN-GAP) are much better classifiers than those without (CNN-VEC, which flattens), at every depth; the price is cost: pooling needs the covariance of every pair of pixels, P² entries per image pair instead of P, so a GAP kernel entry costs about P times a VEC one.
-
-**In the paper.** Arora et al. 2019, *On Exact Computation of an Infinitely Wide Neural Net* (arXiv 1904.11955), Table 1 (CNTK-V vs CNTK-GAP over depth); Lee et al. 2020, §3 and Table 1 (CNN-VEC vs CNN-GAP kernels).
-
-**What you will see.** NNGP and NTK test accuracy against depth for both readouts, and the wall time per kernel entry, with the ratio set against P.
-#%% code
+# %%
 import os
 import numpy as np
 import matplotlib.pyplot as plt
 import ipywidgets as widgets
 import nbkernels as nbk
 from nbkernels import data, plots, notebook, study
-#%% md
-Parameters papermill can override; `preset` defaults to `$NBKERNELS_PRESET`.
-#%% code tags=parameters
+
+# %% [markdown]
+# Parameters papermill can override; `preset` defaults to `$NBKERNELS_PRESET`.
+
+# %% tags=["parameters"]
 preset = os.environ.get("NBKERNELS_PRESET", "default")
 dataset = "auto"
 seed = 0
-#%% md
-Presets. CNN-GAP kernels cost P² per image pair, so images are downsampled and the training set kept small on a CPU. Depth 1 is left out as in Arora et al.'s table: one 3×3 layer then pooling sees only a bag of 3×3 patches. `paper` is Arora et al.'s setting (full CIFAR-10 at 32×32, depths up to 21, GPUs).
-#%% code
+
+# %% [markdown]
+# Presets. CNN-GAP kernels cost P² per image pair, so images are downsampled and the training set kept small on a CPU. Depth 1 is left out as in Arora et al.'s table: one 3×3 layer then pooling sees only a bag of 3×3 patches. `paper` is Arora et al.'s setting (full CIFAR-10 at 32×32, depths up to 21, GPUs).
+
+# %%
 PRESETS = {
     "ci":      dict(image=8, n_train=200, n_test=600, depths=[2, 4],
                     diag_regs=[1e-4, 1e-3, 1e-2, 1e-1, 1.0]),
@@ -35,10 +40,12 @@ ds = data.load(dataset, n_train=cfg["n_train"], n_test=cfg["n_test"], seed=seed)
 x_tr, y_tr, x_te, y_te = study.prepared(ds, downsample_to=cfg["image"])
 P = x_tr.shape[1] * x_tr.shape[2]
 print(ds.describe(), f"| images {x_tr.shape[1:]}, P = {P} pixels")
-#%% md
-## The experiment
-Both kernels for both readouts at each depth (3×3 convolutions, ReLU, SAME padding, W_std² = 2, b_std² = 0.01), then kernel regression with the diagonal regularizer chosen on the validation half of the test set. Each kernel's wall time is measured after compilation and cached with it.
-#%% code
+
+# %% [markdown]
+# ## The experiment
+# Both kernels for both readouts at each depth (3×3 convolutions, ReLU, SAME padding, W_std² = 2, b_std² = 0.01), then kernel regression with the diagonal regularizer chosen on the validation half of the test set. Each kernel's wall time is measured after compilation and cached with it.
+
+# %%
 results = {}
 for depth in cfg["depths"]:
     for readout in ("vec", "gap"):
@@ -47,9 +54,11 @@ for depth in cfg["depths"]:
         results[readout, depth] = r
         print(f"depth {depth:2d} {readout.upper()}: NNGP {r['nngp']['acc']:.3f}, NTK {r['ntk']['acc']:.3f}, "
               f"{r['seconds'] / r['entries'] * 1e6:.2f} µs per entry")
-#%% md
-## Accuracy and cost against depth
-#%% code
+
+# %% [markdown]
+# ## Accuracy and cost against depth
+
+# %%
 n_rep = results["vec", cfg["depths"][0]]["n_report"]
 fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 3.8))
 for readout, color in [("vec", "C0"), ("gap", "C1")]:
@@ -68,10 +77,13 @@ plots.title(fig, "Exact CNTK / CNN-GP: pooling (GAP) against flattening (VEC) ov
 fig.tight_layout()
 plots.save(fig, "13_cntk_depth/depth")
 plt.show()
-#%% md
-## Interactive: one depth
-Choose a depth: both readouts' accuracy over the diagonal regularizer.
-#%% code
+
+
+# %% [markdown]
+# ## Interactive: one depth
+# Choose a depth: both readouts' accuracy over the diagonal regularizer.
+
+# %%
 def show(depth):
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for readout, color in [("vec", "C0"), ("gap", "C1")]:
@@ -84,12 +96,14 @@ def show(depth):
     plt.show()
 
 notebook.interact(show, depth=widgets.SelectionSlider(options=cfg["depths"], description="depth"));
-#%% md
-## Verdict
-The claims: (1) at every depth CNN-GAP's accuracy is above CNN-VEC's for both the NNGP and the NTK, by more than the standard error of the difference. Kernels are deterministic, so that error is the test set's sampling alone, and both readouts are scored on the same test images: it is the paired error of the per-image differences (`study.paired_difference_se`, McNemar's comparison), which counts only the images where the two disagree; (2) the cost per entry of a GAP kernel is about P times a VEC kernel's: we accept a ratio within a factor of 3 of P (the work per pixel pair differs by small constants: VEC carries only the diagonal, GAP all pairs), at the deepest depth, where the per-layer work dominates the fixed costs.
 
-*Known at this scale:* GAP is ahead at every depth at `ci` (+1.7 to +2.7 points) and at `default` (+1.6 to +4.4), but on 300 (`ci`) or 500 (`default`) reported test images even the paired standard error is 2.3–2.7 or 1.8–2.2 points, so the smaller gains stay within noise (at `default` only depth 2's NNGP, +1.6 ± 2.2, does not clear it) and the verdict is **no**, recorded as such. Measured with 2,000 test images at `default` (1,000 reported; 359 s), the gains shrink to +1.2 to +1.9 points against paired errors of 1.2–1.5, so at 8×8 and 400 training images the true GAP advantage is about 1.5 points, and showing it at every depth needs about 4× more reported images, or larger images: Arora et al.'s 11-point gap at 32×32 on the full training set would be clear on the 10,000-image test batch.
-#%% code
+# %% [markdown]
+# ## Verdict
+# The claims: (1) at every depth CNN-GAP's accuracy is above CNN-VEC's for both the NNGP and the NTK, by more than the standard error of the difference. Kernels are deterministic, so that error is the test set's sampling alone, and both readouts are scored on the same test images: it is the paired error of the per-image differences (`study.paired_difference_se`, McNemar's comparison), which counts only the images where the two disagree; (2) the cost per entry of a GAP kernel is about P times a VEC kernel's: we accept a ratio within a factor of 3 of P (the work per pixel pair differs by small constants: VEC carries only the diagonal, GAP all pairs), at the deepest depth, where the per-layer work dominates the fixed costs.
+#
+# *Known at this scale:* GAP is ahead at every depth at `ci` (+1.7 to +2.7 points) and at `default` (+1.6 to +4.4), but on 300 (`ci`) or 500 (`default`) reported test images even the paired standard error is 2.3–2.7 or 1.8–2.2 points, so the smaller gains stay within noise (at `default` only depth 2's NNGP, +1.6 ± 2.2, does not clear it) and the verdict is **no**, recorded as such. Measured with 2,000 test images at `default` (1,000 reported; 359 s), the gains shrink to +1.2 to +1.9 points against paired errors of 1.2–1.5, so at 8×8 and 400 training images the true GAP advantage is about 1.5 points, and showing it at every depth needs about 4× more reported images, or larger images: Arora et al.'s 11-point gap at 32×32 on the full training set would be clear on the 10,000-image test batch.
+
+# %%
 rows = []
 for d in cfg["depths"]:
     for g in ("nngp", "ntk"):
@@ -104,7 +118,8 @@ ratio = (results["gap", deep]["seconds"] / results["gap", deep]["entries"]) / (
     results["vec", deep]["seconds"] / results["vec", deep]["entries"])
 rows.append(dict(what=f"cost per entry GAP / VEC at depth {deep}", ours=f"{ratio:.0f}× (P = {P})", paper="≈ P"))
 notebook.table(rows)
-#%% code tags=verdict expect=no
+
+# %% expect="no" tags=["verdict"]
 # NBVAL_CHECK_OUTPUT
 notebook.verdict("13_cntk_depth", "CNN-GAP kernels beat CNN-VEC kernels at every depth, at about P times the cost per entry",
                  gap_wins and P / 3 <= ratio <= 3 * P, rows, ds.describe(), preset)
