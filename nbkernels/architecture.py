@@ -14,7 +14,6 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 from typing import Optional, Sequence, Tuple
 
@@ -63,10 +62,6 @@ class Architecture:
     # -- description -------------------------------------------------------------------------
     def __repr__(self):
         return "serial(" + ", ".join(repr(layer) for layer in self.layers) + ")"
-
-    @property
-    def fingerprint(self) -> str:
-        return hashlib.sha256(repr(self).encode()).hexdigest()[:16]
 
     @property
     def needs_all_pixel_pairs(self) -> bool:

@@ -8,7 +8,8 @@
 CIFAR-10 is looked for in ``data_dir``, then ``$NBKERNELS_DATA``, then ``~/.cache/nbkernels``: a
 folder holding ``cifar-10-batches-py/`` (or that folder itself) with any number of
 ``data_batch_*`` files, ``test_batch`` and ``batches.meta``. Absent everywhere, the official
-archive is downloaded into the cache folder, checked against its MD5 and extracted atomically.
+archive is downloaded into the first of those places (:func:`download_root`), checked against its
+MD5 and extracted atomically, so the next load finds it there.
 """
 from __future__ import annotations
 
@@ -49,18 +50,19 @@ class Dataset:
     def image_shape(self):
         return self.x_train.shape[1:]
 
+    @property
+    def label(self) -> str:
+        """The dataset's name for people: "CIFAR-10" or "digits (sklearn)"."""
+        return {"cifar10": "CIFAR-10", "digits": "digits (sklearn)"}.get(self.name, self.name)
+
     def describe(self) -> str:
-        """One line for figure titles: dataset, sizes and image shape."""
+        """What was loaded: dataset, sizes and the stored image shape. Figures and verdicts name what an
+        experiment used instead (after downsampling, on subsets): :func:`nbkernels.plots.scale`."""
         h, w, c = self.image_shape
-        label = {"cifar10": "CIFAR-10", "digits": "digits (sklearn)"}.get(self.name, self.name)
-        return f"{label}, {len(self.x_train)} train / {len(self.x_test)} test, {h}x{w}x{c}"
+        return f"{self.label}, {len(self.x_train)} train / {len(self.x_test)} test loaded, {h}x{w}x{c} as stored"
 
     def replace(self, **kw) -> "Dataset":
         return dataclasses.replace(self, **kw)
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("NBKERNELS_CACHE", Path.home() / ".cache" / "nbkernels"))
 
 
 def _candidate_roots(data_dir):
@@ -167,25 +169,33 @@ def _to_float(x_uint8):
     return (x_uint8.astype(np.float32) / 255.0)
 
 
-def download_cifar10(root=None, url: str = CIFAR10_URL, timeout: float = 30.0) -> Path:
-    """Download and extract the official archive into ``root`` (default the cache folder), atomically."""
+def download_root(data_dir=None) -> Path:
+    """Where a download goes: the first place :func:`find_cifar10` looks (``data_dir``, else
+    ``$NBKERNELS_DATA``, else ``~/.cache/nbkernels``), so the next load finds it. The results cache
+    (``$NBKERNELS_CACHE``) is another matter and never holds data."""
+    return _candidate_roots(data_dir)[0]
+
+
+def download_cifar10(root=None, url: str = CIFAR10_URL, timeout: float = 30.0, md5: str = CIFAR10_MD5) -> Path:
+    """Download the official archive into ``root`` (default :func:`download_root`), check its MD5 and
+    extract it atomically; returns the ``cifar-10-batches-py`` folder."""
     from tqdm.auto import tqdm
 
-    root = Path(root) if root is not None else default_cache_dir()
+    root = Path(root) if root is not None else download_root()
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=root, prefix=".download-") as tmp:
         archive = Path(tmp) / "cifar-10-python.tar.gz"
-        md5 = hashlib.md5()
+        digest = hashlib.md5()
         with urllib.request.urlopen(url, timeout=timeout) as resp, open(archive, "wb") as f:
             total = int(resp.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc="CIFAR-10") as bar:
                 while chunk := resp.read(1 << 20):
                     f.write(chunk)
-                    md5.update(chunk)
+                    digest.update(chunk)
                     bar.update(len(chunk))
-        if md5.hexdigest() != CIFAR10_MD5:
-            raise DataError(f"the CIFAR-10 download from {url} has MD5 {md5.hexdigest()}, expected "
-                            f"{CIFAR10_MD5}: the download was corrupted; try again.")
+        if digest.hexdigest() != md5:
+            raise DataError(f"the CIFAR-10 download from {url} has MD5 {digest.hexdigest()}, expected "
+                            f"{md5}: the download was corrupted; try again.")
         with tarfile.open(archive) as tar:
             tar.extractall(tmp, filter="data")
         target = root / CIFAR10_DIRNAME
@@ -207,7 +217,7 @@ def _load_cifar10(data_dir, download=True):
         if not download:
             raise DataError(_not_found_message(data_dir))
         try:
-            folder = download_cifar10()
+            folder = download_cifar10(download_root(data_dir))
         except DataError:
             raise
         except Exception as e:  # offline: urllib raises URLError, timeouts, ...

@@ -4,20 +4,18 @@ The presets themselves stay visible in each notebook (DESIGN section 3); this mo
 the choice and records the verdict so the report can show it.
 
     >>> cfg = nbk.notebook.choose_preset(PRESETS, preset)
-    >>> nbk.notebook.verdict("06_width", claim, ok, rows)   # prints `finding reproduced: yes`
+    >>> rows = [dict(what="widest − best", ours="-1.5 ± 0.8 points", paper="< 0", key=True), ...]
+    >>> nbk.notebook.verdict("06_width", claim, ok, rows, scale, figure="width")  # `finding reproduced: yes`
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
 from . import plots
 
 PRESET_NAMES = ("ci", "default", "paper")
-
-
-def default_preset() -> str:
-    return os.environ.get("NBKERNELS_PRESET", "default")
 
 
 def choose_preset(presets: dict, preset: str, **overrides) -> dict:
@@ -31,20 +29,40 @@ def choose_preset(presets: dict, preset: str, **overrides) -> dict:
     return cfg
 
 
-def verdict(name: str, claim: str, reproduced: bool, numbers: list, dataset: str = "",
-            preset: str = "", write: bool = True) -> None:
+MAX_KEY_ROWS = 3
+
+
+def _check_rows(name, rows):
+    for r in rows:
+        missing = {"what", "ours", "paper"} - set(r)
+        if missing:
+            raise ValueError(f"{name}: verdict row {r!r} lacks {sorted(missing)}; each row has what, ours, paper.")
+    keys = [i for i, r in enumerate(rows) if r.get("key")]
+    if not 1 <= len(keys) <= MAX_KEY_ROWS:
+        raise ValueError(f"{name}: {len(keys)} verdict rows are marked key=True; mark the 1 to {MAX_KEY_ROWS} "
+                         "numbers that decide the verdict (the report's index shows those).")
+    return keys
+
+
+def verdict(name: str, claim: str, reproduced: bool, numbers: list, scale: plots.Scale, *, figure: str,
+            caveats=(), write: bool = True) -> None:
     """Print the one stable line nbval checks, and record claim, numbers and verdict for the report.
 
-    ``numbers`` is a list of dicts (one row each: what, ours, paper) shown beside the paper's values.
+    ``numbers``: one dict per row (what, ours, paper) shown beside the paper's values; the 1 to 3 rows
+    that decide the verdict carry ``key=True``. ``scale``: the :class:`plots.Scale` the experiment ran
+    at. ``figure``: the main figure's name in ``figures/<name>/`` (shown large in the report).
+    ``caveats``: what a reader must know to trust the numbers (for example a solve that was allowed
+    to ignore a precision check). Written to ``figures_dir(preset)/<name>/verdict.json``.
     """
-    line = f"finding reproduced: {'yes' if reproduced else 'no'}"
+    keys = _check_rows(name, numbers)
+    record = {"name": name, "claim": claim, "reproduced": bool(reproduced), "numbers": numbers, "key": keys,
+              "figure": figure, "caveats": list(caveats), "dataset": scale.describe(), "preset": scale.preset,
+              "scale": {**dataclasses.asdict(scale), "image": list(scale.image)}}
     if write:
-        out = plots.figures_dir() / name / "verdict.json"
+        out = plots.figures_dir(scale.preset) / name / "verdict.json"
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"name": name, "claim": claim, "reproduced": bool(reproduced),
-                                   "numbers": numbers, "dataset": dataset, "preset": preset},
-                                  indent=1, default=str))
-    print(line)
+        out.write_text(json.dumps(record, indent=1, ensure_ascii=False, default=str))
+    print(f"finding reproduced: {'yes' if reproduced else 'no'}")
 
 
 def table(rows: list):
@@ -57,9 +75,11 @@ def table(rows: list):
         return
     if not rows:
         return
-    cols = list(rows[0])
-    head = "".join(f"<th>{c}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td>{r.get(c, '')}</td>" for c in cols) + "</tr>" for r in rows)
+    cols = [c for c in rows[0] if c != "key"]
+    marked = any("key" in r for r in rows)  # a verdict's rows: say which decide it
+    head = "".join(f"<th>{c}</th>" for c in cols) + ("<th>decides the verdict</th>" if marked else "")
+    body = "".join("<tr>" + "".join(f"<td>{r.get(c, '')}</td>" for c in cols)
+                   + (f"<td>{'yes' if r.get('key') else ''}</td>" if marked else "") + "</tr>" for r in rows)
     display(HTML(f"<table><tr>{head}</tr>{body}</table>"))
 
 

@@ -1,14 +1,21 @@
-"""One house style for every figure, and saving to ``figures/`` as PNG and SVG.
+"""One house style for every figure, one line that says what scale made it, and saving figures.
 
-    >>> fig, ax = nbk.plots.subplots()
-    >>> ax.plot(...); nbk.plots.label(ax, "training-set size", "test accuracy (%)")
-    >>> nbk.plots.title(fig, "NNGP vs NTK", ds, preset="ci")
-    >>> nbk.plots.save(fig, "02_nngp_vs_ntk/accuracy")
+    >>> plots.use_style()                                   # once, in a notebook's import cell
+    >>> scale = plots.scale(ds, x_tr, x_te, preset)         # what the experiment really used
+    >>> fig, ax = plt.subplots()
+    >>> ax.plot(...); plots.label(ax, "training-set size", "test accuracy (%)")
+    >>> plots.title(fig, "NNGP vs NTK", scale)              # 2nd line: CIFAR-10 · 8×8×3 images · ...
+    >>> plots.save(fig, "02_nngp_vs_ntk/accuracy", preset)  # figures/ at `default` only
+
+Nothing changes matplotlib's global settings on import: :func:`use_style` applies the house style
+explicitly, :func:`style` within a ``with`` block.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
+from typing import Sequence, Union
 
 import matplotlib
 import numpy as np
@@ -34,22 +41,87 @@ STYLE = {
     "axes.prop_cycle": matplotlib.cycler(color=PALETTE),
     "svg.hashsalt": "nbkernels",  # stable SVG ids, so committed figures diff cleanly
 }
-matplotlib.rcParams.update(STYLE)
+
+COMMITTED_PRESET = "default"  # the preset whose figures live (committed) in the repository's figures/
 
 
-def figures_dir() -> Path:
-    """``$NBKERNELS_FIGURES``, else the repository's ``figures/`` (next to the package), else ./figures."""
+def use_style() -> None:
+    """Apply the house style to every later figure of this process (a notebook calls it once)."""
+    matplotlib.rcParams.update(STYLE)
+
+
+def style():
+    """The house style for the figures drawn inside a ``with plots.style():`` block only."""
+    return matplotlib.rc_context(STYLE)
+
+
+# ----------------------------------------------------------------------------------------------
+# the scale a figure or verdict came from
+
+Count = Union[int, Sequence[int]]
+
+
+def _count(n: Count) -> str:
+    if isinstance(n, (int, np.integer)):
+        return f"{int(n):,}"
+    lo, hi = min(n), max(n)
+    return f"{lo:,}" if lo == hi else f"{lo:,}–{hi:,}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Scale:
+    """What an experiment used: dataset, image size (H, W, C) (or a list of them where architectures
+    see different sizes), numbers of training and test images (a count, or the sizes of a sweep), and
+    the preset. Made by :func:`scale` from the arrays used."""
+    dataset: str
+    image: tuple
+    n_train: Count
+    n_test: Count
+    preset: str
+
+    def describe(self) -> str:
+        shapes = self.image if isinstance(self.image[0], (tuple, list)) else [self.image]
+        images = " and ".join("×".join(str(d) for d in shape) for shape in shapes)
+        return (f"{self.dataset} · {images} images · {_count(self.n_train)} train / {_count(self.n_test)} test"
+                f" · preset '{self.preset}'")
+
+    def replace(self, **kw) -> "Scale":
+        """The same scale with some fields changed (``image`` may be given as an int side length)."""
+        if isinstance(kw.get("image"), (int, np.integer)):
+            kw["image"] = (int(kw["image"]), int(kw["image"]), self.image[2])
+        return dataclasses.replace(self, **kw)
+
+
+def scale(ds, x_train, x_test, preset: str, **overrides) -> Scale:
+    """The scale of an experiment, read from the arrays it used (after downsampling), not from what
+    was loaded: ``ds`` names the dataset, ``x_train`` / ``x_test`` (NHWC) give the image size and counts.
+    ``overrides`` replace fields, e.g. ``n_train=sizes`` for a sweep over training-set sizes."""
+    x_train, x_test = np.asarray(x_train), np.asarray(x_test)
+    if x_train.ndim != 4 or x_test.ndim != 4:
+        raise ValueError(f"plots.scale reads the image size from NHWC arrays; got shapes {x_train.shape} and "
+                         f"{x_test.shape}. Pass the images before flattening.")
+    return Scale(ds.label, tuple(int(d) for d in x_train.shape[1:]), len(x_train), len(x_test),
+                 preset).replace(**overrides)
+
+
+# ----------------------------------------------------------------------------------------------
+# where figures go
+
+
+def figures_dir(preset: str = COMMITTED_PRESET) -> Path:
+    """Where a notebook at ``preset`` writes its figures and verdict.
+
+    ``$NBKERNELS_FIGURES`` when set (the report and the tests set it). Otherwise the repository's
+    committed ``figures/`` at the ``default`` preset only; any other preset writes
+    ``reports/<preset>/figures`` (ignored by git), so an interactive run at ``ci`` leaves the committed
+    results alone. Outside a checkout the same layout under the current directory.
+    """
     env = os.environ.get("NBKERNELS_FIGURES")
     if env:
         return Path(env)
     repo = Path(__file__).resolve().parent.parent
-    if (repo / "pyproject.toml").exists():
-        return repo / "figures"
-    return Path.cwd() / "figures"
-
-
-def subplots(*args, **kw):
-    return plt.subplots(*args, **kw)
+    base = repo if (repo / "pyproject.toml").exists() else Path.cwd()
+    return base / "figures" if preset == COMMITTED_PRESET else base / "reports" / preset / "figures"
 
 
 def label(ax, xlabel: str, ylabel: str):
@@ -67,20 +139,12 @@ def log_ticks(ax, values, base: float = 2):
     return ax
 
 
-def scale_line(ds=None, preset: str | None = None, extra: str = "") -> str:
-    parts = []
-    if ds is not None:
-        parts.append(ds.describe() if hasattr(ds, "describe") else str(ds))
-    if extra:
-        parts.append(extra)
-    if preset:
-        parts.append(f"preset '{preset}'")
-    return " | ".join(parts)
-
-
-def title(fig_or_ax, what: str, ds=None, preset: str | None = None, extra: str = ""):
-    """Title with the finding on the first line and dataset, scale and preset on the second."""
-    text = what + ("\n" + scale_line(ds, preset, extra) if (ds is not None or preset or extra) else "")
+def title(fig_or_ax, what: str, scale: Scale):
+    """Title with the finding on the first line and the :class:`Scale` (dataset, image size, numbers of
+    training and test images, preset) on the second: every figure says what produced it."""
+    if not isinstance(scale, Scale):
+        raise TypeError(f"plots.title needs a plots.Scale (plots.scale(ds, x_train, x_test, preset)), got {scale!r}.")
+    text = f"{what}\n{scale.describe()}"
     if hasattr(fig_or_ax, "suptitle"):
         fig_or_ax.suptitle(text, fontsize=11)
     else:
@@ -88,9 +152,9 @@ def title(fig_or_ax, what: str, ds=None, preset: str | None = None, extra: str =
     return text
 
 
-def save(fig, name: str, root=None) -> list:
-    """Write ``<figures>/<name>.png`` and ``.svg``; returns the paths."""
-    root = Path(root) if root is not None else figures_dir()
+def save(fig, name: str, preset: str, root=None) -> list:
+    """Write ``<figures_dir(preset)>/<name>.png`` and ``.svg``; returns the paths."""
+    root = Path(root) if root is not None else figures_dir(preset)
     base = root / name
     base.parent.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -101,7 +165,7 @@ def save(fig, name: str, root=None) -> list:
     return paths
 
 
-def learning_curves(curves, references=(), *, what: str, ds=None, preset: str | None = None,
+def learning_curves(curves, references=(), *, what: str, scale: Scale,
                     xlabel: str = "SGD step", ylabel: str = "test accuracy (%)", figsize=(6, 3.5)):
     """The widgets' figure: finite networks' accuracy over training against horizontal kernel lines.
 
@@ -116,6 +180,6 @@ def learning_curves(curves, references=(), *, what: str, ds=None, preset: str | 
     for name, accuracy, linestyle in references:
         ax.axhline(100 * accuracy, color="gray", ls=linestyle, label=name)
     label(ax, xlabel, ylabel)
-    title(ax, what, ds, preset)
+    title(ax, what, scale)
     ax.legend(fontsize=8)
     return fig

@@ -108,15 +108,6 @@ def _report(on_precision, msg, rel, res, suggest):
         warnings.warn(msg, PrecisionWarning, stacklevel=3)
 
 
-def check_precision(k_train_train, diag_reg: float = 0.0, dtype=None):
-    """``(ok, min_relative_eigenvalue, resolution, suggested_diag_reg)`` for solving with this kernel."""
-    k = regularize(_as_matrix(k_train_train, "k_train_train"), diag_reg)
-    dtype = np.dtype(dtype or k.dtype)
-    eigs = np.linalg.eigvalsh(k.astype(np.float64))
-    _, rel, res, suggest = _precision_problem(k, dtype, eigs)
-    return rel > res, rel, res, suggest
-
-
 # ----------------------------------------------------------------------------------------------
 # gradient flow
 

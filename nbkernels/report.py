@@ -4,11 +4,13 @@
     python -m nbkernels.report --preset ci --notebooks 00_data_tour,02_nngp_vs_ntk
 
 Notebooks run concurrently (``--jobs``, default 2: both cores); each is rendered to HTML with its
-code collapsed, and ``reports/<preset>/index.html`` lists the findings: the paper's claim, our
-numbers, the verdict and a thumbnail, linking to each page and its full-size figures. A failing
-notebook does not stop the others: its row says failed, with the error. Results are cached by the
-notebooks themselves, so a second run is quick. At ``default`` the figures are written to the
-repository's ``figures/`` (committed); other presets keep theirs inside the report.
+code collapsed (the finding's page, with every number of its verdict), and ``reports/<preset>/index.html``
+shows, at the top, how many findings reproduce at each preset, then per finding: the claim in one
+line, the verdict, the one to three numbers that decided it (the rows its notebook marks ``key``)
+beside the paper's, and its main figure at a readable size, linking to the page. A failing notebook
+does not stop the others: its card says failed, with the error. Results are cached by the notebooks
+themselves, so a second run is quick. At ``default`` the figures are written to the repository's
+``figures/`` (committed); other presets keep theirs inside the report.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import notebook
+from . import notebook, plots
 from .notebook import PRESET_NAMES
 
 REPO = Path(__file__).resolve().parent.parent
@@ -118,48 +120,103 @@ def _run_one(name, preset, out_dir, figures_root, timeout, jobs=1):
     return dict(name=name, wall=wall, error=error, page=page, verdict=verdict, figures=fig_dst)
 
 
-def _row(r, out_dir):
+def _main_figure(r, v):
+    """The finding's main figure (the verdict names it; else its only or first PNG), or None."""
+    folder = r["figures"]
+    if not folder.exists():
+        return None
+    named = folder / f"{v['figure']}.png" if v and v.get("figure") else None
+    if named is not None and named.exists():
+        return named
+    pngs = sorted(folder.glob("*.png"))
+    return pngs[0] if pngs else None
+
+
+def _key_rows(v):
+    """The 1-3 numbers that decided the verdict (older verdicts without marks: their first row)."""
+    numbers = v.get("numbers") or []
+    keys = v.get("key") or [i for i, n in enumerate(numbers) if n.get("key")] or [0][:len(numbers)]
+    return [numbers[i] for i in keys if i < len(numbers)]
+
+
+def _card(r, out_dir):
+    """One finding: claim, verdict, the numbers that decided it beside the paper's, and its main figure."""
     name = html.escape(r["name"])
-    link = f'<a href="{r["page"].name}">{name}</a>' if r["page"] else name
     v = r["verdict"]
+    page = r["page"].name if r["page"] else None
+    title = f'<a href="{page}">{name}</a>' if page else name
     if r["error"]:
         status = f'<span class="failed">failed</span><pre>{html.escape(r["error"])}</pre>'
     elif v is None:
         status = '<span class="failed">no verdict recorded</span>'
     else:
         status = '<span class="yes">reproduced</span>' if v["reproduced"] else '<span class="no">not reproduced</span>'
-    claim = html.escape(v["claim"]) if v else ""
+    claim = f'<p class="claim">{html.escape(v["claim"])}</p>' if v else ""
     nums = ""
-    if v and v.get("numbers"):
-        nums = "<table class='nums'>" + "".join(
-            f"<tr><td>{html.escape(str(n.get('what', '')))}</td><td>{html.escape(str(n.get('ours', '')))}</td>"
-            f"<td class='paper'>{html.escape(str(n.get('paper', '')))}</td></tr>" for n in v["numbers"]) + "</table>"
-    thumbs = ""
-    figs = sorted(r["figures"].glob("*.png")) if r["figures"].exists() else []
-    for f in figs:
-        rel = f.relative_to(out_dir).as_posix()
-        thumbs += f'<a href="{rel}"><img src="{rel}" alt="{html.escape(f.stem)}" class="thumb"></a>'
-    data = f" · {html.escape(v['dataset'])}" if v and v.get("dataset") else ""
-    return (f"<tr><td>{link}<div class='wall'>{r['wall']:.0f} s{data}</div></td><td>{claim}</td><td>{nums}</td>"
-            f"<td>{status}</td><td>{thumbs}</td></tr>")
+    if v:
+        nums = ("<table class='key'><tr><th>what decided it</th><th>ours</th><th>paper</th></tr>" + "".join(
+            f"<tr><td>{html.escape(str(n.get('what', '')))}</td><td class='ours'>{html.escape(str(n.get('ours', '')))}</td>"
+            f"<td class='paper'>{html.escape(str(n.get('paper', '')))}</td></tr>" for n in _key_rows(v)) + "</table>")
+        more = len(v.get("numbers") or []) - len(_key_rows(v))
+        if page and more > 0:
+            nums += f'<p class="more"><a href="{page}#Verdict">all {len(v["numbers"])} numbers on the finding\'s page</a></p>'
+        for c in v.get("caveats") or []:
+            nums += f'<p class="caveat">Caveat: {html.escape(str(c))}</p>'
+    fig = _main_figure(r, v)
+    figure = ""
+    if fig is not None:
+        rel = fig.relative_to(out_dir).as_posix()
+        alt = html.escape(f"{r['name']}: {fig.stem}")
+        figure = f'<a href="{page or rel}"><img src="{rel}" alt="{alt}" class="main"></a>'
+    scale = f"{html.escape(v['dataset'])} · " if v and v.get("dataset") else ""
+    return (f'<section class="finding" id="{name}"><h2>{title} {status}</h2>{claim}'
+            f'<div class="body"><div class="evidence">{nums}<p class="wall">{scale}{r["wall"]:.0f} s</p></div>'
+            f'<div class="figure">{figure}</div></div></section>')
+
+
+def _counts(results, preset):
+    """Reproduced findings per preset: this report, the other presets' reports beside it, and the
+    committed `default` verdicts in figures/ (when this is not the default report)."""
+    n_yes = sum(1 for r in results if r["verdict"] and r["verdict"]["reproduced"] and not r["error"])
+    counts = [(preset, f"{n_yes} of {len(results)}", "this report")]
+    for other in PRESET_NAMES:
+        if other == preset:
+            continue
+        summary = REPO / "reports" / other / "summary.json"
+        if summary.exists():
+            rs = json.loads(summary.read_text())["results"]
+            counts.append((other, f"{sum(r['reproduced'] for r in rs)} of {len(rs)}", f"reports/{other}"))
+        elif other == plots.COMMITTED_PRESET:
+            vs = [json.loads(f.read_text()) for f in sorted((REPO / "figures").glob("*/verdict.json"))]
+            if vs:
+                counts.append((other, f"{sum(v['reproduced'] for v in vs)} of {len(vs)}", "committed figures/"))
+    return counts
 
 
 def write_index(results, out_dir: Path, preset: str, wall: float) -> Path:
-    rows = "\n".join(_row(r, out_dir) for r in results)
-    n_yes = sum(1 for r in results if r["verdict"] and r["verdict"]["reproduced"] and not r["error"])
-    datasets = sorted({r["verdict"].get("dataset", "").split(",")[0] for r in results if r["verdict"]} - {""})
+    cards = "\n".join(_card(r, out_dir) for r in results)
+    counts = _counts(results, preset)
+    summary = " · ".join(f"<span class='count'><code>{html.escape(p)}</code>: <b>{html.escape(c)}</b> reproduced "
+                         f"<span class='src'>({html.escape(src)})</span></span>" for p, c, src in counts)
+    datasets = sorted({r["verdict"].get("dataset", "").split(" · ")[0].split(",")[0] for r in results if r["verdict"]} - {""})
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>nbkernels report ({preset})</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:1400px}}table{{border-collapse:collapse}}
-td,th{{border-bottom:1px solid #ddd;padding:6px;vertical-align:top;text-align:left}}
-.nums td{{border:none;padding:1px 6px;font-size:12px}}.paper{{color:#666}}.thumb{{height:110px;margin:2px}}
-.yes{{color:#009E73;font-weight:bold}}.no{{color:#D55E00;font-weight:bold}}.failed{{color:#D55E00}}
-.wall{{color:#888;font-size:11px}}pre{{white-space:pre-wrap;font-size:11px;max-width:400px}}</style></head><body>
+<style>body{{font-family:sans-serif;margin:2em auto;max-width:1400px;padding:0 1em;color:#222}}
+.summary{{font-size:16px;background:#f4f6f8;padding:10px 14px;border-radius:6px}}.src{{color:#777;font-size:13px}}
+.finding{{border-top:1px solid #ccc;padding:14px 0}}.finding h2{{font-size:19px;margin:0 0 4px}}
+.claim{{font-size:16px;margin:2px 0 10px}}.body{{display:flex;flex-wrap:wrap;gap:20px;align-items:flex-start}}
+.evidence{{flex:1 1 420px;min-width:380px}}.figure{{flex:1 1 760px;min-width:600px}}
+img.main{{width:100%;max-width:900px;min-width:600px;height:auto;border:1px solid #eee}}
+table.key{{border-collapse:collapse;width:100%}}.key td,.key th{{border-bottom:1px solid #ddd;padding:5px 8px;
+vertical-align:top;text-align:left;font-size:14px;min-width:90px}}.ours{{font-weight:bold}}.paper{{color:#555}}
+.yes{{color:#009E73;font-size:15px}}.no{{color:#D55E00;font-size:15px}}.failed{{color:#D55E00;font-size:15px}}
+.wall,.more{{color:#777;font-size:12px}}.caveat{{color:#8a5a00;font-size:13px}}pre{{white-space:pre-wrap;font-size:11px}}</style></head><body>
 <h1>Finite versus infinite neural networks: findings at preset <code>{preset}</code></h1>
-<p>{n_yes} of {len(results)} findings reproduced. Data: {html.escape(', '.join(datasets))} (each row names its subset).
-Total wall time <span id="wall">{wall:.0f}</span> s on {os.cpu_count()} cores.</p>
-<table><tr><th>notebook</th><th>the paper's claim</th><th>our numbers | paper</th><th>verdict</th><th>figures</th></tr>
-{rows}
-</table></body></html>"""
+<p class="summary">{summary}</p>
+<p>Data: {html.escape(', '.join(datasets))} (each finding names its scale). Total wall time <span id="wall">{wall:.0f}</span> s
+on {os.cpu_count()} cores. Each finding: the paper's claim, our verdict, the numbers that decided it beside the paper's,
+and its main figure (click it for the finding's page, with every number and figure).</p>
+{cards}
+</body></html>"""
     index = out_dir / "index.html"
     index.write_text(page)
     (out_dir / "summary.json").write_text(json.dumps(
@@ -175,7 +232,7 @@ def run(preset: str, notebooks=None, jobs: int = 2, out=None, timeout: int = 360
     names = select_notebooks(notebooks)
     out_dir = Path(out) if out else REPO / "reports" / preset
     out_dir.mkdir(parents=True, exist_ok=True)
-    figures_root = REPO / "figures" if preset == "default" else out_dir / "figures"
+    figures_root = plots.figures_dir(preset) if preset == plots.COMMITTED_PRESET else out_dir / "figures"
     t0 = time.time()
     results = {}
     print(f"nbkernels report: {len(names)} notebooks at preset '{preset}', {jobs} at a time -> {out_dir}")

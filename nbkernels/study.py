@@ -53,7 +53,7 @@ def timed_kernel(arch, x1, x2=None, get=("nngp", "ntk"), dtype=None):
 
 
 def kernel_accuracies(arch, x_train, y_train, x_test, y_test, diag_regs: Sequence[float] = (0.0,),
-                      get=("nngp", "ntk"), dtype=None, on_precision: str = "ignore", sizes=None):
+                      get=("nngp", "ntk"), dtype=None, on_precision: str = "raise", sizes=None):
     """Kernel regression (t = infinity) accuracy of each of ``get`` for every relative diag_reg.
 
     Returns ``{"nngp": {"val": [...], "test": [...], "correct": [...], "best": i, "acc": ..., "score": ...,

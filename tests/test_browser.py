@@ -15,7 +15,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_report_index_renders(browser, tmp_path, monkeypatch):
-    """The report at `ci` for one notebook: the index loads, every image and link resolves; screenshot kept."""
+    """The report at `ci` for one notebook: the index loads, every image and link resolves, the main figure is
+    readable and no table cell is squeezed; the screenshot is kept (in $NBKERNELS_FIGURES)."""
     monkeypatch.setenv("NBKERNELS_PRESET", "ci")
     from nbkernels import report
     out = tmp_path / "report"
@@ -35,6 +36,15 @@ def test_report_index_renders(browser, tmp_path, monkeypatch):
     shots.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(shots / "report_index.png"), full_page=True)
     assert page.locator(".yes").count() == 1, "notebook 00's verdict is not shown as reproduced"
+    # readable at a glance: the claim, the deciding numbers, and the main figure at a readable size
+    assert page.locator(".finding .claim").inner_text().startswith("Whitened training covariance")
+    assert page.locator("table.key tr").count() >= 2, "no deciding numbers on the index"
+    shown = page.eval_on_selector_all("img.main", "els => els.map(e => [e.getBoundingClientRect().width, e.naturalWidth])")
+    assert len(shown) == 1 and shown[0][0] >= 600, f"the main figure is displayed {shown} px wide (want >= 600)"
+    cells = page.eval_on_selector_all(
+        "td", "els => els.map(e => [e.textContent.slice(0, 30), e.getBoundingClientRect().width, e.scrollWidth, e.clientWidth])")
+    squeezed = [c for c in cells if c[1] < 80 or c[2] > c[3] + 1]
+    assert not squeezed, f"table cells squeezed below 80 px or overflowing: {squeezed}"
     page.close()
 
 

@@ -163,3 +163,53 @@ def test_standardize():
     np.testing.assert_allclose(tr.std((0, 1, 2)), 1, atol=1e-4)
     li = data.standardize_images(x)
     np.testing.assert_allclose(li.reshape(10, -1).std(1), 1, atol=1e-4)
+
+
+def _local_archive(tmp_path):
+    """The official archive's layout (a tar.gz holding cifar-10-batches-py/), built from tiny batches."""
+    import hashlib
+    import tarfile
+
+    from cifar_files import write_cifar_folder
+    src = write_cifar_folder(tmp_path / "src")
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(src, arcname="cifar-10-batches-py")
+    return archive.as_uri(), hashlib.md5(archive.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("cache", ["off", "moved"])
+def test_a_download_goes_where_the_loader_looks_whatever_the_cache_says(tmp_path, monkeypatch, cache):
+    import functools
+
+    url, md5 = _local_archive(tmp_path)
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("NBKERNELS_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NBKERNELS_CACHE", "off" if cache == "off" else str(tmp_path / "results-cache"))
+    calls = []
+    real = data.download_cifar10
+
+    def local(root=None, **kw):
+        calls.append(root)
+        return real(root, url=url, md5=md5)
+
+    monkeypatch.setattr(data, "download_cifar10", local)
+    ds = data.load("cifar10", verbose=False)
+    assert len(ds.x_train) == 60 and calls == [home / ".cache" / "nbkernels"]
+    assert (home / ".cache" / "nbkernels" / "cifar-10-batches-py" / "data_batch_1").exists()
+    assert not (tmp_path / "off").exists() and not (tmp_path / "results-cache" / "cifar-10-batches-py").exists()
+    assert data.find_cifar10() == home / ".cache" / "nbkernels" / "cifar-10-batches-py"
+    data.load("cifar10", verbose=False)
+    assert len(calls) == 1, "the second load downloaded again instead of finding the first download"
+
+
+def test_a_download_goes_to_nbkernels_data_when_it_is_set(tmp_path, monkeypatch):
+    url, md5 = _local_archive(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("NBKERNELS_DATA", str(tmp_path / "data"))
+    folder = data.download_cifar10(url=url, md5=md5)
+    assert folder == tmp_path / "data" / "cifar-10-batches-py" and data.find_cifar10() == folder
+    with pytest.raises(data.DataError, match="has MD5 .* expected 0+: the download was corrupted"):
+        data.download_cifar10(tmp_path / "other", url=url, md5="0" * 32)

@@ -44,19 +44,48 @@ def test_report_pages_draw_each_widget_once_without_comms(monkeypatch, tmp_path)
     assert calls[-1] == 2 and hasattr(w, "widget")  # a live interact in JupyterLab
 
 
-def test_index_shows_a_failed_notebook_with_its_error_beside_the_others(tmp_path):
+def _ok_result(tmp_path, **verdict):
     figs = tmp_path / "figures" / "00_data_tour"
-    figs.mkdir(parents=True)
-    (figs / "spectrum.png").write_bytes(b"\x89PNG")
-    ok = dict(name="00_data_tour", wall=31.6, error=None, page=tmp_path / "00_data_tour.html", figures=figs,
-              verdict=dict(claim="ZCA reaches the identity", reproduced=True, dataset="CIFAR-10, 100 train / 600 test",
-                           numbers=[dict(what="max dev", ours="4e-08", paper="→ 0")]))
+    figs.mkdir(parents=True, exist_ok=True)
+    for stem in ("samples", "spectrum"):
+        (figs / f"{stem}.png").write_bytes(b"\x89PNG")
+    v = dict(claim="ZCA reaches the identity", reproduced=True, figure="spectrum", key=[1],
+             dataset="CIFAR-10 · 32×32×3 images · 100 train / 600 test · preset 'ci'",
+             numbers=[dict(what="max dev at ε=1", ours="1.0", paper="→ 0"), dict(what="max dev at ε=0", ours="4e-08", paper="→ 0")])
+    v.update(verdict)
+    return dict(name="00_data_tour", wall=31.6, error=None, page=tmp_path / "00_data_tour.html", figures=figs, verdict=v)
+
+
+def test_index_shows_a_failed_notebook_with_its_error_beside_the_others(tmp_path):
+    ok = _ok_result(tmp_path)
     bad = dict(name="01_finite_vs_infinite", wall=5.0, error="ValueError: x has NaN", page=None, verdict=None,
                figures=tmp_path / "figures" / "01_finite_vs_infinite")
     index = report.write_index([ok, bad], tmp_path, "ci", wall=40.0)
     text = index.read_text()
-    assert "1 of 2 findings reproduced" in text and "Data: CIFAR-10 (each row names its subset)" in text
-    assert "32 s · CIFAR-10, 100 train / 600 test" in text and 'src="figures/00_data_tour/spectrum.png"' in text
+    assert "<code>ci</code>: <b>1 of 2</b> reproduced" in text and "Data: CIFAR-10 (each finding names its scale)" in text
+    assert "preset &#x27;ci&#x27; · 32 s" in text
     assert '<span class="failed">failed</span><pre>ValueError: x has NaN</pre>' in text
     summary = (tmp_path / "summary.json").read_text()
     assert '"error": "ValueError: x has NaN"' in summary
+
+
+def test_index_shows_the_deciding_numbers_and_the_main_figure_large(tmp_path):
+    text = report.write_index([_ok_result(tmp_path)], tmp_path, "ci", wall=40.0).read_text()
+    assert "<td>max dev at ε=0</td><td class='ours'>4e-08</td>" in text, "the key row is shown"
+    assert "max dev at ε=1" not in text, "rows that did not decide the verdict stay on the finding's page"
+    assert 'all 2 numbers on the finding\'s page' in text
+    assert '<a href="00_data_tour.html"><img src="figures/00_data_tour/spectrum.png"' in text and 'class="main"' in text
+    assert "samples.png" not in text, "only the main figure is on the index"
+    caveat = report.write_index([_ok_result(tmp_path, caveats=["solved with on_precision='ignore'"])], tmp_path, "ci", 1.0)
+    assert "Caveat: solved with on_precision=&#x27;ignore&#x27;" in caveat.read_text()
+
+
+def test_summary_counts_each_preset(tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    (repo / "reports" / "default").mkdir(parents=True)
+    (repo / "reports" / "default" / "summary.json").write_text(
+        '{"results": [{"reproduced": true}, {"reproduced": false}, {"reproduced": true}]}')
+    monkeypatch.setattr(report, "REPO", repo)
+    text = report.write_index([_ok_result(tmp_path)], tmp_path, "ci", wall=1.0).read_text()
+    assert "<code>ci</code>: <b>1 of 1</b> reproduced" in text
+    assert "<code>default</code>: <b>2 of 3</b> reproduced <span class='src'>(reports/default)</span>" in text

@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import ipywidgets as widgets
 import nbkernels as nbk
 from nbkernels import data, plots, notebook, study, train, predict
+plots.use_style()
 
 # %% [markdown]
 # Parameters papermill can override; `preset` defaults to `$NBKERNELS_PRESET`.
@@ -38,7 +39,8 @@ PRESETS = {
 cfg = notebook.choose_preset(PRESETS, preset)
 ds = data.load(dataset, n_train=cfg["fcn"]["n"], n_test=cfg["n_test"], seed=seed)
 x_tr, y_tr, x_te, y_te = study.prepared(ds, downsample_to=cfg["image"])
-print(ds.describe(), "| images", x_tr.shape[1:])
+scale = plots.scale(ds, x_tr, x_te, preset, n_train=[cfg["cnn"]["n"], cfg["fcn"]["n"]])  # CNNs on fewer images
+print(scale.describe())
 
 # %% [markdown]
 # ## The settings
@@ -85,10 +87,10 @@ for j, b in enumerate(bars):
 ax.set_xticks(np.arange(len(ARCHS)) + 0.4 - width / 2, list(ARCHS))
 plots.label(ax, "architecture", "test accuracy (%)")
 ax.legend(ncol=5, fontsize=8)
-plots.title(fig, "Finite networks (settings) against their kernels (hatched)", ds, preset,
-            f"{cfg['image']}×{cfg['image']} images; FCN on {cfg['fcn']['n']}, CNNs on {cfg['cnn']['n']} training images")
+plots.title(fig, f"Finite networks (settings) against their kernels (hatched); FCN on {cfg['fcn']['n']}, "
+                 f"CNNs on {cfg['cnn']['n']} training images", scale)
 fig.tight_layout()
-plots.save(fig, "01_finite_vs_infinite/table1")
+plots.save(fig, "01_finite_vs_infinite/table1", preset)
 plt.show()
 
 
@@ -99,7 +101,7 @@ plt.show()
 def show(arch, setting):
     plots.learning_curves([(setting, finite[arch, setting]["run"].history, "test_acc")],
                           [(g.upper(), kernels[arch][g], ls) for g, ls in [("nngp", ":"), ("ntk", "--")]],
-                          what=f"{arch}, {setting}", ds=ds, preset=preset)
+                          what=f"{arch}, {setting}", scale=scale)
     plt.show()
 
 notebook.interact(show, arch=widgets.Dropdown(options=list(ARCHS)), setting=widgets.Dropdown(options=COLUMNS));
@@ -112,9 +114,9 @@ notebook.interact(show, arch=widgets.Dropdown(options=list(ARCHS)), setting=widg
 
 # %%
 k_best = {n: max(kernels[n].values()) for n in ARCHS}
-rows = [dict(what="FCN: best kernel vs base finite", ours=f"{study.pct(k_best['FCN'])} vs {study.pct(finite['FCN', 'base']['acc'])}", paper="kernel > base")]
+rows = [dict(what="FCN: best kernel vs base finite", ours=f"{study.pct(k_best['FCN'])} vs {study.pct(finite['FCN', 'base']['acc'])}", paper="kernel > base", key=True)]
 rows += [dict(what=f"{n}: best finite ({finite[n, 'best']['which']}) vs best kernel", ours=f"{study.pct(finite[n, 'best']['acc'])} vs {study.pct(k_best[n])}",
-              paper="finite > kernel") for n in ("CNN-VEC", "CNN-GAP")]
+              paper="finite > kernel", key=True) for n in ("CNN-VEC", "CNN-GAP")]
 notebook.table(rows)
 n_rep = len(y_te) - len(y_te) // 2
 ok = study.beats(k_best["FCN"], finite["FCN", "base"]["acc"], n_rep) and all(
@@ -123,4 +125,4 @@ ok = study.beats(k_best["FCN"], finite["FCN", "base"]["acc"], n_rep) and all(
 # %% expect="no" tags=["verdict"]
 # NBVAL_CHECK_OUTPUT
 notebook.verdict("01_finite_vs_infinite", "Kernels beat the base finite FCN; the best finite CNNs beat their kernels",
-                 ok, rows, ds.describe(), preset)
+                 ok, rows, scale, figure="table1")

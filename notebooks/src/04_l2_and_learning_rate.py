@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import ipywidgets as widgets
 import nbkernels as nbk
 from nbkernels import data, plots, notebook, study, train
+plots.use_style()
 
 # %% [markdown]
 # Parameters papermill can override; `preset` defaults to `$NBKERNELS_PRESET`.
@@ -38,8 +39,9 @@ PRESETS = {
 cfg = notebook.choose_preset(PRESETS, preset)
 ds = data.load(dataset, n_train=cfg["n_train"], n_test=cfg["n_test"], seed=seed)
 x_tr, y_tr, x_te, y_te = study.prepared(ds, downsample_to=cfg["image"])
+scale = plots.scale(ds, x_tr, x_te, preset)
 (_, y_val), (_, y_rep) = study.split_validation(x_te, y_te)
-print(ds.describe(), "| images", x_tr.shape[1:])
+print(scale.describe())
 
 # %% [markdown]
 # ## The kernel reference
@@ -88,10 +90,9 @@ for ax, Z, title, cmap in [(axes[0], 100 * A, "test accuracy (%)", "viridis"), (
     plots.label(ax, "L2 strength", "learning rate / η_crit")
     fig.colorbar(im, ax=ax, label=title)
     ax.set_title(title)
-plots.title(fig, f"L2 × learning rate, FCN width {cfg['width']} (NTK {100 * kernel_acc:.1f}%)", ds, preset,
-            f"{cfg['image']}×{cfg['image']} images, {cfg['steps']} steps")
+plots.title(fig, f"L2 × learning rate, FCN width {cfg['width']} (NTK {100 * kernel_acc:.1f}%), {cfg['steps']} steps", scale)
 fig.tight_layout()
-plots.save(fig, "04_l2_and_learning_rate/heatmaps")
+plots.save(fig, "04_l2_and_learning_rate/heatmaps", preset)
 plt.show()
 
 
@@ -102,7 +103,7 @@ plt.show()
 def show(lr_factor, l2):
     r = grid[lr_factor, l2]["run"]
     plots.learning_curves([("first member", r.history, "member_test_acc")], [("NTK", kernel_acc, ":")],
-                          what=f"lr {lr_factor:g}·η_crit = {r.learning_rate:.3g}, L2 {l2:g}", ds=ds, preset=preset)
+                          what=f"lr {lr_factor:g}·η_crit = {r.learning_rate:.3g}, L2 {l2:g}", scale=scale)
     plt.show()
 
 notebook.interact(show, lr_factor=widgets.SelectionSlider(options=cfg["lr_factors"], description="lr/η_crit"),
@@ -126,10 +127,11 @@ lr_acc, l2_acc, both_acc = chosen(slice(1, None), slice(0, 1)), chosen(slice(0, 
 lr_gain, l2_gain, both_gain = lr_acc - base, l2_acc - base, both_acc - base
 se_super = float(np.sqrt(sum(study.accuracy_se(a, n_rep) ** 2 for a in (both_acc, lr_acc, l2_acc, base))))
 rows = [dict(what="base (smallest lr, no L2)", ours=study.pct(base), paper="≈ kernel"),
-        dict(what="gain from large lr alone", ours=f"{100 * lr_gain:+.1f} ± {100 * study.difference_se(lr_acc, base, n_rep):.1f} points", paper="> 0 (Fig. 1)"),
-        dict(what="gain from L2 alone", ours=f"{100 * l2_gain:+.1f} ± {100 * study.difference_se(l2_acc, base, n_rep):.1f} points", paper="> 0"),
+        dict(what="gain from large lr alone", ours=f"{100 * lr_gain:+.1f} ± {100 * study.difference_se(lr_acc, base, n_rep):.1f} points", paper="> 0 (Fig. 1)",
+             key=True),
+        dict(what="gain from L2 alone", ours=f"{100 * l2_gain:+.1f} ± {100 * study.difference_se(l2_acc, base, n_rep):.1f} points", paper="> 0", key=True),
         dict(what="gain from both − sum of the two", ours=f"{100 * both_gain:+.1f} − {100 * (lr_gain + l2_gain):+.1f} = "
-             f"{100 * (both_gain - lr_gain - l2_gain):+.1f} ± {100 * se_super:.1f} points", paper="> 0 (superlinear)"),
+             f"{100 * (both_gain - lr_gain - l2_gain):+.1f} ± {100 * se_super:.1f} points", paper="> 0 (superlinear)", key=True),
         dict(what="best cell − NTK", ours=f"{100 * (A.max() - kernel_acc):+.1f} points", paper="> 0 (finite beats kernel)")]
 notebook.table(rows)
 ok = study.beats(lr_acc, base, n_rep) and study.beats(l2_acc, base, n_rep) and both_gain - lr_gain - l2_gain > se_super
@@ -137,4 +139,4 @@ ok = study.beats(lr_acc, base, n_rep) and study.beats(l2_acc, base, n_rep) and b
 # %% tags=["verdict"]
 # NBVAL_CHECK_OUTPUT
 notebook.verdict("04_l2_and_learning_rate", "Large learning rate and L2 each improve finite networks, and together superlinearly",
-                 ok, rows, ds.describe(), preset)
+                 ok, rows, scale, figure="heatmaps")

@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import ipywidgets as widgets
 import nbkernels as nbk
 from nbkernels import data, plots, notebook, study, train, predict
+plots.use_style()
 
 # %% [markdown]
 # Parameters papermill can override; `preset` defaults to `$NBKERNELS_PRESET`.
@@ -35,7 +36,8 @@ PRESETS = {
 cfg = notebook.choose_preset(PRESETS, preset)
 ds = data.load(dataset, n_train=cfg["n_train"], n_test=cfg["n_test"], seed=seed)
 x_tr, y_tr, x_te, y_te = study.prepared(ds, downsample_to=cfg["image"])
-print(ds.describe(), "| images", x_tr.shape[1:])
+scale = plots.scale(ds, x_tr, x_te, preset)
+print(scale.describe())
 
 # %% [markdown]
 # ## The experiment
@@ -72,9 +74,9 @@ if fitted:
 ax.set_xscale("log", base=2)
 plots.label(ax, "width (channels per layer)", "test accuracy (%)")
 ax.legend(fontsize=8)
-plots.title(fig, "Test accuracy against width", ds, preset, f"{cfg['image']}×{cfg['image']} images, {cfg['steps']} steps")
+plots.title(fig, f"Test accuracy against width, {cfg['steps']} steps", scale)
 fig.tight_layout()
-plots.save(fig, "06_width_nonmonotonicity/width")
+plots.save(fig, "06_width_nonmonotonicity/width", preset)
 plt.show()
 
 
@@ -84,7 +86,7 @@ plt.show()
 # %%
 def show(width):
     plots.learning_curves([("test accuracy (first member)", results[width]["run"].history, "member_test_acc")],
-                          [("kernel", kernel_acc, ":")], what=f"width {width}", ds=ds, preset=preset)
+                          [("kernel", kernel_acc, ":")], what=f"width {width}", scale=scale)
     plt.show()
 
 notebook.interact(show, width=widgets.SelectionSlider(options=cfg["widths"], description="width"));
@@ -102,10 +104,11 @@ se_d = np.sqrt(err[i] ** 2 + err[-1] ** 2)                                      
 se_test = study.paired_difference_se(results[ws[i]]["score"], results[ws[-1]]["score"])  # test sampling
 se_total = np.hypot(se_d, se_test)
 threshold = min(fitted) if fitted else None
-rows = [dict(what="best width", ours=f"{ws[i]} ({study.pct(acc[i], err[i])})", paper="intermediate (Fig. 5)"),
+rows = [dict(what="best width", ours=f"{ws[i]} ({study.pct(acc[i], err[i])})", paper="intermediate (Fig. 5)", key=True),
         dict(what="widest − best (± seeds, ± test sampling)", ours=f"{100 * -drop:+.1f} ± {100 * se_d:.1f} ± {100 * se_test:.1f} points",
-             paper="< 0 beyond seed noise"),
-        dict(what="interpolation threshold (first width fitting the training set)", ours=str(threshold) if fitted else "none of these widths fits it", paper="≠ the dip"),
+             paper="< 0 beyond seed noise", key=True),
+        dict(what="interpolation threshold (first width fitting the training set)", ours=str(threshold) if fitted else "none of these widths fits it", paper="≠ the dip",
+             key=True),
         dict(what="kernel", ours=study.pct(kernel_acc), paper="below the best finite network")]
 notebook.table(rows)
 ok = 0 < i < len(ws) - 1 and drop > 2 * se_d and drop > se_total and threshold != ws[i]
@@ -113,4 +116,4 @@ ok = 0 < i < len(ws) - 1 and drop > 2 * se_d and drop > se_total and threshold !
 # %% expect="no" tags=["verdict"]
 # NBVAL_CHECK_OUTPUT
 notebook.verdict("06_width_nonmonotonicity", "Accuracy peaks at an intermediate width and falls beyond it (not double descent)",
-                 ok, rows, ds.describe(), preset)
+                 ok, rows, scale, figure="width")

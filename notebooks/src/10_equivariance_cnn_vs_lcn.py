@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import ipywidgets as widgets
 import nbkernels as nbk
 from nbkernels import data, plots, notebook, study, train, predict
+plots.use_style()
 
 # %% [markdown]
 # Parameters papermill can override; `preset` defaults to `$NBKERNELS_PRESET`.
@@ -35,7 +36,8 @@ PRESETS = {
 cfg = notebook.choose_preset(PRESETS, preset)
 ds = data.load(dataset, n_train=cfg["n_train"], n_test=cfg["n_test"], seed=seed)
 x_tr, y_tr, x_te, y_te = study.prepared(ds, downsample_to=cfg["image"])
-print(ds.describe(), "| images", x_tr.shape[1:])
+scale = plots.scale(ds, x_tr, x_te, preset)
+print(scale.describe())
 
 # %% [markdown]
 # ## The kernels are the same
@@ -77,10 +79,9 @@ ax.axhline(100 * kernel_acc, color="gray", ls=":", label="their common NTK")
 ax.set_xscale("log", base=2)
 plots.label(ax, "width (channels per layer)", "test accuracy (%)")
 ax.legend(fontsize=8)
-plots.title(fig, f"CNN vs LCN over width (depth {cfg['depth']}, no pooling)", ds, preset,
-            f"{cfg['image']}×{cfg['image']} images, {cfg['steps']} steps")
+plots.title(fig, f"CNN vs LCN over width (depth {cfg['depth']}, no pooling), {cfg['steps']} steps", scale)
 fig.tight_layout()
-plots.save(fig, "10_equivariance_cnn_vs_lcn/width")
+plots.save(fig, "10_equivariance_cnn_vs_lcn/width", preset)
 plt.show()
 
 
@@ -91,7 +92,7 @@ plt.show()
 def show(width):
     plots.learning_curves([("CNN" if share else "LCN", results[share, width]["run"].history, "member_test_acc")
                            for share in (True, False)],
-                          [("NTK", kernel_acc, ":")], what=f"width {width}", ds=ds, preset=preset,
+                          [("NTK", kernel_acc, ":")], what=f"width {width}", scale=scale,
                           ylabel="test accuracy (%), first member")
     plt.show()
 
@@ -106,8 +107,8 @@ notebook.interact(show, width=widgets.SelectionSlider(options=cfg["widths"], des
 # %%
 gaps = [results[True, w]["acc"] - results[False, w]["acc"] for w in cfg["widths"]]
 w0 = cfg["widths"][0]
-rows = [dict(what="max |K_CNN − K_LCN| / max |K|", ours=f"{kernel_diff:.1e}", paper="0 (identical kernels)")]
-rows += [dict(what=f"CNN − LCN at width {w}", paper="> 0, shrinking with width (Fig. 5)",
+rows = [dict(what="max |K_CNN − K_LCN| / max |K|", ours=f"{kernel_diff:.1e}", paper="0 (identical kernels)", key=True)]
+rows += [dict(what=f"CNN − LCN at width {w}", paper="> 0, shrinking with width (Fig. 5)", key=w in (w0, cfg["widths"][-1]),
               ours=f"{100 * g:+.1f} ± {100 * study.difference_se(results[True, w]['acc'], results[False, w]['acc'], n_eff):.1f} points")
          for w, g in zip(cfg["widths"], gaps)]
 notebook.table(rows)
@@ -116,4 +117,4 @@ ok = kernel_diff < 1e-5 and study.beats(results[True, w0]["acc"], results[False,
 # %% expect="no" tags=["verdict"]
 # NBVAL_CHECK_OUTPUT
 notebook.verdict("10_equivariance_cnn_vs_lcn", "CNN and LCN share one kernel; weight sharing helps only narrow networks",
-                 ok, rows, ds.describe(), preset)
+                 ok, rows, scale, figure="width")

@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 import ipywidgets as widgets
 import nbkernels as nbk
 from nbkernels import data, plots, notebook, study, train
+plots.use_style()
 
 # %% [markdown]
 # Parameters papermill can override; `preset` defaults to `$NBKERNELS_PRESET`.
@@ -42,7 +43,8 @@ PRESETS = {
 cfg = notebook.choose_preset(PRESETS, preset)
 ds = data.load(dataset, n_train=cfg["n_train"], n_test=cfg["n_test"], seed=seed)
 x_tr, y_tr, x_te, y_te = study.prepared(ds, downsample_to=cfg["image"])
-print(ds.describe(), "| images", x_tr.shape[1:])
+scale = plots.scale(ds, x_tr, x_te, preset)
+print(scale.describe())
 
 
 # %% [markdown]
@@ -123,9 +125,9 @@ for p, style in [("standard", "o-"), ("ntk", "s--")]:
 plots.log_ticks(ax, cfg["widths"])
 plots.label(ax, "width (hidden units)", "test accuracy (%), tuned lr")
 ax.set_title("finite networks"); ax.legend()
-plots.title(fig, "Standard vs NTK parameterization (FCN, 2 hidden layers)", ds, preset, f"{cfg['image']}×{cfg['image']} images")
+plots.title(fig, "Standard vs NTK parameterization (FCN, 2 hidden layers)", scale)
 fig.tight_layout()
-plots.save(fig, "12_standard_vs_ntk_parameterization/parameterizations")
+plots.save(fig, "12_standard_vs_ntk_parameterization/parameterizations", preset)
 plt.show()
 
 
@@ -137,7 +139,7 @@ plt.show()
 def show(param, width, factor):
     r = finite[param, width]["runs"][cfg["lr_factors"].index(factor)]
     plots.learning_curves([("test accuracy", r.history, "test_acc")], [("NTK kernel", ntk_kernel, "--")],
-                          what=f"{param}, width {width}, lr {r.learning_rate:.3g}", ds=ds, preset=preset)
+                          what=f"{param}, width {width}, lr {r.learning_rate:.3g}", scale=scale)
     plt.show()
 
 notebook.interact(show, param=widgets.ToggleButtons(options=["standard", "ntk"]),
@@ -152,14 +154,15 @@ notebook.interact(show, param=widgets.ToggleButtons(options=["standard", "ntk"])
 # %%
 n_rep = len(y_rep)
 se2 = 2 * study.paired_difference_se(std_score[1], ntk_score)
-rows = [dict(what="η_crit ∝ width^s: standard / NTK", ours=f"s = {slopes['standard']:.2f} / {slopes['ntk']:.2f}", paper="−1 / 0"),
+rows = [dict(what="η_crit ∝ width^s: standard / NTK", ours=f"s = {slopes['standard']:.2f} / {slopes['ntk']:.2f}", paper="−1 / 0", key=True),
         dict(what="kernel: standard (r = 1) vs NTK-parameterized", ours=f"{study.pct(std_kernel[1])} vs {study.pct(ntk_kernel)} (2 paired SE of the difference: {100 * se2:.1f})",
-             paper="similar"),
+             paper="similar", key=True),
         dict(what="kernel: width ratio r chosen on validation, − NTK-param",
              ours=f"r = {best_r}: {study.pct(std_kernel[best_r])} ({100 * (std_kernel[best_r] - ntk_kernel):+.1f} ± "
                   f"{100 * study.paired_difference_se(std_score[best_r], ntk_score):.1f}; of {n_rep} images the two disagree on "
                   f"{np.sum(std_score[best_r] != ntk_score)}: {np.sum(std_score[best_r] & ~ntk_score)} right only with r = {best_r}, "
-                  f"{np.sum(~std_score[best_r] & ntk_score)} only with NTK param)", paper="tuned ratios can beat NTK param"),
+                  f"{np.sum(~std_score[best_r] & ntk_score)} only with NTK param)", paper="tuned ratios can beat NTK param",
+             key=True),
         dict(what="finite: standard vs NTK (tuned lr), by width",
              ours=", ".join(f"{wd}: {study.pct(finite['standard', wd]['acc'])} vs {study.pct(finite['ntk', wd]['acc'])}" for wd in cfg["widths"]),
              paper="NTK parameterization better (Lee et al. Table 1)")]
@@ -170,4 +173,4 @@ ok = abs(slopes["standard"] + 1) < 0.3 and abs(slopes["ntk"]) < 0.2 and abs(std_
 # %% tags=["verdict"]
 # NBVAL_CHECK_OUTPUT
 notebook.verdict("12_standard_vs_ntk_parameterization", "η_crit ∝ 1/width (standard) vs constant (NTK); standard kernels match NTK ones and tuned width ratios beat them",
-                 ok, rows, ds.describe(), preset)
+                 ok, rows, scale, figure="parameterizations")

@@ -1,0 +1,38 @@
+"""The verdict record the report reads: the numbers that decide it are marked, it names its scale and main
+figure, and a run at a preset other than `default` leaves the committed figures/ alone."""
+import json
+
+import pytest
+
+from nbkernels import notebook, plots
+
+SCALE = plots.Scale("CIFAR-10", (8, 8, 3), 100, 600, "ci")
+ROWS = [dict(what="gain", ours="+4.4 ± 1.7 points", paper="> 0", key=True), dict(what="base", ours="14.4%", paper="≈ kernel")]
+
+
+def test_verdict_records_claim_key_numbers_scale_and_figure(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("NBKERNELS_FIGURES", str(tmp_path))
+    notebook.verdict("04_l2", "L2 helps", True, ROWS, SCALE, figure="heatmaps", caveats=["on_precision='ignore'"])
+    assert capsys.readouterr().out == "finding reproduced: yes\n"
+    v = json.loads((tmp_path / "04_l2" / "verdict.json").read_text())
+    assert v["key"] == [0] and v["figure"] == "heatmaps" and v["caveats"] == ["on_precision='ignore'"]
+    assert v["dataset"] == SCALE.describe() and v["preset"] == "ci" and v["scale"]["image"] == [8, 8, 3]
+
+
+def test_a_verdict_must_say_which_numbers_decide_it():
+    with pytest.raises(ValueError, match="0 verdict rows are marked key=True; mark the 1 to 3"):
+        notebook.verdict("x", "c", True, [dict(what="a", ours="1", paper="2")], SCALE, figure="f", write=False)
+    with pytest.raises(ValueError, match="4 verdict rows are marked"):
+        notebook.verdict("x", "c", True, [dict(what="a", ours="1", paper="2", key=True)] * 4, SCALE, figure="f", write=False)
+    with pytest.raises(ValueError, match=r"lacks \['paper'\]"):
+        notebook.verdict("x", "c", True, [dict(what="a", ours="1", key=True)], SCALE, figure="f", write=False)
+
+
+def test_an_interactive_run_at_ci_leaves_the_committed_figures_alone(tmp_path, monkeypatch):
+    monkeypatch.delenv("NBKERNELS_FIGURES", raising=False)
+    committed = plots.figures_dir("default")
+    monkeypatch.setattr(plots, "figures_dir", lambda preset="default": tmp_path / ("figures" if preset == "default" else f"reports/{preset}/figures"))
+    notebook.verdict("04_l2", "L2 helps", True, ROWS, SCALE, figure="heatmaps")
+    assert (tmp_path / "reports" / "ci" / "figures" / "04_l2" / "verdict.json").exists()
+    assert not (tmp_path / "figures").exists()
+    assert committed.name == "figures"
