@@ -132,6 +132,16 @@ def _main_figure(r, v):
     return pngs[0] if pngs else None
 
 
+def _design_width(png: Path):
+    """A saved figure's width in CSS pixels at its design size: figures are saved at savefig.dpi and
+    designed in inches at figure.dpi (plots.STYLE), so this is the size its fonts were chosen for."""
+    head = png.read_bytes()[:24]
+    if head[:8] != b"\x89PNG\r\n\x1a\n" or len(head) < 24:
+        return None
+    pixels = int.from_bytes(head[16:20], "big")
+    return round(pixels * plots.STYLE["figure.dpi"] / plots.STYLE["savefig.dpi"])
+
+
 def _key_rows(v):
     """The 1-3 numbers that decided the verdict (older verdicts without marks: their first row)."""
     numbers = v.get("numbers") or []
@@ -167,7 +177,9 @@ def _card(r, out_dir):
     if fig is not None:
         rel = fig.relative_to(out_dir).as_posix()
         alt = html.escape(f"{r['name']}: {fig.stem}")
-        figure = f'<a href="{page or rel}"><img src="{rel}" alt="{alt}" class="main"></a>'
+        width = _design_width(fig)
+        size = f' width="{width}"' if width else ""
+        figure = f'<a href="{page or rel}"><img src="{rel}" alt="{alt}" class="main"{size}></a>'
     scale = f"{html.escape(v['dataset'])} · " if v and v.get("dataset") else ""
     return (f'<section class="finding" id="{name}"><h2>{title} {status}</h2>{claim}'
             f'<div class="body"><div class="evidence">{nums}<p class="wall">{scale}{r["wall"]:.0f} s</p></div>'
@@ -204,8 +216,8 @@ def write_index(results, out_dir: Path, preset: str, wall: float) -> Path:
 .summary{{font-size:16px;background:#f4f6f8;padding:10px 14px;border-radius:6px}}.src{{color:#777;font-size:13px}}
 .finding{{border-top:1px solid #ccc;padding:14px 0}}.finding h2{{font-size:19px;margin:0 0 4px}}
 .claim{{font-size:16px;margin:2px 0 10px}}.body{{display:flex;flex-wrap:wrap;gap:20px;align-items:flex-start}}
-.evidence{{flex:1 1 420px;min-width:380px}}.figure{{flex:1 1 760px;min-width:600px}}
-img.main{{width:100%;max-width:900px;min-width:600px;height:auto;border:1px solid #eee}}
+.evidence{{flex:1 1 400px;min-width:380px}}.figure{{flex:0 1 auto;max-width:100%}}
+img.main{{max-width:100%;height:auto;border:1px solid #eee}}
 table.key{{border-collapse:collapse;width:100%}}.key td,.key th{{border-bottom:1px solid #ddd;padding:5px 8px;
 vertical-align:top;text-align:left;font-size:14px;min-width:90px}}.ours{{font-weight:bold}}.paper{{color:#555}}
 .yes{{color:#009E73;font-size:15px}}.no{{color:#D55E00;font-size:15px}}.failed{{color:#D55E00;font-size:15px}}

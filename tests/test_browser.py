@@ -39,8 +39,13 @@ def test_report_index_renders(browser, tmp_path, monkeypatch):
     # readable at a glance: the claim, the deciding numbers, and the main figure at a readable size
     assert page.locator(".finding .claim").inner_text().startswith("Whitened training covariance")
     assert page.locator("table.key tr").count() >= 2, "no deciding numbers on the index"
-    shown = page.eval_on_selector_all("img.main", "els => els.map(e => [e.getBoundingClientRect().width, e.naturalWidth])")
-    assert len(shown) == 1 and shown[0][0] >= 600, f"the main figure is displayed {shown} px wide (want >= 600)"
+    # [displayed width, design width (the size its fonts were made for), width of the finding's card]
+    shown = page.eval_on_selector_all("img.main", """els => els.map(e => [e.getBoundingClientRect().width,
+        Number(e.getAttribute('width')), e.closest('.finding').getBoundingClientRect().width])""")
+    assert len(shown) == 1, shown
+    displayed, design, card = shown[0]
+    assert displayed >= 500 and displayed >= 0.95 * min(design, card), (
+        f"the main figure is displayed {displayed:.0f} px wide; its design width is {design} px (card {card:.0f} px)")
     cells = page.eval_on_selector_all(
         "td", "els => els.map(e => [e.textContent.slice(0, 30), e.getBoundingClientRect().width, e.scrollWidth, e.clientWidth])")
     squeezed = [c for c in cells if c[1] < 80 or c[2] > c[3] + 1]

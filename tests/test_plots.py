@@ -76,3 +76,19 @@ def test_learning_curves_draws_curves_in_percent_and_kernel_lines():
     assert ax.get_xlabel() == "SGD step" and ax.get_ylabel() == "test accuracy (%)"
     assert "8×8×3 images · 100 train / 200 test · preset 'ci'" in ax.get_title()
     matplotlib.pyplot.close(fig)
+
+
+def test_every_notebook_figure_is_titled_with_its_scale():
+    """Statically: each notebook cell that draws a figure titles it through plots.title (or the widgets'
+    plots.learning_curves), and no title is made from Dataset.describe (the stored, not the used, size)."""
+    from pathlib import Path
+
+    import jupytext
+    missing = []
+    for src in sorted((Path(__file__).resolve().parents[1] / "notebooks" / "src").glob("[0-9][0-9]_*.py")):
+        for i, cell in enumerate(jupytext.read(src, fmt="py:percent").cells):
+            if cell.cell_type != "code" or "plt.subplots(" not in cell.source:
+                continue
+            if "plots.title(" not in cell.source or "ds.describe()" in cell.source:
+                missing.append(f"{src.name} cell {i}")
+    assert not missing, f"figures without a plots.title(…, scale): {missing}"

@@ -102,7 +102,7 @@ for label in VARIANTS:
     best[label] = (acc, cfg["l2_grid"][i])
 uni, lw, ntk = (best[v][0] for v in VARIANTS)
 rows = [dict(what=f"{v} (tuned L2 = {best[v][1]:g})", ours=study.pct(best[v][0], study.accuracy_se(best[v][0], n_rep)), paper=p,
-             key=v != VARIANTS[0]) for v, p in zip(VARIANTS, ["lowest", "improves on uniform (Fig. 6)", "reference"])]
+             key=i > 0) for i, (v, p) in enumerate(zip(VARIANTS, ["lowest", "improves on uniform (Fig. 6)", "reference"]))]
 rows.append(dict(what="layer-wise − uniform (± SE of the difference)",
                  ours=f"{100 * (lw - uni):+.1f} ± {100 * study.difference_se(lw, uni, n_rep):.1f} points", paper="> 0", key=True))
 notebook.table(rows)
