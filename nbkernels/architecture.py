@@ -19,9 +19,10 @@ from typing import Optional, Sequence, Tuple
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
 
+from . import engine
 from . import kernels as K
 from .layers import (LAYER_TYPES, Conv, ConvLocal, Dense, Erf, Flatten, GlobalAvgPool, Relu,
                      Spec)
@@ -94,15 +95,17 @@ class Architecture:
         """The kernel between x1 and x2 as one traceable function, to compose inside your own ``jax.jit``.
 
         :meth:`kernel` computes the same thing block by block with one XLA program per layer, which is
-        much faster on a CPU (see ``_jitted_block_fn``); tests check that the two agree.
+        much faster on a CPU (see :func:`nbkernels.engine.block_program`); tests check that the two agree.
         """
-        k = K.input_state(x1, x2, full=self.needs_all_pixel_pairs, with_ntk="ntk" in get)
+        same = jnp.eye(x1.shape[0], dtype=bool) if x2 is None or x2 is x1 else None
+        k = K.input_state(x1, x1 if x2 is None else x2, full=self.needs_all_pixel_pairs, with_ntk="ntk" in get,
+                          same=same)
         for layer in self.layers:
             k = layer.kernel_fn(k)
         return k.nngp, k.ntk
 
     def kernel(self, x1, x2=None, *, dtype=None, batch_size=None, cache=None, get=("nngp", "ntk"),
-               progress=True) -> K.Kernel:
+               progress=True, max_hours="default") -> K.Kernel:
         """Exact infinite-width NNGP and NTK between ``x1`` and ``x2`` (``x1`` with itself when None).
 
         Computed in blocks of ``batch_size`` inputs per side so memory stays bounded (the default is
@@ -111,6 +114,9 @@ class Architecture:
         diagonal are computed and the result is exactly symmetric. ``dtype`` is float32 unless JAX's
         64-bit mode is on. ``get=("nngp",)`` skips the NTK. ``cache`` (a :class:`nbkernels.cache.Cache`
         or True for the default one) stores the result keyed by architecture, data and dtype.
+        ``x2`` equal to ``x1`` is the symmetric kernel. After its first blocks a computation estimated
+        to take longer than ``max_hours`` (default ``$NBKERNELS_MAX_HOURS`` or 1; None: no limit) stops
+        with :class:`nbkernels.engine.KernelTimeError`, pointing to the resumable store.
         """
         if isinstance(get, str):
             get = (get,)
@@ -123,6 +129,8 @@ class Architecture:
             if x2.shape[1:] != x1.shape[1:]:
                 raise ValueError(f"x1 and x2 must have the same feature shape, got {x1.shape[1:]} and "
                                  f"{x2.shape[1:]}.")
+            if x2 is x1 or (x2.shape == x1.shape and np.array_equal(x1, x2)):
+                x2 = None  # one set of inputs with itself: symmetric, its diagonal exact
         self.specs(x1.shape[1:])
         if cache is not None and cache is not False:
             from . import cache as cache_mod
@@ -130,94 +138,20 @@ class Architecture:
             key = dict(kind="kernel", arch=repr(self), dtype=str(dtype), get=list(get),
                        x1=cache_mod.fingerprint(x1), x2=None if x2 is None else cache_mod.fingerprint(x2))
             arrays = store.get_or_compute(
-                key, lambda: self._kernel_arrays(x1, x2, dtype, batch_size, get, progress),
+                key, lambda: self._kernel_arrays(x1, x2, dtype, batch_size, get, progress, max_hours),
                 version=_KERNEL_VERSION)
             return K.Kernel(arrays["nngp"], arrays.get("ntk"))
-        arrays = self._kernel_arrays(x1, x2, dtype, batch_size, get, progress)
+        arrays = self._kernel_arrays(x1, x2, dtype, batch_size, get, progress, max_hours)
         return K.Kernel(arrays["nngp"], arrays.get("ntk"))
 
-    def _kernel_arrays(self, x1, x2, dtype, batch_size, get, progress):
-        symmetric = x2 is None
-        n1 = x1.shape[0]
-        n2 = n1 if symmetric else x2.shape[0]
-        with_ntk = "ntk" in get
-        b = K.plan_blocks(n1, n2, self.kernel_entries_per_pair(x1.shape[1:]), dtype.itemsize,
-                          with_ntk, batch_size)
-        x1 = np.asarray(x1, dtype)
-        x2 = x1 if symmetric else np.asarray(x2, dtype)
-        block_fn = _jitted_block_fn(self, tuple(get))
-        starts1 = range(0, n1, b)
-        starts2 = range(0, n2, b)
-        pairs = [(i, j) for i in starts1 for j in starts2 if not symmetric or j >= i]
-        out = {name: np.empty((n1, n2), dtype) for name in get}
-        with tqdm(total=len(pairs), desc="kernel blocks", unit="block", delay=3,
-                  disable=not progress or len(pairs) == 1) as bar:
-            for i, j in pairs:
-                r1, r2 = _pad_block(x1, i, b), _pad_block(x2, j, b)
-                res = block_fn(r1, r2)
-                m1, m2 = min(b, n1 - i), min(b, n2 - j)
-                for name, arr in zip(("nngp", "ntk"), res):
-                    if name not in out:
-                        continue
-                    arr = np.asarray(arr)[:m1, :m2]
-                    out[name][i:i + m1, j:j + m2] = arr
-                    if symmetric and j != i:
-                        out[name][j:j + m2, i:i + m1] = arr.T
-                bar.update(1)
-        if symmetric:  # diagonal blocks: make exact symmetry hold to the last bit
-            for name in out:
-                out[name] = (out[name] + out[name].T) / 2
-        return out
+    def _kernel_arrays(self, x1, x2, dtype, batch_size, get, progress, max_hours="default"):
+        p = engine.plan(self, x1, x2, dtype=dtype, batch_size=batch_size, get=get)
+        sink = engine.MemorySink(p)
+        engine.run(self, x1, x2, p, sink, progress=progress, max_hours=max_hours)
+        return sink.out
 
 
-_KERNEL_VERSION = "kernels-1"
-
-
-def _pad_block(x, start, b):
-    """Rows ``start:start+b`` of x, padded by repeating the last row so every block has one shape."""
-    blk = x[start:start + b]
-    if blk.shape[0] < b and x.shape[0] > b:
-        blk = np.concatenate([blk, np.repeat(blk[-1:], b - blk.shape[0], axis=0)])
-    return blk
-
-
-_JIT_CACHE = {}
-_FIELDS = ("nngp", "ntk", "var1", "var2")
-
-
-def _layer_program(layer, width, spatial, full, batched=False):
-    """One layer's kernel map as its own XLA program; ``batched`` maps it over a leading axis of blocks."""
-    key = (layer, width, spatial, full, batched)
-    if key not in _JIT_CACHE:
-        def step(*arrays):
-            out = layer.kernel_fn(K.KernelState(*arrays, width=width, spatial=spatial, full=full))
-            return tuple(getattr(out, f) for f in _FIELDS)
-        _JIT_CACHE[key] = jax.jit(jax.vmap(step) if batched else step)
-    return _JIT_CACHE[key]
-
-
-def _jitted_block_fn(arch, get, batched=False):
-    """The block computation as one XLA program per layer.
-
-    Compiled as one program, XLA fuses each layer's nonlinearity into the next convolution's shifted
-    sums and recomputes it once per shift, compounding with depth: CNN-VEC depth 8 ran 3x slower
-    than eight separate programs. Layer by layer, every kernel is materialized exactly once.
-    ``batched`` maps every program over a leading axis of blocks (``nbkernels.compute`` shards it).
-    """
-    full, with_ntk = arch.needs_all_pixel_pairs, "ntk" in get
-    key = ("input", full, with_ntk, batched)
-    if key not in _JIT_CACHE:
-        def inputs(a, b):
-            return tuple(getattr(K.input_state(a, b, full, with_ntk), f) for f in _FIELDS)
-        _JIT_CACHE[key] = jax.jit(jax.vmap(inputs) if batched else inputs)
-
-    def run(x1, x2):
-        k = _JIT_CACHE[key](x1, x2)
-        for layer, spec in zip(arch.layers, arch.specs(x1.shape[1 + batched:])):
-            k = _layer_program(layer, spec.channels, spec.spatial, full and spec.is_image, batched)(*k)
-        return k[0], k[1]
-
-    return run
+_KERNEL_VERSION = "kernels-2"  # 2: an input paired with itself has angle exactly 0 (diagonal to rounding)
 
 
 def serial(*layers) -> Architecture:

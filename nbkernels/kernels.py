@@ -43,6 +43,7 @@ class KernelState:
     ntk: Optional[jnp.ndarray]
     var1: Optional[jnp.ndarray]
     var2: Optional[jnp.ndarray]
+    same: Optional[jnp.ndarray]    # (n1, n2) bool: the pair is one input with itself (or None: no such pair)
     width: int                     # features / channels of the signal (fan-in of the next layer)
     spatial: Tuple[int, ...] = ()  # (H, W) for images
     full: bool = False             # every pixel pair kept (for pooling)
@@ -58,9 +59,22 @@ class KernelState:
             return v1[..., :, None], v2[..., None, :]
         return v1[:, :, None, None, :, None], v2[None, None, :, :, None, :]
 
+    def same_mask(self):
+        """Where an entry pairs one input (and one pixel) with itself, broadcastable against ``nngp``;
+        None when the block holds no such pair. There the correlation is exactly 1: computed from the
+        cross kernel and the separately rounded variances it would be 1 - O(rounding), and the ReLU's
+        angle sqrt(2 (1 - rho)) would be ~1e-8 instead of 0 (on the diagonal of every symmetric kernel)."""
+        if self.same is None:
+            return None
+        if not self.spatial:
+            return self.same
+        if not self.full:
+            return self.same[None, None]
+        return diagonal_mask(self.spatial, bool) & self.same
+
     def elementwise(self, kernel_map, var_map) -> "KernelState":
         v1, v2 = self._broadcast_vars()
-        nngp, dot = kernel_map(self.nngp, v1, v2)
+        nngp, dot = kernel_map(self.nngp, v1, v2, self.same_mask())
         ntk = None if self.ntk is None else self.ntk * dot
         return self.replace(nngp=nngp, ntk=ntk, var1=var_map(self.var1), var2=var_map(self.var2))
 
@@ -114,9 +128,13 @@ def atan2(y, x):
     return jnp.where(y < 0, -t, t)
 
 
-def relu_map(nngp, v1, v2):
-    """E[relu(u) relu(v)] and E[relu'(u) relu'(v)] for (u, v) ~ N(0, [[v1, nngp], [nngp, v2]])."""
+def relu_map(nngp, v1, v2, same=None):
+    """E[relu(u) relu(v)] and E[relu'(u) relu'(v)] for (u, v) ~ N(0, [[v1, nngp], [nngp, v2]]).
+
+    ``same`` marks the entries where u and v are one variable (angle exactly 0)."""
     s = jnp.sqrt(jnp.maximum(v1 * v2 - nngp ** 2, 0.0))  # sqrt(v1 v2) sin(theta)
+    if same is not None:
+        s = jnp.where(same, 0.0, s)
     rest = jnp.pi - atan2(s, nngp)                        # pi - theta
     return (s + rest * nngp) / _2PI, rest / _2PI
 
@@ -125,8 +143,9 @@ def relu_var(v):
     return None if v is None else v / 2.0
 
 
-def erf_map(nngp, v1, v2):
-    """E[erf(u) erf(v)] and E[erf'(u) erf'(v)] (the arcsine kernel)."""
+def erf_map(nngp, v1, v2, same=None):
+    """E[erf(u) erf(v)] and E[erf'(u) erf'(v)] (the arcsine kernel). Its square root has no
+    cancellation at correlation 1, so ``same`` is not needed."""
     r = jnp.sqrt(jnp.maximum((1 + 2 * v1) * (1 + 2 * v2) - 4 * nngp ** 2, 0.0))
     return (2 / jnp.pi) * atan2(2 * nngp, r), (4 / jnp.pi) / r
 
@@ -184,8 +203,11 @@ def diagonal_mask(spatial, dtype):
     return jnp.eye(P, dtype=dtype).reshape(tuple(spatial) * 2 + (1, 1))
 
 
-def input_state(x1, x2, full: bool, with_ntk: bool) -> KernelState:
-    """The input covariance ``x1 . x2 / fan_in`` (channel mean at each pixel), Neural Tangents' convention."""
+def input_state(x1, x2, full: bool, with_ntk: bool, same=None) -> KernelState:
+    """The input covariance ``x1 . x2 / fan_in`` (channel mean at each pixel), Neural Tangents' convention.
+
+    ``same``: (n1, n2) bool, True where row i of x1 and row j of x2 are one input (the diagonal of a
+    symmetric kernel's diagonal block), or None."""
     c = x1.shape[-1]
     if x1.ndim == 2:
         nngp = x1 @ x2.T / c
@@ -200,7 +222,7 @@ def input_state(x1, x2, full: bool, with_ntk: bool) -> KernelState:
         var1 = jnp.einsum("iabk,iabk->abi", x1, x1) / c
         var2 = jnp.einsum("iabk,iabk->abi", x2, x2) / c
     ntk = jnp.zeros_like(nngp) if with_ntk else None
-    return KernelState(nngp, ntk, var1, var2, width=c, spatial=tuple(spatial), full=full)
+    return KernelState(nngp, ntk, var1, var2, same, width=c, spatial=tuple(spatial), full=full)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -270,13 +292,16 @@ def _fmt_bytes(n):
     return f"{n / 2 ** 30:.2f} GiB" if n >= 2 ** 28 else f"{n / 2 ** 20:.1f} MiB"
 
 
-def plan_blocks(n1, n2, entries_per_pair, itemsize, with_ntk, batch_size=None):
-    """Choose (or check) the block size; refuse a request that cannot fit, before allocating."""
+def plan_blocks(n1, n2, entries_per_pair, itemsize, with_ntk, batch_size=None, devices=1, in_memory=True):
+    """Choose (or check) the block size; refuse a request that cannot fit, before allocating.
+
+    ``devices`` blocks are live at once (one per device), each with that share of the budget;
+    ``in_memory=False`` (the store on disk) does not hold the result matrices."""
     per_pair = bytes_per_pair(entries_per_pair, itemsize, with_ntk)
-    budget = block_budget()
+    budget = block_budget() // max(1, devices)
     fits = fit_batch_size(max(n1, n2), per_pair, budget)
     out_bytes = n1 * n2 * itemsize * (2 if with_ntk else 1)
-    if out_bytes > available_memory() // 2:
+    if in_memory and out_bytes > available_memory() // 2:
         raise KernelMemoryError(
             f"the kernel matrices alone need {_fmt_bytes(out_bytes)} ({n1} x {n2} entries) but only "
             f"{_fmt_bytes(available_memory())} is free: compute fewer inputs at a time, or use "

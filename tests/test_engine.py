@@ -1,0 +1,224 @@
+"""The block engine: exact whatever the blocking (diagonal included), hopeless requests refused with an
+estimate, a store that survives kill -9 at any instant, and several processes writing one store."""
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nbkernels as nbk
+from nbkernels import compute, engine
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = dict(os.environ, PYTHONPATH=str(ROOT), JAX_ENABLE_X64="1")  # the CLI's stores are float64 here
+TOL = 1e-12  # relative to the largest entry, float64; the diagonal entry by entry
+
+
+def _archs():
+    rng = np.random.default_rng(0)
+    return [("FC", nbk.fcn(3, 8), rng.normal(size=(37, 48))),
+            ("CNN-VEC", nbk.cnn(3, 8), rng.normal(size=(23, 6, 6, 3))),
+            ("CNN-GAP", nbk.cnn(2, 8, readout="gap"), rng.normal(size=(17, 6, 6, 3))),
+            ("erf FC", nbk.fcn(2, 8, activation="erf"), rng.normal(size=(19, 12)))]
+
+
+def _close(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    off = np.abs(a - b).max() / np.abs(a).max()
+    diag = np.max(np.abs(np.diag(a) - np.diag(b)) / np.abs(np.diag(a)))
+    return off < TOL and diag < TOL, (off, diag)
+
+
+@pytest.mark.parametrize("name,arch,x", _archs(), ids=[a[0] for a in _archs()])
+def test_blocked_one_block_traced_and_stored_kernels_agree_to_1e_12(name, arch, x, tmp_path):
+    one = arch.kernel(x, batch_size=len(x), progress=False)
+    blocked = arch.kernel(x, batch_size=5, progress=False)
+    same_twice = arch.kernel(x, x.copy(), batch_size=7, progress=False)  # x with itself, given twice
+    traced = arch.kernel_fn(x, None)
+    compute.compute_store(arch, x, None, tmp_path / "store", batch_size=6, progress=False)
+    stored = compute.load(tmp_path / "store")
+    for g, t in (("nngp", traced[0]), ("ntk", traced[1])):
+        ref = getattr(one, g)
+        for what, other in (("blocked", getattr(blocked, g)), ("x2 = x1", getattr(same_twice, g)),
+                            ("kernel_fn", t), ("stored", getattr(stored, g))):
+            ok, err = _close(ref, other)
+            assert ok, f"{name} {g}: {what} differs from one block by {err[0]:.1e} (diagonal {err[1]:.1e})"
+        assert np.array_equal(getattr(blocked, g), getattr(blocked, g).T)
+
+
+def test_an_input_with_itself_has_angle_exactly_zero():
+    """A one-layer ReLU network on an input with itself: the arc-cosine map at angle 0 is exactly v / 2."""
+    x = np.random.default_rng(1).normal(size=(9, 300))
+    k = nbk.serial(nbk.Dense(4, W_std=1.0, b_std=None), nbk.Relu()).kernel(x, progress=False)
+    v = np.sum(x ** 2, 1) / x.shape[1]
+    np.testing.assert_allclose(np.diag(k.nngp), v / 2, rtol=1e-14)  # the input covariance itself rounds differently here
+    # NTK: the Dense layer's v times the ReLU's derivative factor (pi - theta) / (2 pi), exactly 1/2 at
+    # theta = 0 (with theta ~ 1e-8 from rounding, it would be off by ~3e-9)
+    np.testing.assert_allclose(np.diag(k.ntk), v / 2, rtol=1e-14)
+
+
+def test_four_devices_equal_one_to_1e_12(tmp_path):
+    script = textwrap.dedent(f"""
+        import json, numpy as np, jax
+        jax.config.update("jax_enable_x64", True)
+        import nbkernels as nbk
+        from nbkernels import compute
+        assert len(jax.devices()) == 4, jax.devices()
+        x = np.random.default_rng(0).normal(size=(37, 6, 6, 2))
+        arch = nbk.cnn(2, 1, readout="gap")
+        compute.compute_store(arch, x, None, "{tmp_path}/four", batch_size=8, progress=False)
+        compute.compute_store(arch, x, None, "{tmp_path}/one", batch_size=8, progress=False, devices=jax.devices()[:1])
+        a, b = compute.load("{tmp_path}/four"), compute.load("{tmp_path}/one")
+        ref = arch.kernel(x, batch_size=37, progress=False)
+        rel = lambda u, v: float(np.abs(u - v).max() / np.abs(u).max())
+        diag = lambda u, v: float(np.max(np.abs(np.diag(u) - np.diag(v)) / np.abs(np.diag(u))))
+        print(json.dumps(dict(sharded=max(rel(a.ntk, b.ntk), rel(a.nngp, b.nngp)),
+                              one_block=max(rel(ref.ntk, a.ntk), rel(ref.nngp, a.nngp)),
+                              diag=max(diag(ref.ntk, a.ntk), diag(ref.nngp, a.nngp)))))
+    """)
+    env = dict(ENV, XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["sharded"] < TOL and res["one_block"] < TOL and res["diag"] < TOL, res
+
+
+def test_a_request_that_would_run_for_days_stops_with_its_estimate():
+    x = np.random.default_rng(0).normal(size=(40, 6))
+    with pytest.raises(engine.KernelTimeError, match=r"would take about .* more at the measured .* s per block, "
+                                                     r"over the limit of 1e-07 hours.*python -m nbkernels.compute"):
+        nbk.fcn(1, 4).kernel(x, batch_size=2, max_hours=1e-7, progress=False)
+    k = nbk.fcn(1, 4).kernel(x, batch_size=2, max_hours=None, progress=False)  # no limit: it runs
+    assert k.ntk.shape == (40, 40)
+
+
+def test_a_request_that_cannot_fit_names_a_block_size_that_does():
+    with pytest.raises(nbk.kernels.KernelMemoryError, match="use batch_size=5 or smaller"):
+        nbk.cnn(8, 1, readout="gap").kernel(np.zeros((20000, 32, 32, 3), np.float32), batch_size=20000)
+
+
+# ----------------------------------------------------------------------------------------------
+# the store under kill -9, and several processes
+
+
+N_TRAIN = 120
+
+
+def _cli(out, *extra):
+    return [sys.executable, "-m", "nbkernels.compute", "--arch", "cnn-gap", "--depth", "3", "--dataset", "digits",
+            "--n-train", str(N_TRAIN), "--batch-size", "8", "--dtype", "float64", "--out", str(out), *extra]
+
+
+def _in_memory():
+    """The same kernel in memory, in one block (the store's blocks are 8 inputs a side)."""
+    from nbkernels import data
+    x_tr, _, _, _ = data.prepare(data.load("digits", n_train=N_TRAIN, verbose=False))
+    return compute._architecture("cnn-gap", 3, 1).kernel(x_tr, batch_size=N_TRAIN, progress=False)
+
+
+def _assert_equals_in_memory(store):
+    ref, got = _in_memory(), compute.load(store)
+    for g in ("nngp", "ntk"):
+        ok, err = _close(getattr(ref, g), getattr(got, g))
+        assert ok, f"stored {g} differs from the in-memory kernel by {err[0]:.1e} (diagonal {err[1]:.1e})"
+
+
+def _run(cmd, timeout=600):
+    out = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_the_store_survives_kill_9_at_random_instants(tmp_path):
+    """Killed at random instants (starting, computing, writing), many times: every resumed run finishes
+    and the store then equals the in-memory kernel; no block is ever taken for done while incomplete."""
+    t0 = time.time()
+    total = _run(_cli(tmp_path / "timing"))["blocks"]
+    full_run = time.time() - t0
+    rng = random.Random(12345)
+    store = tmp_path / "run"
+    kills = 0
+    for _ in range(10):
+        proc = subprocess.Popen(_cli(store), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.2, full_run))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    assert kills >= 5, f"only {kills} of 10 runs were still going when killed"
+    res = _run(_cli(store))
+    assert res["computed"] <= total
+    _assert_equals_in_memory(store)
+    assert _run(_cli(store))["computed"] == 0, "a finished store computed blocks again"
+
+
+def test_a_corrupt_block_is_found_and_recomputed(tmp_path):
+    _run(_cli(tmp_path))
+    victim = sorted((tmp_path / "blocks").glob("block_*.npz"))[3]
+    raw = bytearray(victim.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    victim.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="missing or corrupt"):
+        compute.load(tmp_path)
+    out = subprocess.run(_cli(tmp_path), env=ENV, capture_output=True, text=True, timeout=600)
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["recomputed_corrupt"] == 1 and res["computed"] == 1 and "failed their checksum" in out.stderr
+    _assert_equals_in_memory(tmp_path)
+
+
+def test_store_refuses_a_different_kernel(tmp_path):
+    x = np.random.default_rng(0).normal(size=(6, 4))
+    compute.compute_store(nbk.fcn(1, 4), x, None, tmp_path, batch_size=3, progress=False)
+    with pytest.raises(ValueError, match="different kernel"):
+        compute.compute_store(nbk.fcn(2, 4), x, None, tmp_path, batch_size=3, progress=False)
+    np.testing.assert_allclose(compute.load(tmp_path).ntk, nbk.fcn(1, 4).kernel(x).ntk, rtol=1e-12)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _hosts(store, n, port):
+    return [subprocess.Popen(_cli(store, "--distributed", "--coordinator", f"127.0.0.1:{port}", "--num-processes",
+                                  str(n), "--process-id", str(i)), env=ENV, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for i in range(n)]
+
+
+def test_several_processes_write_one_store_and_resume_after_one_is_killed(tmp_path):
+    store = tmp_path / "shared"
+    procs = _hosts(store, 2, _free_port())
+    blocks = store / "blocks"
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(blocks.glob("block_*.npz"))) < 6:
+        time.sleep(0.05)
+    procs[1].send_signal(signal.SIGKILL)  # one host dies mid-run
+    for p in procs:
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # the survivor may wait for its lost peer: stop it too
+            p.kill()
+            p.wait()
+    partial = len(list(blocks.glob("block_*.npz")))
+    procs = _hosts(store, 2, _free_port())  # the same command again, on both hosts
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    res = [json.loads(o[0].strip().splitlines()[-1]) for o in outs]
+    assert sum(r["mine"] for r in res) == res[0]["blocks"] and abs(res[0]["mine"] - res[1]["mine"]) <= 1
+    assert sum(r["computed"] for r in res) == res[0]["blocks"] - partial
+    _assert_equals_in_memory(store)
+
+
+def test_distributed_flags_must_come_together():
+    out = subprocess.run(_cli("/nonexistent", "--distributed", "--num-processes", "2"), env=dict(ENV, JAX_PROCESS_ID=""),
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0 and "--num-processes and --process-id go together" in out.stderr
