@@ -48,6 +48,8 @@ CASES = {
         np.ones((50, 50), np.float32), None, np.ones((50, 10), np.float32)),
     "a request that would not fit": lambda tmp, mp: lambda: nbk.cnn(8, 1, readout="gap").kernel(
         np.zeros((20000, 32, 32, 3), np.float32), batch_size=20000),
+    "a request that fits but would run for days": lambda tmp, mp: lambda: nbk.fcn(1, 4).kernel(
+        np.random.default_rng(0).normal(size=(40, 6)), batch_size=2, max_hours=1e-7, progress=False),
     "a corrupt CIFAR-10 batch": lambda tmp, mp: _corrupt_batch(tmp, mp, lambda p: p.read_bytes()[:1000]),
     "CIFAR-10 batch with the wrong array inside": lambda tmp, mp: _corrupt_batch(tmp, mp, _wrong_array),
     "an unknown preset in a notebook": lambda tmp, mp: lambda: notebook.choose_preset(_notebook_presets(), "fast"),
