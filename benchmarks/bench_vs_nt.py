@@ -1,0 +1,122 @@
+"""Side by side with Neural Tangents 0.6.5: the same workloads, each library in its own process, in one run.
+
+    .venv/bin/python benchmarks/bench_vs_nt.py                 # needs ../shared/reference/setup.sh's env
+    .venv/bin/python benchmarks/bench_vs_nt.py --out benchmarks/vs_nt_cpu.json
+
+Every workload is NNGP + NTK together, float32, x1 != x2 (two different random input sets), timed as
+the best of ``--repeats`` calls after one call that compiles. This file is also the worker: run with
+``--worker nbk|nt NAME`` under either environment it times one workload and prints JSON. Neural
+Tangents is a measuring instrument here, never a dependency: only its own virtualenv imports it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+NT_PYTHON = Path(os.environ.get("NT_ENV", Path.home() / ".cache" / "neural-tangents-0.6.5")) / "bin" / "python"
+
+# name: (architecture, depth, n, input shape)
+WORKLOADS = {
+    "FC depth 3, 2000x2000, d=3072": ("fc", 3, 2000, (3072,)),
+    "CNN-VEC depth 8, 200x200, 16x16x3": ("vec", 8, 200, (16, 16, 3)),
+    "CNN-GAP depth 2, 100x100, 8x8x3": ("gap", 2, 100, (8, 8, 3)),
+    "CNN-GAP depth 2, 30x30, 16x16x3": ("gap", 2, 30, (16, 16, 3)),
+}
+
+
+def _inputs(n, shape):
+    import numpy as np
+    rng = np.random.default_rng(0)
+    return (rng.normal(size=(n,) + shape).astype(np.float32), rng.normal(size=(n,) + shape).astype(np.float32))
+
+
+def _nbk_fn(kind, depth):
+    import nbkernels as nbk
+    arch = {"fc": lambda: nbk.fcn(depth, 1), "vec": lambda: nbk.cnn(depth, 1, readout="vec"),
+            "gap": lambda: nbk.cnn(depth, 1, readout="gap")}[kind]()
+
+    def run(x1, x2):
+        k = arch.kernel(x1, x2, progress=False)
+        return k.ntk
+    return run
+
+
+def _nt_fn(kind, depth):
+    """The same architectures in Neural Tangents' stax: W_std**2 = 2, b_std = 0.1, 3x3 SAME convolutions."""
+    from neural_tangents import stax
+    w, b = 2 ** 0.5, 0.1
+    if kind == "fc":
+        layers = [stax.Flatten()] + [l for _ in range(depth) for l in (stax.Dense(1, W_std=w, b_std=b), stax.Relu())]
+    else:
+        layers = [l for _ in range(depth) for l in (stax.Conv(1, (3, 3), padding="SAME", W_std=w, b_std=b), stax.Relu())]
+        layers.append(stax.Flatten() if kind == "vec" else stax.GlobalAvgPool())
+    _, _, kernel_fn = stax.serial(*layers, stax.Dense(10, W_std=w, b_std=b))
+    import jax
+    fn = jax.jit(kernel_fn, static_argnames="get")
+
+    def run(x1, x2):
+        k = fn(x1, x2, get=("nngp", "ntk"))
+        return k.ntk.block_until_ready()
+    return run
+
+
+def worker(lib, name, repeats):
+    import numpy as np
+    kind, depth, n, shape = WORKLOADS[name]
+    x1, x2 = _inputs(n, shape)
+    run = (_nbk_fn if lib == "nbk" else _nt_fn)(kind, depth)
+    ntk = np.asarray(run(x1, x2), np.float64)  # compiles; its values check that both compute one kernel
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        np.asarray(run(x1, x2))
+        times.append(time.perf_counter() - t0)
+    import jax
+    print(json.dumps(dict(lib=lib, name=name, seconds=min(times), all=times, entries=n * n,
+                          jax=jax.__version__, ntk_corner=ntk[:4, :4].ravel().tolist())))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--worker", nargs=2, metavar=("LIB", "NAME"))
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--only", default="", help="';'-separated parts of workload names (default: all)")
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args(argv)
+    if a.worker:
+        return worker(*a.worker, a.repeats)
+    if not NT_PYTHON.exists():
+        raise SystemExit(f"{NT_PYTHON} not found: build it with `bash ../shared/reference/setup.sh` (or set NT_ENV).")
+    names = [n for n in WORKLOADS if not a.only or any(part in n for part in a.only.split(";"))]
+    rows = []
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env.pop("JAX_ENABLE_X64", None)
+    for name in names:
+        got = {}
+        for lib, python in (("nt", str(NT_PYTHON)), ("nbk", sys.executable)):
+            out = subprocess.run([python, __file__, "--worker", lib, name, "--repeats", str(a.repeats)], env=env,
+                                 capture_output=True, text=True, timeout=3600)
+            if out.returncode != 0:
+                raise SystemExit(f"{lib} {name} failed:\n{out.stderr[-3000:]}")
+            got[lib] = json.loads(out.stdout.strip().splitlines()[-1])
+        ratio = got["nt"]["seconds"] / got["nbk"]["seconds"]
+        a_, b_ = got["nt"]["ntk_corner"], got["nbk"]["ntk_corner"]
+        agree = max(abs(u - v) for u, v in zip(a_, b_)) / max(abs(u) for u in a_)
+        if agree > 1e-4:  # float32: the two must compute the same kernel
+            raise SystemExit(f"{name}: the NTKs differ by {agree:.1e} relative; the workloads are not the same")
+        rows.append(dict(name=name, nt_s=got["nt"]["seconds"], nbk_s=got["nbk"]["seconds"], ratio=ratio,
+                         nbk_entries_per_s=got["nbk"]["entries"] / got["nbk"]["seconds"],
+                         nt_jax=got["nt"]["jax"], nbk_jax=got["nbk"]["jax"], ntk_agreement=agree))
+        print(f"| {name} | {got['nt']['seconds']:.3f} s | {got['nbk']['seconds']:.3f} s | {ratio:.1f}× |", flush=True)
+    if a.out:
+        Path(a.out).write_text(json.dumps(dict(cpu_count=os.cpu_count(), rows=rows), indent=1))
+
+
+if __name__ == "__main__":
+    main()
