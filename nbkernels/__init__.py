@@ -6,12 +6,13 @@
     >>> net = arch.network()                  # the finite Flax network
 """
 from .architecture import Architecture, Network, cnn, fcn, serial
+from .engine import KernelTimeError
 from .kernels import Kernel, KernelMemoryError
 from .layers import Conv, ConvLocal, Dense, Erf, Flatten, GlobalAvgPool, Relu
 
 __version__ = "0.1.0"
 
-__all__ = ["Architecture", "Network", "serial", "fcn", "cnn", "Kernel", "KernelMemoryError",
+__all__ = ["Architecture", "Network", "serial", "fcn", "cnn", "Kernel", "KernelMemoryError", "KernelTimeError",
            "Dense", "Conv", "ConvLocal", "Relu", "Erf", "Flatten", "GlobalAvgPool"]
 
 
@@ -19,6 +20,6 @@ def __getattr__(name):
     # Submodules load on first use so `import nbkernels` stays quick.
     import importlib
     if name in ("data", "cache", "plots", "predict", "train", "empirical", "report",
-                "notebook", "compute", "study"):
+                "notebook", "compute", "study", "engine"):
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'nbkernels' has no attribute {name!r}")
