@@ -174,7 +174,7 @@ def run(arch, x1, x2, p: Plan, sink, *, blocks=None, devices=None, progress=True
         done=0, what="kernel blocks"):
     """Compute ``blocks`` (default: every block of ``p``) and hand each to ``sink.write(i, j, fields)``.
 
-    ``devices``: the devices that share the blocks (default: JAX's default device alone; more than one
+    ``devices``: the devices that share the blocks (default: this process's first local device; more than one
     shards ``len(devices)`` blocks at a time over them). ``max_hours``: after the first blocks, stop
     with :class:`KernelTimeError` if the rest is estimated (from their measured time, compilation
     excluded) to take longer; None never stops; "default" is :func:`default_max_hours`.
@@ -202,8 +202,9 @@ def run(arch, x1, x2, p: Plan, sink, *, blocks=None, devices=None, progress=True
             same = [_same(p, i, j, (len(a), len(c))) for (i, j), a, c in zip(padded, xa, xb)]
             t0 = time.perf_counter()
             if d > 1:
-                res = program(*(jax.device_put(np.stack(v), sharding) for v in (xa, xb, same)))
-                res = [tuple(None if a is None else np.asarray(a[k]) for a in res) for k in range(d)]
+                out = [None if a is None else np.asarray(a) for a in
+                       program(*(jax.device_put(np.stack(v), sharding) for v in (xa, xb, same)))]
+                res = [tuple(None if a is None else a[k] for a in out) for k in range(d)]  # one transfer per field
             else:
                 res = [tuple(None if a is None else np.asarray(a) for a in program(xa[0], xb[0], same[0]))]
             timings.append(time.perf_counter() - t0)
