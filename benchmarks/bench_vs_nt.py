@@ -27,7 +27,20 @@ WORKLOADS = {
     "CNN-VEC depth 8, 200x200, 16x16x3": ("vec", 8, 200, (16, 16, 3)),
     "CNN-GAP depth 2, 100x100, 8x8x3": ("gap", 2, 100, (8, 8, 3)),
     "CNN-GAP depth 2, 30x30, 16x16x3": ("gap", 2, 30, (16, 16, 3)),
+    "CNN-GAP depth 8, 4x4, 32x32x3": ("gap", 8, 4, (32, 32, 3)),
 }
+# Work estimate for the convolutional rows: about 64 flops per kernel entry (pixel pair, or pixel for
+# CNN-VEC) and layer, NNGP and NTK together (the 3x3 joint-shift means, the affine maps, the ReLU's
+# square root, two divisions and rational arctangent); see roofline.py for what this CPU sustains.
+FLOPS_PER_ENTRY_LAYER = 64
+
+
+def work_flops(name):
+    kind, depth, n, shape = WORKLOADS[name]
+    if kind == "fc":
+        return None
+    pixels = shape[0] * shape[1]
+    return FLOPS_PER_ENTRY_LAYER * depth * n * n * (pixels ** 2 if kind == "gap" else pixels)
 
 
 def _inputs(n, shape):
@@ -110,8 +123,11 @@ def main(argv=None):
         agree = max(abs(u - v) for u, v in zip(a_, b_)) / max(abs(u) for u in a_)
         if agree > 1e-4:  # float32: the two must compute the same kernel
             raise SystemExit(f"{name}: the NTKs differ by {agree:.1e} relative; the workloads are not the same")
+        flops = work_flops(name)
         rows.append(dict(name=name, nt_s=got["nt"]["seconds"], nbk_s=got["nbk"]["seconds"], ratio=ratio,
                          nbk_entries_per_s=got["nbk"]["entries"] / got["nbk"]["seconds"],
+                         nbk_gflop_s=None if flops is None else flops / got["nbk"]["seconds"] / 1e9,
+                         nt_gflop_s=None if flops is None else flops / got["nt"]["seconds"] / 1e9,
                          nt_jax=got["nt"]["jax"], nbk_jax=got["nbk"]["jax"], ntk_agreement=agree))
         print(f"| {name} | {got['nt']['seconds']:.3f} s | {got['nbk']['seconds']:.3f} s | {ratio:.1f}× |", flush=True)
     if a.out:

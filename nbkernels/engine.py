@@ -113,7 +113,7 @@ def plan(arch, x1, x2, *, dtype=None, batch_size=None, get=("nngp", "ntk"), devi
     n2 = n1 if x2 is None else len(x2)
     entries = arch.kernel_entries_per_pair(np.shape(x1)[1:])
     b = K.plan_blocks(n1, n2, entries, dtype.itemsize, "ntk" in get, batch_size, devices=devices,
-                      in_memory=in_memory)
+                      in_memory=in_memory, full=arch.needs_all_pixel_pairs)
     return Plan(n1, n2, min(b, max(n1, n2)), x2 is None, dtype, tuple(get))
 
 

@@ -275,15 +275,28 @@ def fit_batch_size(n_max: int, per_pair: int, budget: int) -> int:
     return int(max(1, min(n_max, math.isqrt(max(budget // per_pair, 1)))))
 
 
-def cache_batch_size(entries_per_pair: int, itemsize: int) -> Optional[int]:
-    """On a CPU, the block size whose kernel arrays stay cache-sized (``$NBKERNELS_BLOCK_CACHE_MB``, 2 MiB).
+# Block sides tried, largest first, for kernels that keep every pixel pair (CNN-GAP), and the most
+# bytes one of their arrays may hold. Measured on the 2-core CPU (float32, x1 != x2, interleaved, best
+# of 4): 8x8 images, 100x100 inputs: b = 8 0.53 s, 4 0.74, 10 (the old rule) 0.76, 12 0.82, 16 0.96;
+# 16x16, 30x30: b = 4 1.06 s, 1 1.88, 8 (the old rule's minimum) 2.52, 2 2.86. The pair axes are
+# last: 8 or 4 of them fill whole vectors, 1 leaves the pixel axes innermost; odd sides and 2 do not.
+_FULL_SIDES = (8, 4, 1)
+_FULL_ARRAY_BYTES = 4 * 2 ** 20
 
-    The convolutional kernels are memory-bound: blocks of ~2 MiB per array keep a layer's passes in
-    cache and ran 3-7x faster here than one block holding everything (CNN-VEC depth 8, 200x200:
-    0.4 s in 50x50 blocks against 3.0 s in one). On accelerators, bigger blocks win: None.
+
+def cache_batch_size(entries_per_pair: int, itemsize: int, full: bool = False) -> Optional[int]:
+    """On a CPU, the block size whose kernel arrays stay cache-sized; None on accelerators (bigger wins).
+
+    The convolutional kernels are memory-bound. Pixel-diagonal kernels (CNN-VEC, LCN): arrays of
+    ``$NBKERNELS_BLOCK_CACHE_MB`` (2 MiB) keep a layer's passes in cache and ran 3-7x faster here than
+    one block holding everything (CNN-VEC depth 8, 200x200: 0.4 s in 50x50 blocks against 3.0 s in
+    one). Every-pixel-pair kernels (``full``): the largest of 8, 4, 1 whose arrays stay within 4 MiB
+    (measured, see ``_FULL_SIDES``).
     """
     if jax.default_backend() != "cpu":
         return None
+    if full:
+        return next((b for b in _FULL_SIDES if b * b * entries_per_pair * itemsize <= _FULL_ARRAY_BYTES), 1)
     target = float(os.environ.get("NBKERNELS_BLOCK_CACHE_MB", "2")) * 2 ** 20 / itemsize
     return max(8, math.isqrt(int(target // entries_per_pair)))
 
@@ -292,11 +305,13 @@ def _fmt_bytes(n):
     return f"{n / 2 ** 30:.2f} GiB" if n >= 2 ** 28 else f"{n / 2 ** 20:.1f} MiB"
 
 
-def plan_blocks(n1, n2, entries_per_pair, itemsize, with_ntk, batch_size=None, devices=1, in_memory=True):
+def plan_blocks(n1, n2, entries_per_pair, itemsize, with_ntk, batch_size=None, devices=1, in_memory=True,
+                full=False):
     """Choose (or check) the block size; refuse a request that cannot fit, before allocating.
 
     ``devices`` blocks are live at once (one per device), each with that share of the budget;
-    ``in_memory=False`` (the store on disk) does not hold the result matrices."""
+    ``in_memory=False`` (the store on disk) does not hold the result matrices; ``full``: the kernel keeps
+    every pixel pair (see :func:`cache_batch_size`)."""
     per_pair = bytes_per_pair(entries_per_pair, itemsize, with_ntk)
     budget = block_budget() // max(1, devices)
     fits = fit_batch_size(max(n1, n2), per_pair, budget)
@@ -307,8 +322,11 @@ def plan_blocks(n1, n2, entries_per_pair, itemsize, with_ntk, batch_size=None, d
             f"{_fmt_bytes(available_memory())} is free: compute fewer inputs at a time, or use "
             f"`python -m nbkernels.compute`, which writes blocks to disk.")
     if batch_size is None:
-        b = min(fits, cache_batch_size(entries_per_pair, itemsize) or fits)
+        cache = cache_batch_size(entries_per_pair, itemsize, full)
+        b = min(fits, cache or fits)
         n = max(n1, n2)
+        if full and cache is not None and b == cache:
+            return b  # the measured sides; evening the blocks out would leave them
         return -(-n // -(-n // b))  # the same number of blocks, as even as they can be
     batch_size = int(batch_size)
     if batch_size < 1:

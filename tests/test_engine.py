@@ -11,6 +11,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
@@ -103,6 +104,19 @@ def test_a_request_that_would_run_for_days_stops_with_its_estimate():
 def test_a_request_that_cannot_fit_names_a_block_size_that_does():
     with pytest.raises(nbk.kernels.KernelMemoryError, match="use batch_size=5 or smaller"):
         nbk.cnn(8, 1, readout="gap").kernel(np.zeros((20000, 32, 32, 3), np.float32), batch_size=20000)
+
+
+def test_every_pixel_pair_kernels_take_the_measured_block_sides_on_a_cpu():
+    """8x8 images: 8 inputs a side; 16x16: 4; 32x32: 1 (benchmarks/README.md has the timings); the
+    pixel-diagonal kernels keep the cache-sized rule, evened out over the inputs."""
+    x = lambda n, h: np.zeros((n, h, h, 3), np.float32)
+    gap = nbk.cnn(2, 1, readout="gap")
+    f32 = dict(dtype="float32")  # the sides are for 4 MiB arrays: float64 halves them
+    if jax.default_backend() == "cpu":
+        assert [engine.plan(gap, x(100, h), None, **f32).batch_size for h in (8, 16, 32)] == [8, 4, 1]
+        assert engine.plan(gap, x(30, 16), x(30, 16), **f32).batch_size == 4  # not evened out to 30 / 7
+        assert engine.plan(nbk.cnn(2, 1, readout="vec"), x(200, 16), None, **f32).batch_size == 40  # 45, evened out
+    assert engine.plan(gap, x(3, 8), None, **f32).batch_size == 3  # never more than the inputs
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,0 +1,90 @@
+"""This CPU's roofline as JAX/XLA sees it: the ceilings the kernel benchmarks are read against.
+
+    .venv/bin/python benchmarks/roofline.py --out benchmarks/roofline_cpu.json
+
+Each ceiling is one XLA program, timed as the best of ``--repeats`` calls after one that compiles, all
+cores (XLA's own threading), float32:
+
+* **elementwise FMA**: a chain of 20 multiply-adds per element on a 1 MiB (cache-resident) array;
+* **division**, **square root**: ten of each per element (their throughput, not latency);
+* **arctan2 (libm)**: ``jnp.arctan2``, which XLA's CPU backend calls per element (what Neural Tangents
+  uses); **arctan2 (nbkernels)**: the vectorized rational form in ``nbkernels.kernels.atan2``;
+* **copy bandwidth**: ``y = 2 x`` (read + write) on 1 MiB (cache) and 256 MiB (DRAM) arrays;
+* **matmul**: 2048 x 2048 float32 (the FC kernels and the training loops).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+
+def _best(f, *args, repeats):
+    import jax
+    jax.block_until_ready(f(*args))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(f(*args))
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def measure(repeats=20):
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from nbkernels import kernels as K
+
+    rng = np.random.default_rng(0)
+    rows = []
+
+    def vec(n):
+        return jnp.asarray(rng.uniform(0.5, 1.5, n).astype(np.float32))
+
+    x = vec(2 ** 18)
+
+    def fma(a):
+        y = a
+        for _ in range(20):
+            y = y * a + 0.5
+        return y
+    t = _best(jax.jit(fma), x, repeats=repeats)
+    rows.append(dict(name="elementwise FMA", value=2 * 20 * x.size / t / 1e9, unit="GFLOP/s"))
+    t = _best(jax.jit(lambda a: sum(1 / (a + i) for i in range(10))), x, repeats=repeats)
+    rows.append(dict(name="division", value=10 * x.size / t / 1e9, unit="G/s"))
+    t = _best(jax.jit(lambda a: sum(jnp.sqrt(a + i) for i in range(10))), x, repeats=repeats)
+    rows.append(dict(name="square root", value=10 * x.size / t / 1e9, unit="G/s"))
+    y = vec(2 ** 18)
+    t = _best(jax.jit(jnp.arctan2), x, y, repeats=repeats)
+    rows.append(dict(name="arctan2 (libm, per element)", value=x.size / t / 1e9, unit="G/s"))
+    t = _best(jax.jit(K.atan2), x, y, repeats=repeats)
+    rows.append(dict(name="arctan2 (nbkernels, vectorized)", value=x.size / t / 1e9, unit="G/s"))
+    for label, n in (("copy bandwidth, 1 MiB (cache)", 2 ** 18), ("copy bandwidth, 256 MiB (DRAM)", 2 ** 26)):
+        a = vec(n)
+        t = _best(jax.jit(lambda v: 2 * v), a, repeats=repeats if n < 2 ** 20 else 5)
+        rows.append(dict(name=label, value=2 * 4 * n / t / 1e9, unit="GB/s"))
+    m = jnp.asarray(rng.normal(size=(2048, 2048)).astype(np.float32))
+    t = _best(jax.jit(lambda a: a @ a), m, repeats=5)
+    rows.append(dict(name="matmul 2048^2", value=2 * 2048 ** 3 / t / 1e9, unit="GFLOP/s"))
+    t = _best(jax.jit(lambda a: a + 1), x[:16], repeats=200)
+    rows.append(dict(name="dispatch (one tiny XLA program)", value=t * 1e6, unit="us"))
+    return dict(cpu_count=os.cpu_count(), jax=jax.__version__, rows=rows)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args(argv)
+    res = measure(a.repeats)
+    for r in res["rows"]:
+        print(f"| {r['name']} | {r['value']:,.2f} {r['unit']} |")
+    if a.out:
+        Path(a.out).write_text(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    main()
