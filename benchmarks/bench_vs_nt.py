@@ -31,7 +31,7 @@ WORKLOADS = {
 }
 # Work estimate for the convolutional rows: about 64 flops per kernel entry (pixel pair, or pixel for
 # CNN-VEC) and layer, NNGP and NTK together (the 3x3 joint-shift means, the affine maps, the ReLU's
-# square root, two divisions and rational arctangent); see roofline.py for what this CPU sustains.
+# square root, three divisions and rational arctangent); see roofline.py for what this CPU sustains.
 FLOPS_PER_ENTRY_LAYER = 64
 
 
@@ -41,6 +41,17 @@ def work_flops(name):
         return None
     pixels = shape[0] * shape[1]
     return FLOPS_PER_ENTRY_LAYER * depth * n * n * (pixels ** 2 if kind == "gap" else pixels)
+
+
+def best_time(run, repeats):
+    """Seconds of the fastest of ``repeats`` calls of ``run()`` (which must block until done), and all
+    of them; the caller has made the compiling call. Standard library only: both venvs import it."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+    return min(times), times
 
 
 def _inputs(n, shape):
@@ -85,13 +96,9 @@ def worker(lib, name, repeats):
     x1, x2 = _inputs(n, shape)
     run = (_nbk_fn if lib == "nbk" else _nt_fn)(kind, depth)
     ntk = np.asarray(run(x1, x2), np.float64)  # compiles; its values check that both compute one kernel
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        np.asarray(run(x1, x2))
-        times.append(time.perf_counter() - t0)
+    seconds, times = best_time(lambda: np.asarray(run(x1, x2)), repeats)
     import jax
-    print(json.dumps(dict(lib=lib, name=name, seconds=min(times), all=times, entries=n * n,
+    print(json.dumps(dict(lib=lib, name=name, seconds=seconds, all=times, entries=n * n,
                           jax=jax.__version__, ntk_corner=ntk[:4, :4].ravel().tolist())))
 
 

@@ -17,19 +17,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 from pathlib import Path
+
+from bench_vs_nt import best_time
 
 
 def _best(f, *args, repeats):
     import jax
-    jax.block_until_ready(f(*args))
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(f(*args))
-        times.append(time.perf_counter() - t0)
-    return min(times)
+    jax.block_until_ready(f(*args))  # compiles
+    return best_time(lambda: jax.block_until_ready(f(*args)), repeats)[0]
 
 
 def measure(repeats=20):
