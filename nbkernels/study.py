@@ -3,20 +3,25 @@ regularization grid (cached, timed), validation-tuned choices, and seed statisti
 
     >>> x_tr, y_tr, x_te, y_te = study.prepared(ds, downsample_to=8)
     >>> res = study.kernel_accuracies(nbk.fcn(3), x_tr, y_tr, x_te, y_te, diag_regs=[1e-3, 1e-1])
-    >>> res["nngp"]["test"]          # test accuracy per diag_reg; res["seconds"] the kernel's cost
+    >>> res.nngp.acc, res.nngp.diag_reg, res.seconds    # chosen on validation; the kernel's cost
+    >>> fin = study.finite_accuracies(nbk.cnn(2, 64), x_tr, y_tr, x_te, y_te,
+    ...                               grid=[dict(lr_factor=f) for f in (0.3, 1.0)], **study.RECIPE)
+    >>> fin.acc, fin.setting, fin.step, study.paired_difference_se(fin.score, res.ntk.score)
 
 Tuning is honest: the test set is split into a validation half (used to choose a regularizer, a
 learning rate or a stopping time) and a test half (used to report), see :func:`split_validation`.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
 from . import cache as cache_mod
 from . import data, predict
+from . import train as train_mod
 
 _VERSION = "3"  # 2: compilation no longer inside the timing of small kernels; 3: exact diagonal (engine)
 
@@ -52,42 +57,177 @@ def timed_kernel(arch, x1, x2=None, get=("nngp", "ntk"), dtype=None):
     return cache_mod.cached(key, compute, version=_VERSION)
 
 
+@dataclasses.dataclass
+class KernelFit:
+    """One kernel's regression (t = infinity) over a diag_reg grid, chosen on the validation half."""
+    val: list                # validation accuracy per diag_reg
+    test: list               # reported-half accuracy per diag_reg
+    correct: list            # per reported image, right or not, per diag_reg
+    best: int                # index of the diag_reg chosen on validation
+    diag_reg: float          # that diag_reg
+    acc: float               # its accuracy on the reported half
+    score: np.ndarray        # its per-image correctness (for paired comparisons)
+    best_val: float          # its validation accuracy
+
+
+@dataclasses.dataclass
+class KernelAccuracies:
+    """:func:`kernel_accuracies`' result: ``nngp`` and ``ntk`` (a :class:`KernelFit` each, None when not
+    computed), the kernel's wall time and entries, and the size of the reported half. ``res["ntk"]`` is
+    ``res.ntk``, for loops over kernel names."""
+    nngp: Optional[KernelFit]
+    ntk: Optional[KernelFit]
+    seconds: float
+    entries: int
+    diag_regs: list
+    n_report: int
+
+    def __getitem__(self, kernel: str) -> KernelFit:
+        if kernel not in ("nngp", "ntk") or getattr(self, kernel) is None:
+            raise KeyError(f"no {kernel!r} kernel in this result; computed: {[g for g in ('nngp', 'ntk') if getattr(self, g) is not None]}")
+        return getattr(self, kernel)
+
+    @property
+    def better(self) -> str:
+        """The name of the kernel with the better validation accuracy (ties: NNGP): chosen without
+        looking at the reported half."""
+        fits = [g for g in ("nngp", "ntk") if getattr(self, g) is not None]
+        return max(fits, key=lambda g: getattr(self, g).best_val)
+
+
 def kernel_accuracies(arch, x_train, y_train, x_test, y_test, diag_regs: Sequence[float] = (0.0,),
                       get=("nngp", "ntk"), dtype=None, on_precision: str = "raise", sizes=None):
     """Kernel regression (t = infinity) accuracy of each of ``get`` for every relative diag_reg.
 
-    Returns ``{"nngp": {"val": [...], "test": [...], "correct": [...], "best": i, "acc": ..., "score": ...,
-    "best_val": ...}, "ntk": {...}, "seconds": kernel wall time, "entries": kernel entries computed,
-    "n_report": size of the reported half}``: accuracies on the validation and test halves of ``x_test`` and
-    which reported test points each diag_reg got right; then the diag_reg chosen on the validation half
-    (index ``best``, :func:`tuned`), its test accuracy ``acc``, its per-point correctness ``score`` (for
-    :func:`beats_paired`) and its validation accuracy ``best_val``.
+    Returns a :class:`KernelAccuracies`: for each kernel the accuracies on the validation and reported
+    halves of ``x_test`` (:func:`split_validation`) and which reported images each diag_reg got right;
+    the diag_reg chosen on the validation half (:func:`tuned`) with its reported accuracy ``acc``, its
+    per-image correctness ``score`` (for :func:`beats_paired`) and its validation accuracy ``best_val``.
     With ``sizes`` (training-set sizes), one kernel on the whole training set serves them all (its
-    leading blocks) and the result is ``{m: result}``.
+    leading blocks) and the result is ``{m: KernelAccuracies}``.
     """
     k_tt = timed_kernel(arch, x_train, None, get, dtype)
     k_st = timed_kernel(arch, x_test, x_train, get, dtype)
     (_, y_val), (_, y_rep) = split_validation(x_test, y_test)
     n_val = len(y_val)
 
+    def fit(g, m):
+        val, test, correct = [], [], []
+        for reg in diag_regs:
+            pred = predict.gradient_descent_mse(k_tt[g][:m, :m], k_st[g][:, :m], y_train[:m], diag_reg=reg,
+                                                on_precision=on_precision)
+            val.append(float(predict.accuracy(pred[:n_val], y_val)))
+            correct.append(predict.correct(pred[n_val:], y_rep))
+            test.append(float(np.mean(correct[-1])))
+        acc, best = tuned(val, test)
+        return KernelFit(val=val, test=test, correct=correct, best=best, diag_reg=float(diag_regs[best]), acc=acc,
+                         score=correct[best], best_val=val[best])
+
     def at(m):
-        out = dict(seconds=k_tt["seconds"] + k_st["seconds"],
-                   entries=len(x_train) * (len(x_train) + 1) // 2 + len(x_test) * len(x_train),
-                   diag_regs=list(diag_regs), n_report=len(y_rep))
-        for g in get:
-            val, test, correct = [], [], []
-            for reg in diag_regs:
-                pred = predict.gradient_descent_mse(k_tt[g][:m, :m], k_st[g][:, :m], y_train[:m], diag_reg=reg,
-                                                    on_precision=on_precision)
-                val.append(float(predict.accuracy(pred[:n_val], y_val)))
-                correct.append(predict.correct(pred[n_val:], y_rep))
-                test.append(float(np.mean(correct[-1])))
-            acc, best = tuned(val, test)
-            out[g] = dict(val=val, test=test, correct=correct, best=best, acc=acc, score=correct[best],
-                          best_val=val[best])
-        return out
+        fits = {g: fit(g, m) if g in get else None for g in ("nngp", "ntk")}
+        return KernelAccuracies(**fits, seconds=k_tt["seconds"] + k_st["seconds"],
+                                entries=len(x_train) * (len(x_train) + 1) // 2 + len(x_test) * len(x_train),
+                                diag_regs=list(diag_regs), n_report=len(y_rep))
 
     return at(len(x_train)) if sizes is None else {m: at(m) for m in sizes}
+
+
+# The recipe for finite networks in every finite-versus-kernel comparison, measured in
+# benchmarks/recipe_finite.py (see benchmarks/README.md): minibatch momentum SGD, warm-up then cosine
+# decay, flips and crops drawn at every step, stopping chosen on validation.
+RECIPE = dict(optimizer="momentum", batch_size=100, schedule="cosine", warmup=100, flip=True, crop=1)
+
+
+@dataclasses.dataclass
+class FiniteAccuracies:
+    """:func:`finite_accuracies`' result: the grid point chosen on the validation half (its seeds' mean
+    validation accuracy), its accuracy on the reported half (``acc``: the mean over seeds of each seed's
+    accuracy at its own validation-chosen step, ``acc_se`` their standard error), the per-image
+    correctness there (``score``, averaged over seeds: for :func:`paired_difference_se` against a kernel's),
+    the chosen runs (one per seed) with their learning curves, and every run."""
+    setting: dict            # the chosen grid point (its train() arguments)
+    label: str               # the chosen grid point in words
+    steps: list              # each seed's stopping step, chosen on validation
+    val_acc: float           # mean over seeds
+    acc: float               # mean over seeds, reported half
+    acc_se: float            # standard error over seeds (0 for one seed)
+    seed_accs: list          # each seed's reported accuracy
+    score: np.ndarray        # per reported image, the fraction of seeds right
+    chosen: list             # the chosen grid point's TrainResult per seed
+    runs: list               # (setting, [TrainResult per seed]) for every grid point, in grid order
+    failures: list           # (label, seed, reason) of the runs that diverged or collapsed
+    n_report: int
+
+    @property
+    def run(self) -> "train_mod.TrainResult":
+        """The chosen grid point's first seed (its learning curve: ``run.history``)."""
+        return self.chosen[0]
+
+    @property
+    def step(self) -> int:
+        return self.steps[0]
+
+    @property
+    def val_grid(self) -> list:
+        """Each grid point's mean validation accuracy over seeds (NaN where a seed failed)."""
+        return [_mean_val(rs) for _, rs in self.runs]
+
+
+def _mean_val(results) -> float:
+    return float("nan") if any(r.failed for r in results) else float(np.mean([r.val_acc for r in results]))
+
+
+def setting_label(setting: dict) -> str:
+    """A grid point in words: ``lr 0.5 eta_crit, L2 0.0001``."""
+    names = dict(lr_factor=("lr", " eta_crit"), lr=("lr", ""), l2=("L2", ""), width=("width", ""))
+    parts = []
+    for k, v in setting.items():
+        name, unit = names.get(k, (k, ""))
+        parts.append(f"{name} {v:g}{unit}" if isinstance(v, float) else f"{name} {v}{unit}")
+    return ", ".join(parts) or "default"
+
+
+def finite_accuracies(arch: Union["object", Callable], x_train, y_train, x_test, y_test,
+                      grid: Sequence[dict] = ({},), seeds: Sequence[int] = (0,), **common) -> FiniteAccuracies:
+    """Train a finite network at every grid point and seed, choose the point (on the seeds' mean
+    validation accuracy) and each run's stopping step on the validation half of ``x_test``
+    (:func:`split_validation`, the kernels' split), and report on the other half.
+
+    ``arch``: an :class:`nbkernels.Architecture`, or ``arch(width)`` when grid points give a ``width``.
+    Each grid point's keys are :func:`nbkernels.train.train` arguments (``width`` excepted) and override
+    ``common`` (for example ``**RECIPE, steps=2000``). A grid point where a seed diverges or collapses
+    is listed in ``failures`` and never chosen; if every point fails, the error names each failure.
+    """
+    if not grid:
+        raise ValueError("grid is empty: give at least one setting (a dict of train() arguments; {} for the defaults).")
+    if not seeds:
+        raise ValueError("seeds is empty: give at least one seed.")
+    (x_val, y_val), (x_rep, y_rep) = split_validation(x_test, y_test)
+    runs, failures = [], []
+    for setting in grid:
+        kw = dict(common, **{k: v for k, v in setting.items() if k != "width"})
+        if "width" in setting:
+            net = arch(setting["width"])
+        elif hasattr(arch, "network"):
+            net = arch
+        else:
+            raise ValueError("arch is a function of the width: give every grid point a 'width'.")
+        results = [train_mod.train(net, x_train, y_train, x_rep, y_rep, x_val=x_val, y_val=y_val, seed=s, **kw)
+                   for s in seeds]
+        runs.append((dict(setting), results))
+        failures += [(setting_label(setting), s, r.failure) for s, r in zip(seeds, results) if r.failed]
+    usable = [(st, rs) for st, rs in runs if np.isfinite(_mean_val(rs))]
+    if not usable:
+        raise RuntimeError("every finite run failed, so none can be chosen:\n" +
+                           "\n".join(f"  {lab}, seed {s}: {why}" for lab, s, why in failures) +
+                           "\nlower the learning rate, or check the inputs and targets.")
+    setting, chosen = max(usable, key=lambda sr: _mean_val(sr[1]))  # ties: the first in grid order
+    accs = [r.test_acc for r in chosen]
+    mean, se = mean_se(accs)
+    return FiniteAccuracies(setting=setting, label=setting_label(setting), steps=[r.chosen_step for r in chosen],
+                            val_acc=_mean_val(chosen), acc=float(mean), acc_se=float(se), seed_accs=accs,
+                            score=np.mean([r.test_correct for r in chosen], axis=0), chosen=chosen, runs=runs,
+                            failures=failures, n_report=len(y_rep))
 
 
 def tuned(val, test):

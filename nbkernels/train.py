@@ -1,8 +1,9 @@
 """Finite networks: Optax training with the paper's interventions, resumable and cached.
 
-    >>> res = nbk.train.train(arch, x_train, y_train, x_test, y_test, steps=2000, lr_factor=0.5,
-    ...                       l2=1e-4, center=True, ensemble=4, eval_every=100)
-    >>> res.best_test_acc, res.best_step, res.history["test_acc"]
+    >>> res = nbk.train.train(arch, x_train, y_train, x_test, y_test, x_val=x_val, y_val=y_val,
+    ...                       steps=2000, lr_factor=0.5, optimizer="momentum", batch_size=100,
+    ...                       schedule="cosine", warmup=100, flip=True, crop=1, l2=1e-4, eval_every=100)
+    >>> res.test_acc, res.chosen_step, res.failure      # chosen on the validation images
 
 The loss is ``1/2 * mean over all m*k entries of (f - y)**2`` (the normalization of
 :func:`nbkernels.predict.gradient_descent_mse`), so a small learning rate follows the NTK's
@@ -16,7 +17,21 @@ gradient flow with ``t = lr * steps``. Interventions:
   standard-parameterized networks;
 * ``center``: train ``f(theta) - f(theta_0)``; ``linearize``: train ``f(theta_0) + J(theta_0)(theta - theta_0)``;
 * ``ensemble=n``: n networks trained together with ``jax.vmap``, predictions averaged;
-* early stopping: ``best_test_acc`` and ``best_step`` over the evaluations (the paper's "+U").
+* minibatch SGD (``batch_size``; each epoch visits every training image once, in a fresh order) with
+  ``optimizer="momentum"``, as practitioners train; full batch (``batch_size=None``) for the
+  gradient-flow correspondence;
+* learning-rate schedules: ``warmup`` steps of linear warm-up, then ``schedule="constant"``, ``"cosine"``
+  (to zero at ``steps``) or ``"step"`` (x0.1 at 50% and 75% of ``steps``), from Optax;
+* augmentation drawn afresh at every step (the paper's +DA): random horizontal flips (``flip``) and
+  random crops of the image zero-padded by ``crop`` pixels;
+* early stopping on validation data: with ``x_val, y_val`` every evaluation scores them, and
+  ``chosen_step`` / ``test_acc`` / ``test_correct`` are taken at the evaluation with the best
+  validation accuracy (the paper's "+U", chosen without looking at the test images);
+  ``plateau=n`` stops once the training loss has fallen by less than 1% over ``n`` evaluations.
+
+A run that diverges (non-finite loss, or 10^4 times its initial loss) stops and says so in
+``failure``, and so does one that collapses to constant outputs or to chance accuracy: such a run is
+never chosen by :func:`nbkernels.study.finite_accuracies`.
 
 Long runs write a checkpoint every ``checkpoint_every`` steps and resume from it; a finished run is
 cached by its configuration, so re-running a notebook is instant.
@@ -38,17 +53,25 @@ from tqdm.auto import tqdm
 from . import cache as cache_mod
 from .layers import Conv
 
-_VERSION = "train-1"
+_VERSION = "train-2"  # 2: validation scores, per-image correctness, schedules, augmentation, failures
+_HISTORY = ("step", "train_loss", "test_loss", "test_acc", "member_test_acc", "val_acc", "val_loss")
+SCHEDULES = ("constant", "cosine", "step")
 
 
 @dataclasses.dataclass
 class TrainResult:
-    history: dict            # step, train_loss, test_loss, test_acc (ensemble mean), member_test_acc
+    history: dict            # step, train_loss, test_loss, test_acc (ensemble mean), member_test_acc, val_acc, val_loss
     test_pred: np.ndarray     # (n_test, k) ensemble-mean prediction at the end
     member_test_pred: np.ndarray  # (ensemble, n_test, k)
     learning_rate: float
     eta_crit: Optional[float]
     config: dict
+    eval_correct: Optional[np.ndarray] = None  # (evaluations, n_test) bool: the ensemble mean right per test image
+    failure: Optional[str] = None  # why the run cannot be used ("diverged ...", "collapsed ..."), else None
+
+    @property
+    def failed(self) -> bool:
+        return self.failure is not None
 
     @property
     def final_test_acc(self) -> float:
@@ -56,6 +79,8 @@ class TrainResult:
 
     @property
     def best_test_acc(self) -> float:
+        """The best test accuracy over the evaluations: optimistic, as it looks at the test images;
+        :attr:`test_acc` is the honest early-stopped number."""
         return float(np.max(self.history["test_acc"]))
 
     @property
@@ -63,8 +88,39 @@ class TrainResult:
         return int(self.history["step"][int(np.argmax(self.history["test_acc"]))])
 
     @property
+    def has_validation(self) -> bool:
+        return len(self.history.get("val_acc", ())) == len(self.history["step"]) > 0
+
+    @property
+    def chosen_index(self) -> int:
+        """The evaluation with the best validation accuracy (ties: the earliest; non-finite losses never)."""
+        if not self.has_validation:
+            raise ValueError("this run has no validation scores: pass x_val, y_val to train() to stop early "
+                             "without looking at the test images.")
+        val = np.where(np.isfinite(self.history["train_loss"]), self.history["val_acc"], -np.inf)
+        return int(np.argmax(val))
+
+    @property
+    def chosen_step(self) -> int:
+        return int(self.history["step"][self.chosen_index])
+
+    @property
+    def val_acc(self) -> float:
+        return float(self.history["val_acc"][self.chosen_index])
+
+    @property
+    def test_acc(self) -> float:
+        """Test accuracy at the step chosen on validation data."""
+        return float(self.history["test_acc"][self.chosen_index])
+
+    @property
+    def test_correct(self) -> np.ndarray:
+        """Per-test-image correctness at the chosen step (for paired comparisons)."""
+        return np.asarray(self.eval_correct[self.chosen_index])
+
+    @property
     def diverged(self) -> bool:
-        return not np.isfinite(self.history["train_loss"][-1])
+        return not np.isfinite(self.history["train_loss"][-1]) or (self.failure or "").startswith("diverged")
 
 
 def layer_factors(arch, params):
@@ -113,13 +169,69 @@ def _model_fn(net, center, linearize):
     return model
 
 
+def lr_multiplier(schedule: str, steps: int, warmup: int = 0):
+    """The factor the learning rate is multiplied by at each step, an Optax schedule: ``warmup`` steps
+    rising linearly from 0, then constant, cosine decay to 0 at ``steps``, or step decay (x0.1 at 50% and
+    again at 75% of ``steps``)."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}.")
+    if not 0 <= warmup < steps:
+        raise ValueError(f"warmup must be at least 0 and fewer than steps={steps} steps, got {warmup}.")
+    if schedule == "cosine":
+        return optax.warmup_cosine_decay_schedule(0.0, 1.0, warmup, steps, end_value=0.0)
+    after = optax.constant_schedule(1.0) if schedule == "constant" else optax.piecewise_constant_schedule(
+        1.0, {max(steps // 2 - warmup, 1): 0.1, max(3 * steps // 4 - warmup, 2): 0.1})
+    if warmup == 0:
+        return after
+    return optax.join_schedules([optax.linear_schedule(0.0, 1.0, warmup), after], [warmup])
+
+
+def augment_batch(x, key, flip: bool, crop: int):
+    """Random horizontal flips and random crops of ``x`` zero-padded by ``crop`` pixels, drawn from
+    ``key`` for each image (the jit-able counterpart of :func:`nbkernels.data.augment`)."""
+    n, h, w, _ = x.shape
+    k_flip, k_crop = jax.random.split(key)
+    if flip:
+        x = jnp.where(jax.random.bernoulli(k_flip, 0.5, (n, 1, 1, 1)), x[:, :, ::-1], x)
+    if crop:
+        padded = jnp.pad(x, ((0, 0), (crop, crop), (crop, crop), (0, 0)))
+        offsets = jax.random.randint(k_crop, (n, 2), 0, 2 * crop + 1)
+        x = jax.vmap(lambda im, o: jax.lax.dynamic_slice(im, (o[0], o[1], 0), (h, w, im.shape[-1])))(padded, offsets)
+    return x
+
+
+def _over_members(f, in_axes, unroll: bool):
+    """``f`` mapped over the ensemble axis (axis 0 of the arguments whose ``in_axes`` is 0): ``jax.vmap``,
+    or with ``unroll`` one call per member inside the same program, results stacked. XLA's CPU backend
+    runs a vmapped convolution (a grouped convolution) about 20x slower than the members one after
+    another, and a ``lax.map`` loop slower still (CNN-VEC width 64, 8x8, batch 100: one member 28 steps/s;
+    4 members vmapped 1.5 steps/s; a ``lax.map`` over members 0.3), so convolutional networks unroll."""
+    if not unroll:
+        return jax.vmap(f, in_axes=in_axes)
+
+    def unrolled(*args):
+        n = jax.tree_util.tree_leaves([a for a, ax in zip(args, in_axes) if ax == 0])[0].shape[0]
+        outs = [f(*[jax.tree_util.tree_map(lambda leaf: leaf[e], a) if ax == 0 else a for a, ax in zip(args, in_axes)])
+                for e in range(n)]
+        return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *outs)
+    return unrolled
+
+
+def _has_convolutions(arch) -> bool:
+    return any(isinstance(layer, Conv) for layer in arch.layers)  # ConvLocal is a Conv too
+
+
 @functools.lru_cache(maxsize=32)
-def _programs(arch, optimizer, momentum, center, linearize, batch_size):
+def _programs(arch, optimizer, momentum, center, linearize, batch_size, schedule="constant", steps=1, warmup=0,
+              flip=False, crop=0):
     """The compiled programs of a training run, shared by every run of the same architecture and
     optimizer: the learning rate, L2 strength, per-layer factors and data key are arguments, so a grid
     over them compiles once (a CNN's step took 2-3 s to compile, per run, before)."""
     net = arch.network()
     model = _model_fn(net, center, linearize)
+    multiplier = lr_multiplier(schedule, steps, warmup)
+    augmenting = bool(flip or crop)
+    seq = _has_convolutions(arch)
 
     def loss_fn(p, p0, xb, yb, f0b):
         return 0.5 * jnp.mean((model(p, p0, xb, f0b) - yb) ** 2)
@@ -137,13 +249,19 @@ def _programs(arch, optimizer, momentum, center, linearize, batch_size):
         if batch_size is None or batch_size >= m:
             xb, yb, f0b = xd, yd, f0d
         else:
-            idx = jax.random.choice(jax.random.fold_in(data_key, i), m, (batch_size,), replace=False)
+            per_epoch = m // batch_size  # an epoch visits every image once (the last partial batch dropped)
+            order = jax.random.permutation(jax.random.fold_in(jax.random.fold_in(data_key, 0), i // per_epoch), m)
+            idx = jax.lax.dynamic_slice(order, ((i % per_epoch) * batch_size,), (batch_size,))
             xb, yb, f0b = xd[idx], yd[idx], f0d[:, idx]
-        return jax.vmap(one_step, in_axes=(0, 0, 0, None, None, 0, None, None, None))(
-            p, s, p0, xb, yb, f0b, lr, l2, factors)
+        if augmenting:  # a fresh draw every step; f(theta_0) of the augmented images for centering
+            xb = augment_batch(xb, jax.random.fold_in(jax.random.fold_in(data_key, 1), i), flip, crop)
+            f0b = _over_members(net.apply, (0, None), seq)(p0, xb)
+        lr_i = lr * multiplier(i)
+        return _over_members(one_step, (0, 0, 0, None, None, 0, None, None, None), seq)(
+            p, s, p0, xb, yb, f0b, lr_i, l2, factors)
 
-    predict_all = jax.jit(jax.vmap(model, in_axes=(0, 0, None, 0)))
-    apply_all = jax.jit(jax.vmap(net.apply, in_axes=(0, None)))
+    predict_all = jax.jit(_over_members(model, (0, 0, None, 0), seq))
+    apply_all = jax.jit(_over_members(net.apply, (0, None), seq))
     return step, predict_all, apply_all
 
 
@@ -199,11 +317,12 @@ def _stack_init(net, keys, x):
     return jax.vmap(lambda k: net.init(k, x[:1]))(keys)
 
 
-def train(arch, x_train, y_train, x_test, y_test, *, steps: int = 1000, lr: Optional[float] = None,
-          lr_factor: Optional[float] = None, optimizer: str = "sgd", momentum: float = 0.9,
-          batch_size: Optional[int] = None, l2: float = 0.0, l2_mode: str = "uniform", center: bool = False,
-          linearize: bool = False, ensemble: int = 1, eval_every: int = 100, seed: int = 0,
-          checkpoint_every: Optional[int] = None, cache=True, progress: bool = True,
+def train(arch, x_train, y_train, x_test, y_test, *, x_val=None, y_val=None, steps: int = 1000,
+          lr: Optional[float] = None, lr_factor: Optional[float] = None, optimizer: str = "sgd",
+          momentum: float = 0.9, batch_size: Optional[int] = None, schedule: str = "constant", warmup: int = 0,
+          flip: bool = False, crop: int = 0, l2: float = 0.0, l2_mode: str = "uniform", center: bool = False,
+          linearize: bool = False, ensemble: int = 1, eval_every: int = 100, plateau: Optional[int] = None,
+          seed: int = 0, checkpoint_every: Optional[int] = None, cache=True, progress: bool = True,
           callback: Optional[Callable] = None) -> TrainResult:
     """Train ``arch.network()`` on MSE against zero-mean one-hot targets; see the module docstring.
 
@@ -214,26 +333,77 @@ def train(arch, x_train, y_train, x_test, y_test, *, steps: int = 1000, lr: Opti
         raise ValueError("give exactly one of lr (absolute) or lr_factor (a multiple of eta_crit).")
     if l2_mode not in ("uniform", "layerwise"):
         raise ValueError(f"l2_mode must be 'uniform' or 'layerwise', got {l2_mode!r}.")
+    if optimizer not in ("sgd", "momentum"):
+        raise ValueError(f"optimizer must be 'sgd' or 'momentum', got {optimizer!r}.")
     if steps < 1 or ensemble < 1 or eval_every < 1:
         raise ValueError("steps, ensemble and eval_every must be positive.")
+    if plateau is not None and plateau < 1:
+        raise ValueError(f"plateau counts evaluations and must be at least 1, got {plateau}.")
+    lr_multiplier(schedule, steps, warmup)  # checks the schedule's arguments
     x_train, x_test = np.asarray(x_train, np.float32), np.asarray(x_test, np.float32)
     y_train, y_test = np.asarray(y_train, np.float32), np.asarray(y_test, np.float32)
     if y_train.ndim != 2 or y_train.shape[0] != x_train.shape[0]:
         raise ValueError(f"y_train must be one-hot (m, k) with m = {x_train.shape[0]}, got {y_train.shape}.")
+    if y_test.ndim != 2 or y_test.shape[0] != x_test.shape[0]:
+        raise ValueError(f"y_test must be one-hot (n, k) with n = {x_test.shape[0]}, got {y_test.shape}.")
+    if (x_val is None) != (y_val is None):
+        raise ValueError("give both x_val and y_val (validation images and their one-hot targets), or neither.")
+    if x_val is not None:
+        x_val, y_val = np.asarray(x_val, np.float32), np.asarray(y_val, np.float32)
+        if y_val.ndim != 2 or y_val.shape[0] != x_val.shape[0] or len(x_val) == 0:
+            raise ValueError(f"y_val must be one-hot (n, k) with n = {x_val.shape[0]} > 0, got {y_val.shape}.")
+    for name, xs in (("x_train", x_train), ("x_test", x_test), ("x_val", x_val)):
+        if xs is not None and not np.all(np.isfinite(xs)):
+            raise ValueError(f"{name} holds NaN or infinite values; clean or re-standardize the inputs.")
+    m = len(x_train)
+    if batch_size is not None and not 1 <= batch_size <= m:
+        raise ValueError(f"batch_size={batch_size} does not fit a training set of {m} images: use 1..{m}, or "
+                         f"batch_size=None for full-batch gradient descent.")
+    if flip or crop:
+        if x_train.ndim != 4:
+            raise ValueError(f"flips and crops need NHWC images, got x_train of shape {x_train.shape}; do not "
+                             f"flatten the inputs (fcn() flattens them itself).")
+        side = min(x_train.shape[1:3])
+        if not 0 <= crop <= side // 2:
+            raise ValueError(f"crop={crop} pads a {x_train.shape[1]}x{x_train.shape[2]} image by more than half "
+                             f"its side; use 0..{side // 2} (1 for 8x8 images, 4 for 32x32).")
     config = dict(arch=repr(arch), x_train=cache_mod.fingerprint(x_train), y_train=cache_mod.fingerprint(y_train),
-                  x_test=cache_mod.fingerprint(x_test), y_test=cache_mod.fingerprint(y_test), steps=steps, lr=lr,
-                  lr_factor=lr_factor, optimizer=optimizer, momentum=momentum, batch_size=batch_size, l2=l2,
-                  l2_mode=l2_mode, center=center, linearize=linearize, ensemble=ensemble, eval_every=eval_every,
+                  x_test=cache_mod.fingerprint(x_test), y_test=cache_mod.fingerprint(y_test),
+                  x_val=None if x_val is None else cache_mod.fingerprint(x_val),
+                  y_val=None if y_val is None else cache_mod.fingerprint(y_val), steps=steps, lr=lr,
+                  lr_factor=lr_factor, optimizer=optimizer, momentum=momentum, batch_size=batch_size,
+                  schedule=schedule, warmup=warmup, flip=bool(flip), crop=int(crop), l2=l2, l2_mode=l2_mode,
+                  center=center, linearize=linearize, ensemble=ensemble, eval_every=eval_every, plateau=plateau,
                   seed=seed)
+    data_ = (x_train, y_train, x_test, y_test, x_val, y_val)
     store = None if cache is False else (cache_mod.default_cache() if cache is True else cache)
     if store is None or not store.enabled:
-        return _train(arch, config, x_train, y_train, x_test, y_test, None, checkpoint_every, progress, callback)
+        return _train(arch, config, data_, None, checkpoint_every, progress, callback)
     return store.get_or_compute(
-        config, lambda: _train(arch, config, x_train, y_train, x_test, y_test, store, checkpoint_every,
-                               progress, callback), version=_VERSION)
+        config, lambda: _train(arch, config, data_, store, checkpoint_every, progress, callback), version=_VERSION)
 
 
-def _train(arch, cfg, x_train, y_train, x_test, y_test, store, checkpoint_every, progress, callback):
+def failure_of(history: dict, final_pred: np.ndarray, labels: np.ndarray, n_classes: int) -> Optional[str]:
+    """Why a finished run cannot be used, or None: a non-finite or exploded training loss (diverged),
+    outputs that no longer depend on the input (collapsed to a constant), or accuracy at the end within
+    two binomial standard errors of chance (validation accuracy where there is one, else test)."""
+    loss = np.asarray(history["train_loss"], dtype=float)
+    if not np.isfinite(loss[-1]) or loss[-1] > 1e4 * max(loss[0], 1e-12):
+        return f"diverged: training loss {loss[-1]:.3g} at step {history['step'][-1]} (from {loss[0]:.3g})"
+    spread = float(np.std(final_pred, axis=0).max()) if len(final_pred) > 1 else np.inf
+    if spread < 1e-4:
+        return f"collapsed: constant outputs (largest spread over the test images {spread:.2g})"
+    which = "val_acc" if len(history.get("val_acc", ())) else "test_acc"
+    acc, n = float(history[which][-1]), len(labels)
+    chance = 1.0 / n_classes
+    if acc <= chance + 2 * np.sqrt(chance * (1 - chance) / n):
+        return (f"collapsed: {which.replace('_acc', '')} accuracy {100 * acc:.1f}% at the end, within two standard "
+                f"errors of chance ({100 * chance:.0f}%)")
+    return None
+
+
+def _train(arch, cfg, data_, store, checkpoint_every, progress, callback):
+    x_train, y_train, x_test, y_test, x_val, y_val = data_
     net = arch.network()
     m, k = y_train.shape
     keys = jax.random.split(jax.random.PRNGKey(cfg["seed"]), cfg["ensemble"] + 1)
@@ -249,11 +419,14 @@ def _train(arch, cfg, x_train, y_train, x_test, y_test, store, checkpoint_every,
     factors = layer_factors(arch, member0) if cfg["l2_mode"] == "layerwise" else \
         jax.tree_util.tree_map(lambda _: 1.0, member0)
     tx = _optimizer(lr, cfg["optimizer"], cfg["momentum"], cfg["l2"], factors)  # its state's structure
-    step_program, predict_all, apply_all = _programs(arch, cfg["optimizer"], cfg["momentum"], cfg["center"],
-                                                     cfg["linearize"], cfg["batch_size"])
+    step_program, predict_all, apply_all = _programs(
+        arch, cfg["optimizer"], cfg["momentum"], cfg["center"], cfg["linearize"], cfg["batch_size"], cfg["schedule"],
+        cfg["steps"], cfg["warmup"], cfg["flip"], cfg["crop"])
     f0_train, f0_test = apply_all(params0, x_train), apply_all(params0, x_test)
+    f0_val = None if x_val is None else apply_all(params0, x_val)
     x_train_d, y_train_d, x_test_d = jnp.asarray(x_train), jnp.asarray(y_train), jnp.asarray(x_test)
     hyper = (jnp.float32(lr), jnp.float32(cfg["l2"]), jax.tree_util.tree_map(jnp.float32, factors), data_key)
+    labels = y_test.argmax(-1)
 
     def step_fn(p, s, i):
         return step_program(p, s, i, params0, x_train_d, y_train_d, f0_train, *hyper)
@@ -262,11 +435,22 @@ def _train(arch, cfg, x_train, y_train, x_test, y_test, store, checkpoint_every,
         tr = np.asarray(predict_all(p, params0, x_train_d, f0_train))
         te = np.asarray(predict_all(p, params0, x_test_d, f0_test))
         mean = te.mean(0)
-        labels = y_test.argmax(-1)
-        return dict(train_loss=float(0.5 * np.mean((tr - y_train) ** 2)),
-                    test_loss=float(0.5 * np.mean((mean - y_test) ** 2)),
-                    test_acc=float(np.mean(mean.argmax(-1) == labels)),
-                    member_test_acc=float(np.mean(te.argmax(-1) == labels))), te
+        right = mean.argmax(-1) == labels
+        ev = dict(train_loss=float(0.5 * np.mean((tr - y_train) ** 2)),
+                  test_loss=float(0.5 * np.mean((mean - y_test) ** 2)),
+                  test_acc=float(np.mean(right)),
+                  member_test_acc=float(np.mean(te.argmax(-1) == labels)))
+        if x_val is not None:
+            va = np.asarray(predict_all(p, params0, x_val, f0_val)).mean(0)
+            ev.update(val_acc=float(np.mean(va.argmax(-1) == y_val.argmax(-1))),
+                      val_loss=float(0.5 * np.mean((va - y_val) ** 2)))
+        return ev, te, right
+
+    def record(done, ev, right):
+        history["step"].append(done)
+        for n, v in ev.items():
+            history[n].append(v)
+        correct.append(right)
 
     # resume from a checkpoint of this exact configuration
     ckpt_key = None if store is None else store.key(dict(cfg, checkpoint=True), _VERSION)
@@ -278,13 +462,12 @@ def _train(arch, cfg, x_train, y_train, x_test, y_test, store, checkpoint_every,
             state = None
     if state is None:
         params, opt_state = params0, jax.vmap(tx.init)(params0)
-        start, history = 0, {n: [] for n in ("step", "train_loss", "test_loss", "test_acc", "member_test_acc")}
-        ev, _ = evaluate(params)
-        history["step"].append(0)
-        for n, v in ev.items():
-            history[n].append(v)
+        start, history, correct = 0, {n: [] for n in _HISTORY if x_val is not None or "val" not in n}, []
+        ev, te, right = evaluate(params)
+        record(0, ev, right)
     else:
-        params, opt_state, start, history = state["params"], state["opt_state"], state["step"], state["history"]
+        params, opt_state, start = state["params"], state["opt_state"], state["step"]
+        history, correct = state["history"], state["correct"]
     te = None
     with tqdm(total=cfg["steps"], initial=start, desc="training", unit="step", disable=not progress, delay=2,
               leave=False) as bar:
@@ -294,18 +477,22 @@ def _train(arch, cfg, x_train, y_train, x_test, y_test, store, checkpoint_every,
             if callback is not None:
                 callback(done, loss)
             if done % cfg["eval_every"] == 0 or done == cfg["steps"]:
-                ev, te = evaluate(params)
-                history["step"].append(done)
-                for n, v in ev.items():
-                    history[n].append(v)
+                ev, te, right = evaluate(params)
+                record(done, ev, right)
                 bar.set_postfix(test_acc=f"{ev['test_acc']:.3f}", loss=f"{ev['train_loss']:.3g}")
-                if not np.isfinite(ev["train_loss"]):
+                loss_hist = history["train_loss"]
+                if not np.isfinite(ev["train_loss"]) or ev["train_loss"] > 1e4 * max(loss_hist[0], 1e-12):
                     break  # diverged: the history says so; nothing more to learn from this run
+                p = cfg["plateau"]
+                if p is not None and len(loss_hist) > p and loss_hist[-1] > 0.99 * loss_hist[-1 - p]:
+                    break  # the training loss has reached its plateau
             if store is not None and checkpoint_every and done % checkpoint_every == 0 and done < cfg["steps"]:
                 store.put(ckpt_key, dict(params=jax.device_get(params), opt_state=jax.device_get(opt_state),
-                                         step=done, history=history))
+                                         step=done, history=history, correct=correct))
             bar.update(1)
     if te is None:
-        _, te = evaluate(params)
-    return TrainResult(history={n: np.asarray(v) for n, v in history.items()}, test_pred=te.mean(0),
-                       member_test_pred=te, learning_rate=float(lr), eta_crit=eta_crit, config=cfg)
+        _, te, _ = evaluate(params)
+    history = {n: np.asarray(v) for n, v in history.items()}
+    return TrainResult(history=history, test_pred=te.mean(0), member_test_pred=te, learning_rate=float(lr),
+                       eta_crit=eta_crit, config=cfg, eval_correct=np.asarray(correct, dtype=bool),
+                       failure=failure_of(history, te.mean(0), labels, k))

@@ -242,15 +242,21 @@ def test_kernel_accuracies_reports_the_regularizer_chosen_on_validation():
     y_tr, y_te = np.eye(3)[(x_tr @ w).argmax(1)], np.eye(3)[(x_te @ w).argmax(1)]
     regs = [1e-4, 1e-1, 10.0, 1e3]
     r = study.kernel_accuracies(nbk.fcn(1, 64), x_tr, y_tr, x_te, y_te, diag_regs=regs)
+    assert isinstance(r, study.KernelAccuracies) and r.diag_regs == regs and r.n_report == 15
     for g in ("nngp", "ntk"):
         k = r[g]
-        assert k["best"] == int(np.argmax(k["val"])) and k["best_val"] == max(k["val"])
-        assert k["acc"] == k["test"][k["best"]] == pytest.approx(np.mean(k["score"]))
-        assert len(k["score"]) == r["n_report"] == 15
+        assert k is getattr(r, g) and isinstance(k, study.KernelFit)
+        assert k.best == int(np.argmax(k.val)) and k.best_val == max(k.val) and k.diag_reg == regs[k.best]
+        assert k.acc == k.test[k.best] == pytest.approx(np.mean(k.score))
+        assert len(k.score) == 15
         kern = nbk.fcn(1, 64).kernel
-        pred = P.gradient_descent_mse(getattr(kern(x_tr), g), getattr(kern(x_te, x_tr), g), y_tr,
-                                      diag_reg=regs[k["best"]])
-        assert np.array_equal(k["score"], P.correct(pred[15:], y_te[15:]))
+        pred = P.gradient_descent_mse(getattr(kern(x_tr), g), getattr(kern(x_te, x_tr), g), y_tr, diag_reg=k.diag_reg)
+        assert np.array_equal(k.score, P.correct(pred[15:], y_te[15:]))
+    assert r.better == max(("nngp", "ntk"), key=lambda g: r[g].best_val)  # chosen on validation, ties NNGP
+    nngp_only = study.kernel_accuracies(nbk.fcn(1, 64), x_tr, y_tr, x_te, y_te, diag_regs=regs, get=("nngp",))
+    assert nngp_only.ntk is None and nngp_only.better == "nngp"
+    with pytest.raises(KeyError, match="no 'ntk' kernel"):
+        nngp_only["ntk"]
 
 
 def test_rounding_cliff_refuses_a_reference_that_is_itself_indefinite():

@@ -154,3 +154,158 @@ def test_bad_arguments():
         T.train(nbk.fcn(1, 8), X, Y[:5], XT, YT, steps=1, lr=0.1)
     with pytest.raises(ValueError, match="l2_mode"):
         T.train(nbk.fcn(1, 8), X, Y, XT, YT, steps=1, lr=0.1, l2_mode="fancy")
+
+
+# --- practitioners' training: schedules, minibatch epochs, augmentation, validation choices, failures
+
+def test_learning_rate_schedules():
+    const = T.lr_multiplier("constant", 100, warmup=10)
+    assert [float(const(i)) for i in (0, 5, 10, 99)] == pytest.approx([0.0, 0.5, 1.0, 1.0])
+    cos = T.lr_multiplier("cosine", 100, warmup=0)
+    assert float(cos(0)) == pytest.approx(1.0) and float(cos(50)) == pytest.approx(0.5, abs=1e-6)
+    assert float(cos(100)) == pytest.approx(0.0, abs=1e-7)
+    step = T.lr_multiplier("step", 100)
+    assert [float(step(i)) for i in (49, 50, 74, 75)] == pytest.approx([1.0, 0.1, 0.1, 0.01])
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        T.lr_multiplier("linear", 100)
+    with pytest.raises(ValueError, match="warmup must be"):
+        T.lr_multiplier("cosine", 100, warmup=100)
+
+
+def test_augmentation_flips_and_crops_each_image():
+    x = jnp.asarray(RNG.normal(size=(64, 6, 6, 2)).astype(np.float32))
+    key = jax.random.PRNGKey(0)
+    np.testing.assert_array_equal(T.augment_batch(x, key, False, 0), x)
+    flipped = np.asarray(T.augment_batch(x, key, True, 0))
+    same = [np.array_equal(flipped[i], x[i]) for i in range(64)]
+    mirrored = [np.array_equal(flipped[i], x[i, :, ::-1]) for i in range(64)]
+    assert all(s or m for s, m in zip(same, mirrored)) and 15 < sum(mirrored) < 49
+    cropped = np.asarray(T.augment_batch(x, key, False, 1))
+    padded = np.pad(np.asarray(x), ((0, 0), (1, 1), (1, 1), (0, 0)))
+    shifts = []
+    for i in range(64):  # every output is a window of the zero-padded image
+        found = [(dy, dx) for dy in range(3) for dx in range(3)
+                 if np.array_equal(cropped[i], padded[i, dy:dy + 6, dx:dx + 6])]
+        assert found, i
+        shifts.append(found[0])
+    assert len(set(shifts)) > 5  # drawn per image
+    np.testing.assert_array_equal(cropped, T.augment_batch(x, key, False, 1))  # deterministic for the key
+    assert not np.array_equal(cropped, T.augment_batch(x, jax.random.PRNGKey(1), False, 1))
+
+
+def test_minibatches_visit_every_image_once_per_epoch():
+    """Training on a target only one image carries: with batch 1, the loss of every step is that image's."""
+    x = RNG.normal(size=(8, 4)).astype(np.float32)
+    losses = []
+    T.train(nbk.fcn(1, 16), x, data.one_hot(np.arange(8) % 10), x, data.one_hot(np.arange(8) % 10), steps=16, lr=1e-9, batch_size=1,
+            eval_every=16, cache=False, progress=False, callback=lambda s, l: losses.append(float(l[0])))
+    per_image = np.round(losses, 6)
+    assert len(set(per_image[:8])) == 8 and sorted(per_image[:8]) == sorted(per_image[8:])  # each once per epoch
+    assert list(per_image[:8]) != list(per_image[8:])  # in a fresh order
+
+
+def test_centered_network_is_zero_on_augmented_images_at_init():
+    """Centering subtracts f(theta_0) of the augmented batch, so the first step's loss is exactly that of zero
+    outputs: 1/2 mean(y^2) = 0.045 for zero-mean one-hot targets over 10 classes."""
+    x = RNG.normal(size=(40, 6, 6, 3)).astype(np.float32)
+    first = []
+    T.train(nbk.cnn(1, 8), x, Y, x[:20], YT, steps=2, lr=0.1, optimizer="momentum", batch_size=10, flip=True,
+            crop=1, center=True, eval_every=2, cache=False, progress=False,
+            callback=lambda s, l: first.append(np.asarray(l)) if s == 1 else None)
+    np.testing.assert_allclose(first[0], 0.045, rtol=1e-6)
+
+
+def test_stopping_is_chosen_on_validation_and_reported_on_test():
+    ds = data.load("digits")
+    x_tr, y_tr, x_te, y_te = data.prepare(ds)
+    x_tr, y_tr = x_tr[:300], y_tr[:300]
+    (xv, yv), (xt, yt) = (x_te[:150], y_te[:150]), (x_te[150:300], y_te[150:300])
+    r = T.train(nbk.fcn(1, 64), x_tr, y_tr, xt, yt, x_val=xv, y_val=yv, steps=300, lr=0.5, optimizer="momentum",
+                batch_size=50, schedule="cosine", warmup=20, eval_every=30, cache=False, progress=False)
+    assert r.failure is None and r.has_validation
+    i = int(np.argmax(r.history["val_acc"]))
+    assert r.chosen_index == i and r.chosen_step == r.history["step"][i] and r.val_acc == r.history["val_acc"][i]
+    assert r.test_acc == r.history["test_acc"][i] == pytest.approx(np.mean(r.test_correct))
+    assert r.eval_correct.shape == (len(r.history["step"]), 150) and r.test_acc > 0.5  # chance: 0.1
+    plain = T.train(nbk.fcn(1, 64), x_tr, y_tr, xt, yt, steps=30, lr=0.5, eval_every=30, cache=False, progress=False)
+    with pytest.raises(ValueError, match="no validation scores: pass x_val"):
+        plain.chosen_step
+
+
+def test_failed_runs_are_named():
+    hist = dict(step=[0, 10], train_loss=[0.05, 0.03], test_acc=[0.1, 0.6])
+    labels = np.arange(100) % 10
+    good = np.eye(10)[labels]
+    assert T.failure_of(hist, good, labels, 10) is None
+    assert T.failure_of(dict(hist, train_loss=[0.05, np.nan]), good, labels, 10).startswith("diverged")
+    assert T.failure_of(dict(hist, train_loss=[0.05, 1e3]), good, labels, 10).startswith("diverged")
+    assert "constant outputs" in T.failure_of(hist, np.ones((100, 10)) * 0.3, labels, 10)
+    assert "within two standard errors of chance" in T.failure_of(dict(hist, test_acc=[0.5, 0.13]), good, labels, 10)
+    # a learning rate far above eta_crit diverges, and the run says so instead of scoring a NaN accuracy
+    big = T.train(nbk.fcn(2, 64), X, Y, XT, YT, steps=200, lr=100.0, eval_every=10, cache=False, progress=False)
+    assert big.failed and big.failure.startswith("diverged") and big.diverged
+
+
+def test_training_arguments_that_cannot_work_are_refused():
+    img = RNG.normal(size=(40, 8, 8, 3)).astype(np.float32)
+    kw = dict(steps=2, lr=0.1, cache=False, progress=False)
+    with pytest.raises(ValueError, match="batch_size=50 does not fit a training set of 40"):
+        T.train(nbk.fcn(1, 8), X, Y, XT, YT, batch_size=50, **kw)
+    with pytest.raises(ValueError, match="crop=5 pads a 8x8 image by more than half"):
+        T.train(nbk.cnn(1, 4), img, Y, img[:20], YT, crop=5, **kw)
+    with pytest.raises(ValueError, match="flips and crops need NHWC images"):
+        T.train(nbk.fcn(1, 8), X, Y, XT, YT, flip=True, **kw)
+    with pytest.raises(ValueError, match="x_train holds NaN"):
+        T.train(nbk.fcn(1, 8), np.where(X > 2, np.nan, X), Y, XT, YT, **kw)
+    with pytest.raises(ValueError, match="give both x_val and y_val"):
+        T.train(nbk.fcn(1, 8), X, Y, XT, YT, x_val=XT, **kw)
+    with pytest.raises(ValueError, match="warmup must be"):
+        T.train(nbk.fcn(1, 8), X, Y, XT, YT, warmup=5, **kw)
+    with pytest.raises(ValueError, match="optimizer must be"):
+        T.train(nbk.fcn(1, 8), X, Y, XT, YT, optimizer="adam", **kw)
+
+
+def test_convolutional_ensembles_unroll_to_the_same_numbers_as_vmap():
+    """Members of a CNN ensemble run one after another inside one program (a vmapped convolution is ~20x
+    slower on CPU); the unrolled map gives vmap's numbers."""
+    img = jnp.asarray(RNG.normal(size=(12, 6, 6, 3)).astype(np.float32))
+    net = nbk.cnn(1, 8).network()
+    params = T._stack_init(net, jax.random.split(jax.random.PRNGKey(0), 3), img)
+    by_vmap = T._over_members(net.apply, (0, None), unroll=False)(params, img)
+    unrolled = T._over_members(net.apply, (0, None), unroll=True)(params, img)
+    assert unrolled.shape == (3, 12, 10)
+    np.testing.assert_allclose(unrolled, by_vmap, rtol=1e-5, atol=1e-6)
+    assert T._has_convolutions(nbk.cnn(1, 8, weight_sharing=False)) and not T._has_convolutions(nbk.fcn(1, 8))
+    kw = dict(steps=4, lr=0.05, optimizer="momentum", batch_size=6, eval_every=4, cache=False, progress=False)
+    pair = T.train(nbk.cnn(1, 8), np.asarray(img), Y[:12], np.asarray(img), Y[:12], ensemble=2, **kw)
+    assert pair.member_test_pred.shape == (2, 12, 10)
+    assert not np.allclose(pair.member_test_pred[0], pair.member_test_pred[1])
+
+
+def test_finite_accuracies_chooses_on_validation_and_never_a_failed_run():
+    from nbkernels import study
+    ds = data.load("digits")
+    x_tr, y_tr, x_te, y_te = data.prepare(ds)
+    x_tr, y_tr, x_te, y_te = x_tr[:300], y_tr[:300], x_te[:200], y_te[:200]
+    grid = [dict(lr=0.2), dict(lr=0.5), dict(lr=50.0)]  # two that learn, one that diverges
+    kw = dict(steps=150, optimizer="momentum", batch_size=50, eval_every=50, progress=False, cache=False)
+    fin = study.finite_accuracies(nbk.fcn(1, 64), x_tr, y_tr, x_te, y_te, grid=grid, seeds=(0, 1), **kw)
+    assert isinstance(fin, study.FiniteAccuracies) and fin.n_report == 100
+    assert [lab for lab, _, _ in fin.failures] == ["lr 50", "lr 50"] and np.isnan(fin.val_grid[2])
+    means = fin.val_grid[:2]
+    assert fin.setting == grid[int(np.argmax(means))] and fin.val_acc == max(means)
+    assert fin.seed_accs == [r.test_acc for r in fin.chosen] and fin.acc == pytest.approx(np.mean(fin.seed_accs))
+    assert fin.acc == pytest.approx(np.mean(fin.score)) and fin.score.shape == (100,)
+    assert fin.acc_se == pytest.approx(np.std(fin.seed_accs, ddof=1) / np.sqrt(2))
+    assert fin.steps == [r.chosen_step for r in fin.chosen] and fin.acc > 0.5
+    # the test half is what is reported: training again on it as "test" reproduces the chosen run's numbers
+    (xv, yv), (xr, yr) = study.split_validation(x_te, y_te)
+    again = T.train(nbk.fcn(1, 64), x_tr, y_tr, xr, yr, x_val=xv, y_val=yv, seed=0, **dict(kw, **fin.setting))
+    assert again.test_acc == fin.chosen[0].test_acc
+    with pytest.raises(RuntimeError, match="(?s)every finite run failed.*lr 50, seed 0: (diverged|collapsed)"):
+        study.finite_accuracies(nbk.fcn(1, 64), x_tr, y_tr, x_te, y_te, grid=[dict(lr=50.0)], **kw)
+    with pytest.raises(ValueError, match="give every grid point a 'width'"):
+        study.finite_accuracies(lambda w: nbk.fcn(1, w), x_tr, y_tr, x_te, y_te, grid=[dict(lr=0.5)], **kw)
+    widths = study.finite_accuracies(lambda w: nbk.fcn(1, w), x_tr, y_tr, x_te, y_te,
+                                     grid=[dict(width=8, lr=0.5), dict(width=64, lr=0.5)], **kw)
+    assert widths.label in ("width 8, lr 0.5", "width 64, lr 0.5")

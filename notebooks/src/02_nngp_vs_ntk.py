@@ -76,7 +76,7 @@ for ax, name in zip(axes, ARCHS):
     sizes = sorted(m for (a, m) in results if a == name)
     n_rep = (cfg["gap_test"] if name == "CNN-GAP" else cfg["n_test"]) - (cfg["gap_test"] if name == "CNN-GAP" else cfg["n_test"]) // 2
     for g, style in [("nngp", "o-"), ("ntk", "s--")]:
-        acc = np.array([results[name, m][g]["acc"] for m in sizes])
+        acc = np.array([results[name, m][g].acc for m in sizes])
         ax.errorbar(sizes, 100 * acc, 100 * study.accuracy_se(acc, n_rep), fmt=style, capsize=3, label=g.upper())
     ax.set_xscale("log")
     plots.label(ax, "training-set size m (images)", "test accuracy (%)" if ax is axes[0] else "")
@@ -99,7 +99,7 @@ def show(arch, m):
     r = results[arch, m]
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for g, style in [("nngp", "o-"), ("ntk", "s--")]:
-        ax.semilogx(cfg["diag_regs"], 100 * np.array(r[g]["test"]), style, label=g.upper())
+        ax.semilogx(cfg["diag_regs"], 100 * np.array(r[g].test), style, label=g.upper())
     plots.label(ax, "diagonal regularizer ε (relative to mean eigenvalue)", "test accuracy (%)")
     plots.title(ax, f"{arch}, m={m}: kernel time {r['seconds']:.2f} s",
                 scale.replace(n_train=m, n_test=cfg["gap_test"] if arch == "CNN-GAP" else cfg["n_test"]))
@@ -129,10 +129,10 @@ for name, arch in ARCHS.items():
 # %%
 rows, wins, fixed_wins, fixed_total = [], 0, 0, 0
 for (name, m), r in results.items():
-    nngp, ntk = r["nngp"]["acc"], r["ntk"]["acc"]
-    se = study.paired_difference_se(r["nngp"]["score"], r["ntk"]["score"])  # same test images
+    nngp, ntk = r["nngp"].acc, r["ntk"].acc
+    se = study.paired_difference_se(r["nngp"].score, r["ntk"].score)  # same test images
     wins += nngp > ntk
-    d = np.array(r["nngp"]["test"]) - np.array(r["ntk"]["test"])
+    d = np.array(r["nngp"].test) - np.array(r["ntk"].test)
     fixed_wins += int((d > 0).sum()); fixed_total += d.size
     rows.append(dict(what=f"{name}, m={m}: NNGP − NTK (tuned ε)",
                      ours=f"{100 * (nngp - ntk):+.1f} ± {100 * se:.1f} points",

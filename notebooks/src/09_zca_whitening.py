@@ -82,11 +82,11 @@ for case in CASES:
 eps_pos = [e if e > 0 else min(e for e in cfg["eps_grid"] if e > 0) / 10 for e in cfg["eps_grid"]]
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
 for ax, name in zip(axes, ARCHS):
-    n_rep = results[name, "no ZCA"]["n_report"]
+    n_rep = results[name, "no ZCA"].n_report
     for g, style, color in [("nngp", "o-", "C0"), ("ntk", "s--", "C1")]:
-        acc = np.array([results[name, e][g]["acc"] for e in cfg["eps_grid"]])
+        acc = np.array([results[name, e][g].acc for e in cfg["eps_grid"]])
         ax.errorbar(eps_pos, 100 * acc, 100 * study.accuracy_se(acc, n_rep), fmt=style, color=color, capsize=3, label=g.upper())
-        ax.axhline(100 * results[name, "no ZCA"][g]["acc"], color=color, lw=0.8, ls=":")
+        ax.axhline(100 * results[name, "no ZCA"][g].acc, color=color, lw=0.8, ls=":")
     ax.set_xscale("log")
     ax.set_xticks(eps_pos, [f"{e:g}" for e in cfg["eps_grid"]])
     plots.label(ax, "ZCA regularization ε (relative; 0 = full whitening)", "test accuracy (%)")
@@ -110,8 +110,8 @@ def show(eps):
         w = a_tr[j]
         axes[j].imshow((w - w.min()) / (np.ptp(w) + 1e-12)); axes[j].set_xticks([]); axes[j].set_yticks([])
     ax = axes[6]
-    ax.semilogx(eps_pos, [100 * results["CNN-GAP", e]["ntk"]["acc"] for e in cfg["eps_grid"]], "o-")
-    ax.plot(eps_pos[cfg["eps_grid"].index(eps)], 100 * results["CNN-GAP", eps]["ntk"]["acc"], "r*", ms=14)
+    ax.semilogx(eps_pos, [100 * results["CNN-GAP", e]["ntk"].acc for e in cfg["eps_grid"]], "o-")
+    ax.plot(eps_pos[cfg["eps_grid"].index(eps)], 100 * results["CNN-GAP", eps]["ntk"].acc, "r*", ms=14)
     plots.label(ax, "ε", "CNN-GAP NTK acc. (%)")
     plots.title(fig, f"ZCA ε = {eps:g}", scale)
     plt.show()
@@ -129,9 +129,9 @@ rows, ok = [], []
 for name in ("CNN-VEC", "CNN-GAP", "FCN"):
     for g in ("nngp", "ntk"):
         inter = [e for e in cfg["eps_grid"] if e > 0]
-        best_eps = max(inter, key=lambda e: results[name, e][g]["best_val"])  # chosen on the validation half
-        none, full, best = (results[name, c][g]["acc"] for c in ("no ZCA", 0.0, best_eps))
-        score = lambda case: results[name, case][g]["score"]
+        best_eps = max(inter, key=lambda e: results[name, e][g].best_val)  # chosen on the validation half
+        none, full, best = (results[name, c][g].acc for c in ("no ZCA", 0.0, best_eps))
+        score = lambda case: results[name, case][g].score
         if name != "FCN":
             ok.append(study.beats_paired(score(best_eps), score("no ZCA")) and study.beats_paired(score(best_eps), score(0.0)))
         rows.append(dict(what=f"{name} {g.upper()}: no ZCA / best ε / ε = 0 (± paired SE of best − no ZCA)",

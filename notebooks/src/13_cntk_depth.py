@@ -65,10 +65,10 @@ n_rep = results["vec", cfg["depths"][0]]["n_report"]
 fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 3.8))
 for readout, color in [("vec", "C0"), ("gap", "C1")]:
     for g, style in [("nngp", "o-"), ("ntk", "s--")]:
-        acc = np.array([results[readout, d][g]["acc"] for d in cfg["depths"]])
+        acc = np.array([results[readout, d][g].acc for d in cfg["depths"]])
         ax.errorbar(cfg["depths"], 100 * acc, 100 * study.accuracy_se(acc, n_rep), fmt=style, color=color,
                     capsize=3, label=f"CNN-{readout.upper()} {g.upper()}")
-    cost = [results[readout, d]["seconds"] / results[readout, d]["entries"] * 1e6 for d in cfg["depths"]]
+    cost = [results[readout, d].seconds / results[readout, d].entries * 1e6 for d in cfg["depths"]]
     bx.semilogy(cfg["depths"], cost, "o-", color=color, label=f"CNN-{readout.upper()}")
 plots.label(ax, "depth (convolutional layers)", "test accuracy (%)")
 plots.label(bx, "depth (convolutional layers)", "wall time per kernel entry (µs, NNGP+NTK)")
@@ -89,7 +89,7 @@ def show(depth):
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for readout, color in [("vec", "C0"), ("gap", "C1")]:
         for g, style in [("nngp", "o-"), ("ntk", "s--")]:
-            ax.semilogx(cfg["diag_regs"], 100 * np.array(results[readout, depth][g]["test"]), style, color=color,
+            ax.semilogx(cfg["diag_regs"], 100 * np.array(results[readout, depth][g].test), style, color=color,
                         label=f"{readout.upper()} {g.upper()}")
     plots.label(ax, "diagonal regularizer ε (relative)", "test accuracy (%)")
     plots.title(ax, f"depth {depth}", scale)
@@ -108,18 +108,18 @@ notebook.interact(show, depth=widgets.SelectionSlider(options=cfg["depths"], des
 rows = []
 for d in cfg["depths"]:
     for g in ("nngp", "ntk"):
-        v, p = results["vec", d][g]["acc"], results["gap", d][g]["acc"]
+        v, p = results["vec", d][g].acc, results["gap", d][g].acc
         rows.append(dict(what=f"depth {d} {g.upper()}: VEC → GAP", ours=f"{study.pct(v)} → {study.pct(p)} "
                          f"({100 * (p - v):+.1f} ± {100 * study.paired_difference_se(results['gap', d][g]['score'], results['vec', d][g]['score']):.1f})",
                          paper="GAP > VEC (Arora et al. Table 1: ≈66% → ≈77% at full scale)"))
-wins = [study.beats_paired(results["gap", d][g]["score"], results["vec", d][g]["score"])
+wins = [study.beats_paired(results["gap", d][g].score, results["vec", d][g].score)
         for d in cfg["depths"] for g in ("nngp", "ntk")]
 gap_wins = all(wins)
 rows.append(dict(what="(depth, kernel) pairs where GAP beats VEC by more than the paired SE", ours=f"{sum(wins)} of {len(wins)}",
                  paper="all", key=True))
 deep = max(cfg["depths"])
-ratio = (results["gap", deep]["seconds"] / results["gap", deep]["entries"]) / (
-    results["vec", deep]["seconds"] / results["vec", deep]["entries"])
+ratio = (results["gap", deep].seconds / results["gap", deep].entries) / (
+    results["vec", deep].seconds / results["vec", deep].entries)
 rows.append(dict(what=f"cost per entry GAP / VEC at depth {deep}", ours=f"{ratio:.0f}× (P = {P})", paper="≈ P", key=True))
 notebook.table(rows)
 
