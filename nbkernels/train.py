@@ -223,7 +223,7 @@ def _has_convolutions(arch) -> bool:
 
 @functools.lru_cache(maxsize=32)
 def _programs(arch, optimizer, momentum, center, linearize, batch_size, schedule="constant", steps=1, warmup=0,
-              flip=False, crop=0):
+              flip=False, crop=0, unroll=None):
     """The compiled programs of a training run, shared by every run of the same architecture and
     optimizer: the learning rate, L2 strength, per-layer factors and data key are arguments, so a grid
     over them compiles once (a CNN's step took 2-3 s to compile, per run, before)."""
@@ -231,7 +231,7 @@ def _programs(arch, optimizer, momentum, center, linearize, batch_size, schedule
     model = _model_fn(net, center, linearize)
     multiplier = lr_multiplier(schedule, steps, warmup)
     augmenting = bool(flip or crop)
-    seq = _has_convolutions(arch)
+    seq = _has_convolutions(arch) if unroll is None else unroll  # unroll=False: vmap (benchmarks/bench_train.py)
 
     def loss_fn(p, p0, xb, yb, f0b):
         return 0.5 * jnp.mean((model(p, p0, xb, f0b) - yb) ** 2)

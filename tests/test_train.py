@@ -304,6 +304,9 @@ def test_finite_accuracies_chooses_on_validation_and_never_a_failed_run():
     assert again.test_acc == fin.chosen[0].test_acc
     with pytest.raises(RuntimeError, match="(?s)every finite run failed.*lr 50, seed 0: (diverged|collapsed)"):
         study.finite_accuracies(nbk.fcn(1, 64), x_tr, y_tr, x_te, y_te, grid=[dict(lr=50.0)], **kw)
+    kept = study.finite_accuracies(nbk.fcn(1, 64), x_tr, y_tr, x_te, y_te, grid=[dict(lr=50.0)], on_failure="report", **kw)
+    assert kept.failed and kept.failures and kept.acc == kept.chosen[0].test_acc
+    assert not fin.failed
     with pytest.raises(ValueError, match="give every grid point a 'width'"):
         study.finite_accuracies(lambda w: nbk.fcn(1, w), x_tr, y_tr, x_te, y_te, grid=[dict(lr=0.5)], **kw)
     widths = study.finite_accuracies(lambda w: nbk.fcn(1, w), x_tr, y_tr, x_te, y_te,

@@ -29,12 +29,12 @@ seed = 0
 
 # %%
 PRESETS = {
-    "ci":      dict(image=8, n_table=500, n_test=1000, depth=2, width=dict(FCN=256, CNN=16), steps=dict(FCN=800, CNN=600),
-                    lr=0.1, large_lrs=[0.3, 1.0], l2=1e-4, members=2, sizes=[250, 500, 1000]),
-    "default": dict(image=8, n_table=1000, n_test=1000, depth=2, width=dict(FCN=512, CNN=32), steps=dict(FCN=1500, CNN=1500),
-                    lr=0.1, large_lrs=[0.3, 1.0], l2=1e-4, members=2, sizes=[250, 500, 1000, 2000, 4000]),
+    "ci":      dict(image=8, n_table=250, n_test=600, depth=2, width=dict(FCN=128, CNN=8), steps=dict(FCN=300, CNN=200),
+                    lr=0.3, large_lrs=[1.0], l2=1e-4, members=2, sizes=[250, 500]),
+    "default": dict(image=8, n_table=1000, n_test=1000, depth=2, width=dict(FCN=512, CNN=32), steps=dict(FCN=1500, CNN=1000),
+                    lr=0.3, large_lrs=[1.0], l2=1e-4, members=2, sizes=[250, 500, 1000, 2000, 4000]),
     "paper":   dict(image=32, n_table=45000, n_test=10000, depth=3, width=dict(FCN=2048, CNN=256), steps=dict(FCN=100000, CNN=100000),
-                    lr=0.1, large_lrs=[0.3, 1.0, 2.0], l2=1e-5, members=8, sizes=[1000, 4000, 16000, 45000]),
+                    lr=0.3, large_lrs=[1.0, 2.0], l2=1e-5, members=8, sizes=[1000, 4000, 16000, 45000]),
 }
 cfg = notebook.choose_preset(PRESETS, preset)
 n_train = max(cfg["n_table"], max(cfg["sizes"]))
@@ -52,7 +52,7 @@ print(scale.describe())
 ARCHS = {"FCN": lambda w: nbk.fcn(cfg["depth"], w),
          "CNN-VEC": lambda w: nbk.cnn(cfg["depth"], w, readout="vec"),
          "CNN-GAP": lambda w: nbk.cnn(cfg["depth"], w, readout="gap")}
-BASE = dict(study.RECIPE, flip=False, crop=0)     # the recipe without augmentation
+BASE = study.RECIPE     # minibatch momentum SGD, warm-up then cosine decay
 SETTINGS = {
     "base":          [dict(lr_factor=cfg["lr"])],
     "+centering":    [dict(lr_factor=cfg["lr"], center=True)],

@@ -73,35 +73,32 @@ def fcn_widths(w1, w2, param):
     kw = dict(W_std=2 ** 0.5, b_std=0.1, parameterization=param)
     return nbk.serial(nbk.Flatten(), nbk.Dense(w1, **kw), nbk.Relu(), nbk.Dense(w2, **kw), nbk.Relu(), nbk.Dense(10, **kw))
 
-def ntk_of(arch):  # the NTK at the regularizer chosen on validation: "acc", "best_val", "score" (per reported image)
-    return study.kernel_accuracies(arch, x_tr, y_tr, x_te, y_te, diag_regs=cfg["diag_regs"], get=("nngp", "ntk"))["ntk"]
+def ntk_of(arch):  # the NTK at the regularizer chosen on validation (a study.KernelFit: acc, best_val, score per reported image)
+    return study.kernel_accuracies(arch, x_tr, y_tr, x_te, y_te, diag_regs=cfg["diag_regs"], get=("nngp", "ntk")).ntk
 
 w = cfg["base_width"]
 ntk_param = ntk_of(nbk.fcn(2, w, parameterization="ntk"))
-ntk_kernel, ntk_score = ntk_param["acc"], ntk_param["score"]
+ntk_kernel, ntk_score = ntk_param.acc, ntk_param.score
 std = {r: ntk_of(fcn_widths(int(r * w), w, "standard")) for r in cfg["ratios"]}
-std_kernel = {r: k["acc"] for r, k in std.items()}
-std_score = {r: k["score"] for r, k in std.items()}
-best_r = max(std, key=lambda r: std[r]["best_val"])  # the width ratio is chosen on the validation half
+std_kernel = {r: k.acc for r, k in std.items()}
+std_score = {r: k.score for r, k in std.items()}
+best_r = max(std, key=lambda r: std[r].best_val)  # the width ratio is chosen on the validation half
 print(f"NTK-param kernel {ntk_kernel:.3f}; standard kernel by ratio:", {r: round(a, 3) for r, a in std_kernel.items()})
 
 # %% [markdown]
 # ## Finite networks, learning rate tuned
-# Both parameterizations at each width, full-batch SGD at each learning-rate factor (a multiple of that network's own η_crit, so the 1/width scaling is absorbed), best test accuracy over training; the factor is chosen on the validation half.
+# Both parameterizations at each width, full-batch SGD at each learning-rate factor (a multiple of that network's own η_crit, so the 1/width scaling is absorbed), each run stopped at its best validation step; the factor is chosen on the validation half (`study.finite_accuracies`), and the test accuracy is that of the reported half.
 
 # %%
-(x_val, y_val), (x_rep, y_rep) = study.split_validation(x_te, y_te)
+(_, _), (_, y_rep) = study.split_validation(x_te, y_te)  # the reported half
 finite = {}
 for p in ("standard", "ntk"):
     for width in cfg["widths"]:
-        runs = [train.train(nbk.fcn(2, width, parameterization=p), x_tr, y_tr, x_te, y_te, steps=cfg["steps"],
-                            lr_factor=f, seed=seed, eval_every=max(cfg["steps"] // 10, 1)) for f in cfg["lr_factors"]]
-        n_val = len(y_val)
-        val = [np.mean(r.test_pred[:n_val].argmax(-1) == y_val.argmax(-1)) for r in runs]
-        test = [np.mean(r.test_pred[n_val:].argmax(-1) == y_rep.argmax(-1)) for r in runs]
-        acc, i = study.tuned(val, test)
-        finite[p, width] = dict(acc=acc, lr=runs[i].learning_rate, factor=cfg["lr_factors"][i], runs=runs)
-        print(f"{p:8s} width {width:5d}: test {acc:.3f} at lr {runs[i].learning_rate:.3g} ({cfg['lr_factors'][i]}·η_crit)")
+        finite[p, width] = study.finite_accuracies(nbk.fcn(2, width, parameterization=p), x_tr, y_tr, x_te, y_te,
+                                                   grid=[dict(lr_factor=f) for f in cfg["lr_factors"]], seeds=[seed],
+                                                   steps=cfg["steps"], eval_every=max(cfg["steps"] // 10, 1), progress=False)
+        f = finite[p, width]
+        print(f"{p:8s} width {width:5d}: test {f.acc:.3f} at lr {f.run.learning_rate:.3g} ({f.label}), stopped at step {f.step}")
 
 # %% [markdown]
 # ## Figures
@@ -121,7 +118,7 @@ plots.label(ax, "width ratio r (first / second hidden layer)", "test accuracy (%
 ax.set_title("infinite-width kernels"); ax.legend(fontsize=8)
 ax = axes[2]
 for p, style in [("standard", "o-"), ("ntk", "s--")]:
-    ax.semilogx(cfg["widths"], [100 * finite[p, wd]["acc"] for wd in cfg["widths"]], style, label=p)
+    ax.semilogx(cfg["widths"], [100 * finite[p, wd].acc for wd in cfg["widths"]], style, label=p)
 plots.log_ticks(ax, cfg["widths"])
 plots.label(ax, "width (hidden units)", "test accuracy (%), tuned lr")
 ax.set_title("finite networks"); ax.legend()
@@ -137,8 +134,9 @@ plt.show()
 
 # %%
 def show(param, width, factor):
-    r = finite[param, width]["runs"][cfg["lr_factors"].index(factor)]
-    plots.learning_curves([("test accuracy", r.history, "test_acc")], [("NTK kernel", ntk_kernel, "--")],
+    r = finite[param, width].runs[cfg["lr_factors"].index(factor)][1][0]
+    plots.learning_curves([("validation", r.history, "val_acc"), ("test (reported half)", r.history, "test_acc")],
+                          [("NTK kernel", ntk_kernel, "--")],
                           what=f"{param}, width {width}, lr {r.learning_rate:.3g}", scale=scale)
     plt.show()
 
@@ -164,7 +162,7 @@ rows = [dict(what="η_crit ∝ width^s: standard / NTK", ours=f"s = {slopes['sta
                   f"{np.sum(~std_score[best_r] & ntk_score)} only with NTK param)", paper="tuned ratios can beat NTK param",
              key=True),
         dict(what="finite: standard vs NTK (tuned lr), by width",
-             ours=", ".join(f"{wd}: {study.pct(finite['standard', wd]['acc'])} vs {study.pct(finite['ntk', wd]['acc'])}" for wd in cfg["widths"]),
+             ours=", ".join(f"{wd}: {study.pct(finite['standard', wd].acc)} vs {study.pct(finite['ntk', wd].acc)}" for wd in cfg["widths"]),
              paper="NTK parameterization better (Lee et al. Table 1)")]
 notebook.table(rows)
 ok = abs(slopes["standard"] + 1) < 0.3 and abs(slopes["ntk"]) < 0.2 and abs(std_kernel[1] - ntk_kernel) <= se2 \
