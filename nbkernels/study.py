@@ -234,11 +234,12 @@ def finite_accuracies(arch: Union["object", Callable], x_train, y_train, x_test,
         raise RuntimeError("every finite run failed, so none can be chosen:\n" +
                            "\n".join(f"  {lab}, seed {s}: {why}" for lab, s, why in failures) +
                            "\nlower the learning rate, or check the inputs and targets.")
-    setting, chosen = max(usable, key=lambda sr: _mean_val(sr[1]) if not failed else 0)  # ties: the first
+    setting, chosen = max(usable, key=lambda sr: _mean_val(sr[1]))  # ties: the first in grid order
     accs = [r.test_acc for r in chosen]
     mean, se = mean_se(accs)
     return FiniteAccuracies(setting=setting, label=setting_label(setting), steps=[r.chosen_step for r in chosen],
-                            val_acc=float(np.mean([r.val_acc for r in chosen])), failed=failed, acc=float(mean), acc_se=float(se), seed_accs=accs,
+                            val_acc=float(np.mean([r.val_acc for r in chosen])), failed=failed, acc=float(mean),
+                            acc_se=float(se), seed_accs=accs,
                             score=np.mean([r.test_correct for r in chosen], axis=0), chosen=chosen, runs=runs,
                             failures=failures, n_report=len(y_rep))
 

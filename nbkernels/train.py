@@ -16,7 +16,9 @@ gradient flow with ``t = lr * steps``. Interventions:
   scaled by ``fan_in / W_std**2`` and biases by ``1 / b_std**2``, the NTK-equivalent L2 for
   standard-parameterized networks;
 * ``center``: train ``f(theta) - f(theta_0)``; ``linearize``: train ``f(theta_0) + J(theta_0)(theta - theta_0)``;
-* ``ensemble=n``: n networks trained together with ``jax.vmap``, predictions averaged;
+* ``ensemble=n``: n networks trained together in one program, predictions averaged (``jax.vmap`` for
+  fully connected networks; convolutional ones unrolled, as XLA's CPU backend runs a vmapped
+  convolution several times slower, see ``_over_members``);
 * minibatch SGD (``batch_size``; each epoch visits every training image once, in a fresh order) with
   ``optimizer="momentum"``, as practitioners train; full batch (``batch_size=None``) for the
   gradient-flow correspondence;
