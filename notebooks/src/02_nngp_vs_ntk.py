@@ -63,8 +63,8 @@ for name, arch in ARCHS.items():
                                       diag_regs=cfg["diag_regs"], sizes=sizes)
     for m in sizes:
         results[name, m] = by_size[m]
-        print(f"{name:8s} m={m:5d}: NNGP best {max(results[name, m]['nngp']['test']):.3f}, "
-              f"NTK best {max(results[name, m]['ntk']['test']):.3f}")
+        print(f"{name:8s} m={m:5d}: NNGP best {max(results[name, m]['nngp'].test):.3f}, "
+              f"NTK best {max(results[name, m]['ntk'].test):.3f}")
 
 # %% [markdown]
 # ## NNGP and NTK over training-set size
@@ -101,7 +101,7 @@ def show(arch, m):
     for g, style in [("nngp", "o-"), ("ntk", "s--")]:
         ax.semilogx(cfg["diag_regs"], 100 * np.array(r[g].test), style, label=g.upper())
     plots.label(ax, "diagonal regularizer ε (relative to mean eigenvalue)", "test accuracy (%)")
-    plots.title(ax, f"{arch}, m={m}: kernel time {r['seconds']:.2f} s",
+    plots.title(ax, f"{arch}, m={m}: kernel time {r.seconds:.2f} s",
                 scale.replace(n_train=m, n_test=cfg["gap_test"] if arch == "CNN-GAP" else cfg["n_test"]))
     ax.legend()
     plt.show()

@@ -72,7 +72,7 @@ for case in CASES:
         m, n = (cfg["gap_train"], cfg["gap_test"]) if name == "CNN-GAP" else (cfg["n_train"], cfg["n_test"])
         r = study.kernel_accuracies(arch, a_tr[:m], y_tr[:m], a_te[:n], y_te[:n], diag_regs=cfg["diag_regs"])
         results[name, case] = r  # r[g]: "acc", "score" (per reported image), "best_val" at the chosen regularizer
-    print(f"ZCA {case!s:7}: " + ", ".join(f"{n} {results[n, case]['nngp']['acc']:.3f}/{results[n, case]['ntk']['acc']:.3f}" for n in ARCHS))
+    print(f"ZCA {case!s:7}: " + ", ".join(f"{n} {results[n, case]['nngp'].acc:.3f}/{results[n, case]['ntk'].acc:.3f}" for n in ARCHS))
 
 # %% [markdown]
 # ## Accuracy against ε

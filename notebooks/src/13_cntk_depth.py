@@ -54,8 +54,8 @@ for depth in cfg["depths"]:
         arch = nbk.cnn(depth, 256, readout=readout)
         r = study.kernel_accuracies(arch, x_tr, y_tr, x_te, y_te, diag_regs=cfg["diag_regs"])
         results[readout, depth] = r
-        print(f"depth {depth:2d} {readout.upper()}: NNGP {r['nngp']['acc']:.3f}, NTK {r['ntk']['acc']:.3f}, "
-              f"{r['seconds'] / r['entries'] * 1e6:.2f} µs per entry")
+        print(f"depth {depth:2d} {readout.upper()}: NNGP {r['nngp'].acc:.3f}, NTK {r['ntk'].acc:.3f}, "
+              f"{r.seconds / r.entries * 1e6:.2f} µs per entry")
 
 # %% [markdown]
 # ## Accuracy and cost against depth
@@ -110,7 +110,7 @@ for d in cfg["depths"]:
     for g in ("nngp", "ntk"):
         v, p = results["vec", d][g].acc, results["gap", d][g].acc
         rows.append(dict(what=f"depth {d} {g.upper()}: VEC → GAP", ours=f"{study.pct(v)} → {study.pct(p)} "
-                         f"({100 * (p - v):+.1f} ± {100 * study.paired_difference_se(results['gap', d][g]['score'], results['vec', d][g]['score']):.1f})",
+                         f"({100 * (p - v):+.1f} ± {100 * study.paired_difference_se(results['gap', d][g].score, results['vec', d][g].score):.1f})",
                          paper="GAP > VEC (Arora et al. Table 1: ≈66% → ≈77% at full scale)"))
 wins = [study.beats_paired(results["gap", d][g].score, results["vec", d][g].score)
         for d in cfg["depths"] for g in ("nngp", "ntk")]
