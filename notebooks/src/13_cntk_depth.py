@@ -61,7 +61,7 @@ for depth in cfg["depths"]:
 # ## Accuracy and cost against depth
 
 # %%
-n_rep = results["vec", cfg["depths"][0]]["n_report"]
+n_rep = results["vec", cfg["depths"][0]].n_report
 fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 3.8))
 for readout, color in [("vec", "C0"), ("gap", "C1")]:
     for g, style in [("nngp", "o-"), ("ntk", "s--")]:
