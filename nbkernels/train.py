@@ -385,12 +385,17 @@ def train(arch, x_train, y_train, x_test, y_test, *, x_val=None, y_val=None, ste
         config, lambda: _train(arch, config, data_, store, checkpoint_every, progress, callback), version=_VERSION)
 
 
+def _exploded(loss: float, initial: float) -> bool:
+    """The divergence rule: a non-finite training loss, or 10^4 times the initial one."""
+    return not np.isfinite(loss) or loss > 1e4 * max(initial, 1e-12)
+
+
 def failure_of(history: dict, final_pred: np.ndarray, labels: np.ndarray, n_classes: int) -> Optional[str]:
     """Why a finished run cannot be used, or None: a non-finite or exploded training loss (diverged),
     outputs that no longer depend on the input (collapsed to a constant), or accuracy at the end within
     two binomial standard errors of chance (validation accuracy where there is one, else test)."""
     loss = np.asarray(history["train_loss"], dtype=float)
-    if not np.isfinite(loss[-1]) or loss[-1] > 1e4 * max(loss[0], 1e-12):
+    if _exploded(loss[-1], loss[0]):
         return f"diverged: training loss {loss[-1]:.3g} at step {history['step'][-1]} (from {loss[0]:.3g})"
     spread = float(np.std(final_pred, axis=0).max()) if len(final_pred) > 1 else np.inf
     if spread < 1e-4:
@@ -483,7 +488,7 @@ def _train(arch, cfg, data_, store, checkpoint_every, progress, callback):
                 record(done, ev, right)
                 bar.set_postfix(test_acc=f"{ev['test_acc']:.3f}", loss=f"{ev['train_loss']:.3g}")
                 loss_hist = history["train_loss"]
-                if not np.isfinite(ev["train_loss"]) or ev["train_loss"] > 1e4 * max(loss_hist[0], 1e-12):
+                if _exploded(ev["train_loss"], loss_hist[0]):
                     break  # diverged: the history says so; nothing more to learn from this run
                 p = cfg["plateau"]
                 if p is not None and len(loss_hist) > p and loss_hist[-1] > 0.99 * loss_hist[-1 - p]:
