@@ -138,6 +138,55 @@ def read_cifar10(folder: Path):
     return x_train, y_train, x_test, y_test, names
 
 
+def write_cifar10(root, x_train, y_train, x_test, y_test, names=None, per_batch: int = 10000) -> Path:
+    """Write uint8 NHWC 32x32x3 images in the official python-pickle layout (protocol 2, bytes keys,
+    row-major CHW rows of 3072, ``per_batch`` images per ``data_batch_*``) under ``root``, so
+    :func:`read_cifar10` and a real download read the same way; returns the
+    ``cifar-10-batches-py`` folder. An existing folder is refused rather than mixed into."""
+    folder = Path(root) / CIFAR10_DIRNAME
+    if folder.exists():
+        raise DataError(f"{folder} already exists: write into an empty folder (or delete it first).")
+    arrays = []
+    for what, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+        x, y = np.asarray(x), np.asarray(y)
+        if x.dtype != np.uint8 or x.shape[1:] != (32, 32, 3) or len(y) != len(x):
+            raise DataError(f"{what} images must be uint8 (N, 32, 32, 3) with N labels, got {x.dtype} "
+                            f"{x.shape} and {len(y)} labels.")
+        arrays.append((x.transpose(0, 3, 1, 2).reshape(len(x), 3072), [int(v) for v in y]))
+    folder.mkdir(parents=True)
+
+    def dump(name, label, x, y):
+        d = {b"batch_label": label.encode(), b"labels": y, b"data": x,
+             b"filenames": [f"{name}_{i}.png".encode() for i in range(len(y))]}
+        with open(folder / name, "wb") as f:
+            pickle.dump(d, f, protocol=2)
+
+    (x_tr, y_tr), (x_te, y_te) = arrays
+    starts = range(0, max(len(y_tr), 1), per_batch)
+    for i, s in enumerate(starts, 1):
+        dump(f"data_batch_{i}", f"training batch {i} of {len(starts)}", x_tr[s:s + per_batch], y_tr[s:s + per_batch])
+    dump("test_batch", "testing batch 1 of 1", x_te, y_te)
+    names = names or [f"class {i}" for i in range(10)]
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({b"label_names": [n.encode() for n in names], b"num_cases_per_batch": per_batch,
+                     b"num_vis": 3072}, f, protocol=2)
+    return folder
+
+
+def write_subset(root, n_train: int, n_test: int, data_dir=None, seed: int = 0) -> Path:
+    """Copy the class-balanced subset that ``load("cifar10", n_train, n_test, seed=seed)`` picks into a
+    new official-layout folder under ``root`` (for carrying a small CIFAR-10 to another machine): loading
+    it back with the same sizes gives the same images and labels (the order is drawn again, so prefixes
+    such as ``x_train[:250]`` are other class-balanced subsets of them)."""
+    folder = find_cifar10(data_dir)
+    if folder is None:
+        raise DataError(_not_found_message(data_dir))
+    x_train, y_train, x_test, y_test, names = read_cifar10(folder)
+    tr = balanced_subset(y_train, n_train, seed, "n_train")
+    te = balanced_subset(y_test, n_test, seed, "n_test")
+    return write_cifar10(root, x_train[tr], y_train[tr], x_test[te], y_test[te], names)
+
+
 def balanced_subset(y: np.ndarray, n: Optional[int], seed: int = 0, what: str = "n") -> np.ndarray:
     """Indices of a deterministic, class-balanced subset of size ``n`` (classes within +-1)."""
     if n is None:

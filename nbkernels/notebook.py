@@ -15,7 +15,11 @@ import os
 
 from . import plots
 
-PRESET_NAMES = ("ci", "default", "paper")
+PRESET_NAMES = ("ci", "default", "gpu", "paper")
+# What the prepared GPU run (benchmarks/gpu_run.py) carries to the device: the class-balanced CIFAR-10
+# subset of this size (32x32, about 33 MB compressed). Every notebook's `gpu` preset fits in it
+# (tests/test_presets.py); a user with the full download can raise the sizes.
+GPU_DATA = dict(n_train=10000, n_test=4000)
 
 
 def choose_preset(presets: dict, preset: str, **overrides) -> dict:

@@ -213,3 +213,38 @@ def test_a_download_goes_to_nbkernels_data_when_it_is_set(tmp_path, monkeypatch)
     assert folder == tmp_path / "data" / "cifar-10-batches-py" and data.find_cifar10() == folder
     with pytest.raises(data.DataError, match="has MD5 .* expected 0+: the download was corrupted"):
         data.download_cifar10(tmp_path / "other", url=url, md5="0" * 32)
+
+
+def _as_set(ds):
+    """Images and labels as a sorted set of rows: subsets compared regardless of their drawn order."""
+    rows = np.concatenate([ds.x_train.reshape(len(ds.x_train), -1), ds.y_train[:, None]], axis=1)
+    return rows[np.lexsort(rows.T[::-1])]
+
+
+def test_write_cifar10_reads_back_exactly_as_the_official_layout(tmp_path):
+    rng = np.random.default_rng(0)
+    x_tr = rng.integers(0, 256, (25, 32, 32, 3), dtype=np.uint8)
+    y_tr = np.arange(25) % 10
+    x_te = rng.integers(0, 256, (7, 32, 32, 3), dtype=np.uint8)
+    y_te = np.arange(7) % 10
+    folder = data.write_cifar10(tmp_path, x_tr, y_tr, x_te, y_te, per_batch=10)
+    assert sorted(p.name for p in folder.iterdir()) == ["batches.meta", "data_batch_1", "data_batch_2",
+                                                         "data_batch_3", "test_batch"]
+    a, b, c, d, names = data.read_cifar10(folder)
+    np.testing.assert_array_equal(a, x_tr); np.testing.assert_array_equal(b, y_tr)
+    np.testing.assert_array_equal(c, x_te); np.testing.assert_array_equal(d, y_te)
+    assert names == [f"class {i}" for i in range(10)]
+    with pytest.raises(data.DataError, match="already exists"):
+        data.write_cifar10(tmp_path, x_tr, y_tr, x_te, y_te)
+    with pytest.raises(data.DataError, match=r"uint8 \(N, 32, 32, 3\)"):
+        data.write_cifar10(tmp_path / "other", x_tr.astype(np.float32), y_tr, x_te, y_te)
+
+
+def test_a_written_subset_loads_as_the_same_images(tiny_cifar, tmp_path):
+    carried = data.write_subset(tmp_path / "carried", n_train=20, n_test=10, data_dir=tiny_cifar, seed=0)
+    src = data.load("cifar10", n_train=20, n_test=10, data_dir=tiny_cifar, download=False, seed=0)
+    back = data.load("cifar10", n_train=20, n_test=10, data_dir=carried.parent, download=False, seed=0)
+    np.testing.assert_array_equal(_as_set(src), _as_set(back))
+    assert sorted(back.y_test) == sorted(src.y_test) and back.class_names == src.class_names
+    with pytest.raises(data.DataError, match="n_train=21 but only 20"):
+        data.load("cifar10", n_train=21, data_dir=carried.parent, download=False)

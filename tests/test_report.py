@@ -5,7 +5,7 @@ from nbkernels import report
 
 
 def test_unknown_preset_lists_the_valid_ones(tmp_path):
-    with pytest.raises(SystemExit, match="unknown preset 'fast'; valid presets: ci, default, paper"):
+    with pytest.raises(SystemExit, match="unknown preset 'fast'; valid presets: ci, default, gpu, paper"):
         report.run("fast", out=tmp_path)
 
 

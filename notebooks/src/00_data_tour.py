@@ -30,12 +30,13 @@ n_test = None
 seed = 0
 
 # %% [markdown]
-# The presets: `ci` is the smallest scale at which the finding holds, `default` fits a laptop in minutes, `paper` is the scale of the paper.
+# The presets: `ci` is the smallest scale at which the finding holds, `default` fits a laptop in minutes, `paper` is the scale of the paper. `gpu` is sized for one H100/H200-class GPU in a few minutes (README, "On an accelerator": how it was sized, and whether it has run).
 
 # %%
 PRESETS = {
     "ci":      dict(n_train=1000,  n_test=1000,  eps_grid=[1.0, 0.1, 0.01, 1e-3, 0.0]),
     "default": dict(n_train=3000,  n_test=3000,  eps_grid=[10.0, 1.0, 0.1, 0.01, 1e-3, 1e-4, 0.0]),
+    "gpu":     dict(n_train=10000, n_test=4000, eps_grid=[10.0, 1.0, 0.1, 0.01, 1e-3, 1e-4, 0.0]),
     "paper":   dict(n_train=50000, n_test=10000, eps_grid=[10.0, 1.0, 0.1, 0.01, 1e-3, 1e-4, 0.0]),
 }
 cfg = notebook.choose_preset(PRESETS, preset, n_train=n_train, n_test=n_test)

@@ -25,7 +25,7 @@ dataset = "auto"
 seed = 0
 
 # %% [markdown]
-# Presets. Every finite network trains with the measured recipe (`study.RECIPE`: minibatch momentum SGD, warm-up then cosine decay; `benchmarks/README.md` gives the evidence) for `steps` steps, and every choice (the stopping step, the learning rate of "+large lr", the best setting) is made on the validation half of the test images. Learning rates are multiples of each network's full-batch η_crit. `sizes` are the training-set sizes of the crossing figure; the table uses `n_table` images.
+# Presets. Every finite network trains with the measured recipe (`study.RECIPE`: minibatch momentum SGD, warm-up then cosine decay; `benchmarks/README.md` gives the evidence) for `steps` steps, and every choice (the stopping step, the learning rate of "+large lr", the best setting) is made on the validation half of the test images. Learning rates are multiples of each network's full-batch η_crit. `sizes` are the training-set sizes of the crossing figure; the table uses `n_table` images. `gpu` is sized for one H100/H200-class GPU in a few minutes (README, "On an accelerator": how it was sized, and whether it has run).
 
 # %%
 PRESETS = {
@@ -33,6 +33,8 @@ PRESETS = {
                     lr=0.3, large_lrs=[1.0], l2=1e-4, members=2, sizes=[250, 500]),
     "default": dict(image=8, n_table=1000, n_test=1000, depth=2, width=dict(FCN=512, CNN=32), steps=dict(FCN=1500, CNN=1000),
                     lr=0.3, large_lrs=[1.0], l2=1e-4, members=2, sizes=[250, 500, 1000, 2000, 4000]),
+    "gpu":     dict(image=16, n_table=2000, n_test=2000, depth=3, width=dict(FCN=1024, CNN=128), steps=dict(FCN=3000, CNN=3000),
+                    lr=0.3, large_lrs=[1.0], l2=1e-4, members=4, sizes=[250, 500, 1000, 2000, 4000]),
     "paper":   dict(image=32, n_table=50000, n_test=10000, depth=3, width=dict(FCN=2048, CNN=256), steps=dict(FCN=100000, CNN=100000),
                     lr=0.3, large_lrs=[1.0, 2.0], l2=1e-5, members=8, sizes=[1000, 4000, 16000, 50000]),
 }

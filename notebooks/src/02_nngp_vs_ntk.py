@@ -28,7 +28,7 @@ dataset = "auto"
 seed = 0
 
 # %% [markdown]
-# The presets. Images are downsampled (`image`) so the CNN kernels fit a CPU; CNN-GAP needs every pixel pair (P² entries per image pair), so it gets a smaller training set. A *setting* is one architecture × training-set size × diagonal regularizer.
+# The presets. Images are downsampled (`image`) so the CNN kernels fit a CPU; CNN-GAP needs every pixel pair (P² entries per image pair), so it gets a smaller training set. A *setting* is one architecture × training-set size × diagonal regularizer. `gpu` is sized for one H100/H200-class GPU in a few minutes (README, "On an accelerator": how it was sized, and whether it has run).
 
 # %%
 PRESETS = {
@@ -36,6 +36,8 @@ PRESETS = {
                     depth=3, diag_regs=[1e-4, 1e-3, 1e-2, 1e-1, 1.0]),
     "default": dict(image=8, sizes=[500, 1000, 2000, 4000], gap_sizes=[200, 400, 800], n_test=4000, gap_test=1200,
                     depth=3, diag_regs=[1e-4, 1e-3, 1e-2, 1e-1, 1.0]),
+    "gpu":     dict(image=32, sizes=[1000, 2000, 5000, 10000], gap_sizes=[250, 500, 1000], n_test=4000, gap_test=1000,
+                    depth=3, diag_regs=list(np.logspace(-6, 0, 13))),
     "paper":   dict(image=32, sizes=[1000, 5000, 20000, 50000], gap_sizes=[1000, 5000, 20000, 50000], n_test=10000,
                     gap_test=10000, depth=8, diag_regs=list(np.logspace(-6, 0, 13))),
 }

@@ -25,12 +25,13 @@ dataset = "auto"
 seed = 0
 
 # %% [markdown]
-# Presets: a fully connected network (2 hidden layers) trained with full-batch SGD at 0.9·η_crit; `members` networks per ensemble, `seeds` independent ensembles.
+# Presets: a fully connected network (2 hidden layers) trained with full-batch SGD at 0.9·η_crit; `members` networks per ensemble, `seeds` independent ensembles. `gpu` is sized for one H100/H200-class GPU in a few minutes (README, "On an accelerator": how it was sized, and whether it has run).
 
 # %%
 PRESETS = {
     "ci":      dict(image=8, n_train=500, n_test=1000, width=256, steps=400, members=4, seeds=2),
     "default": dict(image=8, n_train=1000, n_test=2000, width=512, steps=800, members=4, seeds=2),
+    "gpu":     dict(image=32, n_train=5000, n_test=4000, width=1024, steps=3000, members=8, seeds=3),
     "paper":   dict(image=32, n_train=50000, n_test=10000, width=2048, steps=100000, members=8, seeds=5),
 }
 cfg = notebook.choose_preset(PRESETS, preset)

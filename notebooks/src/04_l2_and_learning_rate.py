@@ -25,7 +25,7 @@ dataset = "auto"
 seed = 0
 
 # %% [markdown]
-# Presets: a fully connected network (2 hidden layers, NTK parameterization), full-batch SGD; learning rates as multiples of the network's own η_crit (above 1 is the catapult regime), an L2 grid, `members` independently initialized networks per cell. L2 shrinks the weights by a factor lr·L2 per step, so in the few hundred steps a CPU affords only strengths up to ~10⁻³ act at all: the `ci` and `default` grids reach 3·10⁻³ (at L2 ≤ 3·10⁻⁴, the old `ci` grid, L2 alone gained +1.0 ± 1.6 points, within noise); the `paper` preset's 10⁵ steps need 10⁻⁶–10⁻³.
+# Presets: a fully connected network (2 hidden layers, NTK parameterization), full-batch SGD; learning rates as multiples of the network's own η_crit (above 1 is the catapult regime), an L2 grid, `members` independently initialized networks per cell. L2 shrinks the weights by a factor lr·L2 per step, so in the few hundred steps a CPU affords only strengths up to ~10⁻³ act at all: the `ci` and `default` grids reach 3·10⁻³ (at L2 ≤ 3·10⁻⁴, the old `ci` grid, L2 alone gained +1.0 ± 1.6 points, within noise); the `paper` preset's 10⁵ steps need 10⁻⁶–10⁻³. `gpu` is sized for one H100/H200-class GPU in a few minutes (README, "On an accelerator": how it was sized, and whether it has run).
 
 # %%
 PRESETS = {
@@ -33,6 +33,8 @@ PRESETS = {
                     lr_factors=[0.1, 0.5, 1.5], l2_grid=[0.0, 1e-4, 3e-4, 1e-3, 3e-3]),
     "default": dict(image=8, n_train=1000, n_test=4000, width=512, steps=600, members=1,
                     lr_factors=[0.1, 0.5, 1.0, 1.5], l2_grid=[0.0, 1e-4, 3e-4, 1e-3, 3e-3]),
+    "gpu":     dict(image=32, n_train=5000, n_test=4000, width=1024, steps=3000, members=2,
+                    lr_factors=[0.1, 0.5, 1.0, 1.5, 2.0], l2_grid=[0.0, 1e-5, 1e-4, 1e-3, 3e-3]),
     "paper":   dict(image=32, n_train=50000, n_test=10000, width=2048, steps=100000, members=4,
                     lr_factors=[0.05, 0.2, 0.5, 1.0, 1.5, 2.0], l2_grid=[0.0, 1e-6, 1e-5, 1e-4, 1e-3]),
 }

@@ -25,12 +25,13 @@ dataset = "auto"
 seed = 0
 
 # %% [markdown]
-# Presets: CNN-VEC (3×3 convolutions, flatten, dense readout) in standard parameterization, trained with the measured recipe (`study.RECIPE`: minibatch momentum SGD, warm-up then cosine decay) at a fraction of each network's η_crit with L2, widths over at least six octaves, `seeds` independently initialized networks per width. Each run stops at the step with the best accuracy on the validation half of the test images and is scored on the other half.
+# Presets: CNN-VEC (3×3 convolutions, flatten, dense readout) in standard parameterization, trained with the measured recipe (`study.RECIPE`: minibatch momentum SGD, warm-up then cosine decay) at a fraction of each network's η_crit with L2, widths over at least six octaves, `seeds` independently initialized networks per width. Each run stops at the step with the best accuracy on the validation half of the test images and is scored on the other half. `gpu` is sized for one H100/H200-class GPU in a few minutes (README, "On an accelerator": how it was sized, and whether it has run).
 
 # %%
 PRESETS = {
     "ci":      dict(image=8, n_train=100, n_test=600, depth=2, widths=[1, 2, 4, 8, 16, 32, 64], steps=200, batch=50, seeds=2, l2=1e-4),
     "default": dict(image=8, n_train=300, n_test=2000, depth=2, widths=[1, 2, 4, 8, 16, 32, 64], steps=1000, batch=100, seeds=2, l2=1e-4),
+    "gpu":     dict(image=16, n_train=1000, n_test=4000, depth=3, widths=[1, 2, 4, 8, 16, 32, 64, 128, 256], steps=4000, batch=100, seeds=4, l2=1e-4),
     "paper":   dict(image=32, n_train=50000, n_test=10000, depth=8, widths=[8, 16, 32, 64, 128, 256, 512, 1024], steps=50000, batch=128, seeds=4, l2=1e-5),
 }
 cfg = notebook.choose_preset(PRESETS, preset)

@@ -25,7 +25,7 @@ dataset = "auto"
 seed = 0
 
 # %% [markdown]
-# Presets: data size, the ε grid (relative to the mean eigenvalue, as everywhere in `nbkernels`), and the finite networks' width and training steps.
+# Presets: data size, the ε grid (relative to the mean eigenvalue, as everywhere in `nbkernels`), and the finite networks' width and training steps. `gpu` is sized for one H100/H200-class GPU in a few minutes (README, "On an accelerator": how it was sized, and whether it has run).
 
 # %%
 PRESETS = {
@@ -33,6 +33,8 @@ PRESETS = {
                     width=512, steps=1000, seeds=2),
     "default": dict(image=8, n_train=2000, n_test=4000, depth=2, eps_grid=list(np.logspace(-6, 2, 25)),
                     width=512, steps=2000, seeds=2),
+    "gpu":     dict(image=32, n_train=5000, n_test=4000, depth=3, eps_grid=list(np.logspace(-7, 2, 28)),
+                    width=2048, steps=10000, seeds=3),
     "paper":   dict(image=32, n_train=50000, n_test=10000, depth=3, eps_grid=list(np.logspace(-7, 2, 28)),
                     width=2048, steps=100000, seeds=5),
 }

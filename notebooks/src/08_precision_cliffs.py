@@ -29,7 +29,7 @@ dataset = "auto"
 seed = 0
 
 # %% [markdown]
-# Presets: a log grid of training-set sizes per architecture and the precisions to compare.
+# Presets: a log grid of training-set sizes per architecture and the precisions to compare. `gpu` is sized for one H100/H200-class GPU in a few minutes (README, "On an accelerator": how it was sized, and whether it has run).
 
 # %%
 PRESETS = {
@@ -37,6 +37,8 @@ PRESETS = {
                     n_test=600, precisions=["float64", "float32", "float16", "bfloat16"], depth=2),
     "default": dict(image=8, fcn_sizes=[25, 50, 100, 200, 400, 800, 1600, 3200], gap_sizes=[25, 50, 100, 200, 400, 800],
                     n_test=1000, precisions=["float64", "float32", "float16", "bfloat16"], depth=2),
+    "gpu":     dict(image=16, fcn_sizes=[100, 250, 500, 1000, 2500, 5000, 10000], gap_sizes=[100, 200, 400, 800, 1600],
+                    n_test=2000, precisions=["float64", "float32", "float16", "bfloat16"], depth=3),
     "paper":   dict(image=32, fcn_sizes=[1000, 2000, 5000, 10000, 20000, 50000], gap_sizes=[1000, 2000, 5000, 10000, 20000, 50000],
                     n_test=10000, precisions=["float64", "float32"], depth=8),
 }

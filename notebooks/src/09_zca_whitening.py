@@ -25,7 +25,7 @@ dataset = "auto"
 seed = 0
 
 # %% [markdown]
-# Presets. CNN-GAP is the costly kernel (all pixel pairs), so it gets a smaller training set. ε is relative to the mean eigenvalue of the pixel covariance: `W = (Σ + ε·tr(Σ)/d·I)^(−1/2)`.
+# Presets. CNN-GAP is the costly kernel (all pixel pairs), so it gets a smaller training set. ε is relative to the mean eigenvalue of the pixel covariance: `W = (Σ + ε·tr(Σ)/d·I)^(−1/2)`. `gpu` is sized for one H100/H200-class GPU in a few minutes (README, "On an accelerator": how it was sized, and whether it has run).
 
 # %%
 PRESETS = {
@@ -33,6 +33,8 @@ PRESETS = {
                     eps_grid=[10.0, 1.0, 0.1, 0.01, 0.0], diag_regs=[1e-3, 1e-2, 1e-1, 1.0]),
     "default": dict(image=8, n_train=1000, n_test=2000, gap_train=300, gap_test=600, depth=3,
                     eps_grid=[10.0, 1.0, 0.1, 0.01, 1e-3, 0.0], diag_regs=[1e-4, 1e-3, 1e-2, 1e-1, 1.0]),
+    "gpu":     dict(image=16, n_train=10000, n_test=4000, gap_train=2000, gap_test=2000, depth=3,
+                    eps_grid=[10.0, 1.0, 0.1, 0.01, 1e-3, 0.0], diag_regs=list(np.logspace(-6, 0, 13))),
     "paper":   dict(image=32, n_train=50000, n_test=10000, gap_train=50000, gap_test=10000, depth=8,
                     eps_grid=[10.0, 1.0, 0.1, 0.01, 1e-3, 1e-4, 0.0], diag_regs=list(np.logspace(-6, 0, 13))),
 }

@@ -25,12 +25,13 @@ dataset = "auto"
 seed = 0
 
 # %% [markdown]
-# Presets: two 3×3 layers on downsampled images, widths (channels), the measured recipe (`study.RECIPE`: minibatch momentum SGD, warm-up then cosine decay) at a fraction of η_crit, centered, `seeds` networks per width for the noise; each run stops at its best validation step.
+# Presets: two 3×3 layers on downsampled images, widths (channels), the measured recipe (`study.RECIPE`: minibatch momentum SGD, warm-up then cosine decay) at a fraction of η_crit, centered, `seeds` networks per width for the noise; each run stops at its best validation step. `gpu` is sized for one H100/H200-class GPU in a few minutes (README, "On an accelerator": how it was sized, and whether it has run).
 
 # %%
 PRESETS = {
     "ci":      dict(image=8, n_train=100, n_test=600, depth=2, widths=[2, 8, 32], steps=150, batch=50, seeds=1),
     "default": dict(image=8, n_train=300, n_test=2000, depth=2, widths=[2, 8, 32], steps=600, batch=100, seeds=1),
+    "gpu":     dict(image=16, n_train=2000, n_test=4000, depth=3, widths=[4, 16, 64, 128], steps=4000, batch=100, seeds=2),
     "paper":   dict(image=32, n_train=50000, n_test=10000, depth=8, widths=[16, 64, 256, 1024], steps=50000, batch=128, seeds=4),
 }
 cfg = notebook.choose_preset(PRESETS, preset)

@@ -26,7 +26,7 @@ dataset = "auto"
 seed = 0
 
 # %% [markdown]
-# Presets: widths for η_crit, width ratios r = (first hidden width)/(second) for the standard kernels, widths and learning-rate factors for the finite networks.
+# Presets: widths for η_crit, width ratios r = (first hidden width)/(second) for the standard kernels, widths and learning-rate factors for the finite networks. `gpu` is sized for one H100/H200-class GPU in a few minutes (README, "On an accelerator": how it was sized, and whether it has run).
 
 # %%
 PRESETS = {
@@ -36,6 +36,9 @@ PRESETS = {
     "default": dict(image=8, n_train=1500, n_test=4000, crit_widths=[32, 64, 128, 256, 512, 1024, 2048],
                     ratios=[0.125, 0.25, 0.5, 1, 2, 4, 8], base_width=512, widths=[128, 512], lr_factors=[0.3, 0.9],
                     steps=800, diag_regs=[1e-4, 1e-3, 1e-2, 1e-1, 1.0]),
+    "gpu":     dict(image=32, n_train=5000, n_test=4000, crit_widths=[64, 128, 256, 512, 1024, 2048, 4096],
+                    ratios=[0.125, 0.25, 0.5, 1, 2, 4, 8], base_width=1024, widths=[256, 1024, 2048], lr_factors=[0.1, 0.3, 0.6, 0.9],
+                    steps=2000, diag_regs=list(np.logspace(-6, 0, 13))),
     "paper":   dict(image=32, n_train=50000, n_test=10000, crit_widths=[64, 128, 256, 512, 1024, 2048, 4096],
                     ratios=[0.125, 0.25, 0.5, 1, 2, 4, 8], base_width=2048, widths=[256, 1024, 4096], lr_factors=[0.1, 0.3, 0.6, 0.9],
                     steps=100000, diag_regs=list(np.logspace(-6, 0, 13))),

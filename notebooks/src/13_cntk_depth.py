@@ -25,7 +25,7 @@ dataset = "auto"
 seed = 0
 
 # %% [markdown]
-# Presets. CNN-GAP kernels cost P² per image pair, so images are downsampled and the training set kept small on a CPU. Depth 1 is left out as in Arora et al.'s table: one 3×3 layer then pooling sees only a bag of 3×3 patches. `paper` is Arora et al.'s setting (full CIFAR-10 at 32×32, depths up to 21, GPUs).
+# Presets. CNN-GAP kernels cost P² per image pair, so images are downsampled and the training set kept small on a CPU. Depth 1 is left out as in Arora et al.'s table: one 3×3 layer then pooling sees only a bag of 3×3 patches. `paper` is Arora et al.'s setting (full CIFAR-10 at 32×32, depths up to 21, GPUs). `gpu` is sized for one H100/H200-class GPU in a few minutes (README, "On an accelerator": how it was sized, and whether it has run).
 
 # %%
 PRESETS = {
@@ -33,6 +33,8 @@ PRESETS = {
                     diag_regs=[1e-4, 1e-3, 1e-2, 1e-1, 1.0]),
     "default": dict(image=8, n_train=400, n_test=1000, depths=[2, 4, 6],
                     diag_regs=[1e-4, 1e-3, 1e-2, 1e-1, 1.0]),
+    "gpu":     dict(image=16, n_train=2000, n_test=2000, depths=[2, 4, 6, 8],
+                    diag_regs=list(np.logspace(-6, 0, 13))),
     "paper":   dict(image=32, n_train=50000, n_test=10000, depths=[3, 4, 6, 11, 21],
                     diag_regs=list(np.logspace(-6, 0, 13))),
 }

@@ -1,0 +1,174 @@
+"""The prepared GPU run: notebooks at the `gpu` preset on one lent GPU, their verdicts and figures back.
+
+The GPU machine reaches no network and takes at most 64 MiB of carried files, so everything it needs
+beyond its own image (JAX with CUDA, Flax, Optax, NumPy, SciPy, scikit-learn, Matplotlib, tqdm) is
+packed here first: the class-balanced CIFAR-10 subset of ``nbkernels.notebook.GPU_DATA`` (every
+notebook's `gpu` preset fits in it; tests/test_presets.py checks) in the official layout, xz-compressed,
+and the pure-Python wheels the notebooks import (IPython, ipywidgets and theirs).
+
+    # here, with the project venv and the registry (once): .gpu/ is git-ignored (.gitignore), so it is carried
+    .venv/bin/python benchmarks/gpu_run.py pack
+    # on the device: the `device` tool's run, with carry=[".gpu"] and timeout_s=600
+    python3 benchmarks/gpu_run.py run --minutes 8 --jobs 3 13 09 11 01 10
+    # back here: the results into figures/gpu-<gpu>/ (committed), the wall times for the README
+    .venv/bin/python benchmarks/gpu_run.py unpack <files_at>/gpu_results.tar.gz
+
+``run`` executes each notebook's percent source (``notebooks/src/NN_*.py``, the same cells nbval runs)
+as a script with ``NBKERNELS_PRESET=gpu``, ``jobs`` at a time on the one GPU (XLA allocates on demand,
+so they share its memory), and stops any still running at the deadline: what finished comes back in
+``$OUT/gpu_results.tar.gz`` (figures/<notebook>/ with verdict.json, one log per notebook) and
+``$OUT/summary.json`` (per notebook: return code, wall seconds, the verdict's numbers).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PACK = REPO / ".gpu"
+# What the notebooks import that the device image lacks (pure Python; the image has psutil, pygments
+# and typing_extensions). Versions as in the project venv on 2026-12-02.
+WHEELS = ["ipython==9.18.1", "ipython-pygments-lexers==1.1.1", "jedi==0.20.1", "parso==0.8.7",
+          "matplotlib-inline==0.2.2", "pexpect==4.9.0", "ptyprocess==0.7.0", "prompt-toolkit==3.0.53",
+          "wcwidth==0.9.4", "stack-data==0.6.3", "asttokens==3.0.2", "executing==2.3.0", "pure-eval==0.2.4",
+          "traitlets==5.16.1", "ipywidgets==8.1.9", "comm==0.2.3", "widgetsnbextension==4.0.16",
+          "jupyterlab-widgets==3.0.17"]
+# The findings that do not reproduce on the CPU at `default`, the engine-bound ones first.
+NOT_ON_CPU = ["13", "09", "11", "01", "10"]
+
+
+def pack(args):
+    sys.path.insert(0, str(REPO))
+    from nbkernels import data, notebook
+
+    shutil.rmtree(PACK, ignore_errors=True)
+    (PACK / "whl").mkdir(parents=True)
+    staging = PACK / "staging"
+    folder = data.write_subset(staging, seed=0, **notebook.GPU_DATA)
+    with tarfile.open(PACK / "cifar.tar.xz", "w:xz") as tar:
+        tar.add(folder, arcname=folder.name)
+    shutil.rmtree(staging)
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+                    "--python-version", "3.12", "--implementation", "py", "-d", str(PACK / "whl"), *WHEELS],
+                   check=True)
+    total = sum(p.stat().st_size for p in PACK.rglob("*") if p.is_file())
+    print(f"packed {PACK}: {total / 2**20:.1f} MiB (the device takes 64 MiB with the working tree)")
+
+
+def _sources(names):
+    found = []
+    for n in names:
+        matches = sorted((REPO / "notebooks" / "src").glob(f"{n[:2]}_*.py"))
+        if not matches:
+            raise SystemExit(f"no notebook source for {n!r} in notebooks/src")
+        found.append(matches[0])
+    return found
+
+
+def run(args):
+    out = Path(os.environ.get("OUT") or args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(args.work)
+    site, data_root, results = work / "site", work / "data", work / "results"
+    for p in (site, data_root, results):
+        p.mkdir(parents=True, exist_ok=True)
+    wheels = sorted((PACK / "whl").glob("*.whl"))
+    if wheels:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
+                        "--no-cache-dir", "--upgrade", "--target", str(site), *map(str, wheels)], check=True)
+    if (PACK / "cifar.tar.xz").exists():
+        with tarfile.open(PACK / "cifar.tar.xz") as tar:
+            tar.extractall(data_root, filter="data")
+    env = dict(os.environ, NBKERNELS_PRESET=args.preset, NBKERNELS_STATIC_WIDGETS="1", MPLBACKEND="Agg",
+               NBKERNELS_DATA=str(data_root), NBKERNELS_CACHE=str(work / "cache"),
+               XLA_PYTHON_CLIENT_PREALLOCATE="false", PYTHONUNBUFFERED="1",
+               PYTHONPATH=os.pathsep.join([str(REPO), str(site), os.environ.get("PYTHONPATH", "")]))
+    probe = subprocess.run([sys.executable, "-c", "import jax; print(jax.__version__, jax.devices())"],
+                           env=env, capture_output=True, text=True)
+    device = (probe.stdout or probe.stderr).strip()
+    print("device:", device, flush=True)
+    deadline = time.time() + 60 * args.minutes
+    queue, running, done = list(_sources(args.notebooks or NOT_ON_CPU)), {}, {}
+    while queue or running:
+        while queue and len(running) < args.jobs and time.time() < deadline:
+            src = queue.pop(0)
+            log = open(results / f"{src.stem}.log", "w")
+            env_nb = dict(env, NBKERNELS_FIGURES=str(results / "figures" / src.stem))
+            proc = subprocess.Popen([sys.executable, str(src)], cwd=REPO / "notebooks", env=env_nb,
+                                    stdout=log, stderr=subprocess.STDOUT)
+            running[src.stem] = (proc, time.time(), log)
+            print(f"started {src.stem}", flush=True)
+        if time.time() >= deadline:
+            for name, (proc, t0, log) in running.items():
+                proc.kill()
+                proc.wait()
+                done[name] = dict(rc="stopped at the deadline", wall_s=round(time.time() - t0))
+            running = {}
+            done.update({s.stem: dict(rc="not started: no time left") for s in queue})
+            queue = []
+            break
+        for name, (proc, t0, log) in list(running.items()):
+            if proc.poll() is not None:
+                log.close()
+                done[name] = dict(rc=proc.returncode, wall_s=round(time.time() - t0))
+                print(f"finished {name}: rc {proc.returncode}, {done[name]['wall_s']} s", flush=True)
+                del running[name]
+        time.sleep(2)
+    for name, row in done.items():
+        v = results / "figures" / name / "verdict.json"
+        if v.exists():
+            verdict = json.loads(v.read_text())
+            row.update(reproduced=verdict["reproduced"], scale=verdict.get("scale"),
+                       numbers=[n for n in verdict["numbers"] if n.get("key")])
+    summary = dict(device=device, preset=args.preset, minutes=args.minutes, jobs=args.jobs, notebooks=done)
+    (results / "summary.json").write_text(json.dumps(summary, indent=1))
+    shutil.copy(results / "summary.json", out / "summary.json")
+    with tarfile.open(out / "gpu_results.tar.gz", "w:gz") as tar:
+        tar.add(results, arcname="gpu_results")
+    print(json.dumps(summary, indent=1))
+
+
+def unpack(args):
+    with tarfile.open(args.archive) as tar:
+        tmp = REPO / "reports" / "gpu_unpack"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tar.extractall(tmp, filter="data")
+    summary = json.loads((tmp / "gpu_results" / "summary.json").read_text())
+    gpu = args.name or ("gpu-" + ("h200" if "H200" in summary["device"] else "h100" if "H100" in summary["device"]
+                                  else "unknown"))
+    dest = REPO / "figures" / gpu
+    dest.mkdir(parents=True, exist_ok=True)
+    for nb in (tmp / "gpu_results" / "figures").iterdir():
+        shutil.rmtree(dest / nb.name, ignore_errors=True)
+        shutil.copytree(nb, dest / nb.name)
+    shutil.copy(tmp / "gpu_results" / "summary.json", dest / "summary.json")
+    print(f"figures and summary -> {dest}")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("pack", help="here: the CIFAR-10 subset and the wheels -> .gpu/")
+    r = sub.add_parser("run", help="on the GPU machine: notebooks at `gpu`, results -> $OUT")
+    r.add_argument("notebooks", nargs="*", help=f"two-digit numbers (default: {' '.join(NOT_ON_CPU)})")
+    r.add_argument("--minutes", type=float, default=8.0, help="deadline for the whole run")
+    r.add_argument("--jobs", type=int, default=3, help="notebooks at a time on the one GPU")
+    r.add_argument("--work", default="/tmp/nbk_gpu", help="scratch folder there")
+    r.add_argument("--preset", default="gpu", help="another preset only to try the run here (ci)")
+    r.add_argument("--out", default="gpu_out", help="results folder when $OUT is not set")
+    u = sub.add_parser("unpack", help="here: gpu_results.tar.gz -> figures/gpu-<gpu>/")
+    u.add_argument("archive")
+    u.add_argument("--name", help="folder name under figures/ (default gpu-<model>)")
+    args = ap.parse_args(argv)
+    {"pack": pack, "run": run, "unpack": unpack}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
