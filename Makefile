@@ -19,9 +19,16 @@ $(VENV)/.installed: pyproject.toml
 report: $(VENV)/.installed
 	$(PY) -m nbkernels.report --preset $(PRESET) --jobs $(JOBS) --notebooks "$(NOTEBOOKS)"
 
+# The tests run in TEST_JOBS processes (pytest-xdist; each notebook, and each test module, stays whole
+# on one process: --dist loadscope), each computing on one thread, as the report's concurrent notebooks
+# do: on 2 cores that is as fast per process as one process on both, so the suite takes about half.
+TEST_JOBS ?= 2
+ONE_THREAD := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+  XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
 test: $(VENV)/.installed
-	NBKERNELS_PRESET=ci NBKERNELS_FIGURES=$${NBKERNELS_FIGURES:-$$(mktemp -d)} \
-	  $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -v -rs --durations=40
+	NBKERNELS_PRESET=ci NBKERNELS_FIGURES=$${NBKERNELS_FIGURES:-$$(mktemp -d)} $(if $(filter-out 1,$(TEST_JOBS)),$(ONE_THREAD)) \
+	  $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -n $(TEST_JOBS) --dist loadscope -v -rs --durations=40
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_kernels.py

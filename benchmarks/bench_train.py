@@ -55,24 +55,31 @@ def main():
     ensemble_rows(rate)
 
 
-def ensemble_rows(rate):
+def ensemble_rows(rate, only=()):
     """Minibatch momentum steps of the notebooks' CNNs (8x8, batch 100): one member, and 4 members
     run as XLA sees them: unrolled in one program (what train() does for convolutions) or vmapped."""
     import jax.numpy as jnp
     rng = np.random.default_rng(0)
     x = rng.normal(size=(1000, 8, 8, 3)).astype(np.float32)
     y = data.one_hot(rng.integers(0, 10, 1000))
-    print("\n| case (8x8, batch 100, momentum) | members | how | steps/s | member-examples/s | GFLOP/s | share |")
+    print("\n| case (8x8, batch 100 unless said, momentum) | members | how | steps/s | member-examples/s | GFLOP/s | share |")
     print("|---|---|---|---|---|---|---|")
-    for name, arch in [("CNN-VEC depth 2, width 32", nbk.cnn(2, 32)), ("CNN-VEC depth 2, width 64", nbk.cnn(2, 64)),
-                       ("CNN-GAP depth 2, width 64", nbk.cnn(2, 64, readout="gap")),
-                       ("LCN depth 2, width 16", nbk.cnn(2, 16, weight_sharing=False))]:
+    cases = [("FCN depth 2, width 512 (full batch 1,000)", nbk.fcn(2, 512), None),
+             ("FCN depth 2, width 512", nbk.fcn(2, 512), 100),
+             ("CNN-VEC depth 2, width 32", nbk.cnn(2, 32), 100), ("CNN-VEC depth 2, width 64", nbk.cnn(2, 64), 100),
+             ("CNN-GAP depth 2, width 64", nbk.cnn(2, 64, readout="gap"), 100),
+             ("LCN depth 2, width 16", nbk.cnn(2, 16, weight_sharing=False), 100)]
+    if only:
+        cases = [c for c in cases if any(o in c[0] for o in only)]
+    for name, arch, batch in cases:
+        # 4 members as 4 separate runs ("alone" x4) against one program of 4: what a grid of 4 settings
+        # would gain by running as members (train() takes lr and L2 as arguments, so it compiles once)
         for members, unroll in [(1, None), (4, True), (4, False)]:
             net = arch.network()
             p0 = train._stack_init(net, jax.random.split(jax.random.PRNGKey(0), members), x)
             ones = jax.tree_util.tree_map(lambda _: 1.0, jax.tree_util.tree_map(lambda a: a[0], p0))
             s0 = jax.vmap(train._optimizer(0.1, "momentum", 0.9, 0.0, ones).init)(p0)
-            step, _, apply_all = train._programs(arch, "momentum", 0.9, False, False, 100, unroll=unroll)
+            step, _, apply_all = train._programs(arch, "momentum", 0.9, False, False, batch, unroll=unroll)
             f0 = apply_all(p0, x)
             hyper = (jnp.float32(0.01), jnp.float32(0.0), jax.tree_util.tree_map(jnp.float32, ones), jax.random.PRNGKey(1))
             p, s, loss = step(p0, s0, 0, p0, x, y, f0, *hyper)
@@ -83,11 +90,16 @@ def ensemble_rows(rate):
                 p, s, loss = step(p, s, i, p0, x, y, f0, *hyper)
             loss.block_until_ready()
             sps = n / (time.perf_counter() - t)
-            gf = sps * 100 * members * flops_per_example(arch, (8, 8, 3)) / 1e9
+            per_step = len(x) if batch is None else batch
+            gf = sps * per_step * members * flops_per_example(arch, (8, 8, 3)) / 1e9
             how = "alone" if members == 1 else ("unrolled" if unroll else "vmapped")
-            print(f"| {name} | {members} | {how} | {sps:.1f} | {sps * 100 * members:,.0f} | {gf:.1f} | {100 * gf / rate:.0f}% |",
+            print(f"| {name} | {members} | {how} | {sps:.1f} | {sps * per_step * members:,.0f} | {gf:.1f} | {100 * gf / rate:.0f}% |",
                   flush=True)
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+    if sys.argv[1:2] == ["ensembles"]:  # bench_train.py ensembles [FCN ...]: only the ensemble rows (matching cases)
+        ensemble_rows(matmul_gflops(), only=sys.argv[2:])
+    else:
+        main()
