@@ -100,6 +100,8 @@ def ensemble_rows(rate, only=()):
 if __name__ == "__main__":
     import sys
     if sys.argv[1:2] == ["ensembles"]:  # bench_train.py ensembles [FCN ...]: only the ensemble rows (matching cases)
-        ensemble_rows(matmul_gflops(), only=sys.argv[2:])
+        rate = matmul_gflops()
+        print(f"float32 matmul {rate:.1f} GFLOP/s on {jax.default_backend()}")
+        ensemble_rows(rate, only=sys.argv[2:])
     else:
         main()
