@@ -20,8 +20,9 @@ report: $(VENV)/.installed
 	$(PY) -m nbkernels.report --preset $(PRESET) --jobs $(JOBS) --notebooks "$(NOTEBOOKS)"
 
 # The tests run in TEST_JOBS processes (pytest-xdist; each notebook, and each test module, stays whole
-# on one process: --dist loadscope), each computing on one thread, as the report's concurrent notebooks
-# do: on 2 cores that is as fast per process as one process on both, so the suite takes about half.
+# on one process: --dist loadscope), each computing on one thread (the settings nbkernels/report.py gives
+# concurrent notebooks). Matmul-bound training runs slower per process that way, kernels and Python do
+# not; `bash .ci/run` took 18.5 min this way (2026-12-02) where the serial suite had taken 52 (another day).
 TEST_JOBS ?= 2
 ONE_THREAD := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
   XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
