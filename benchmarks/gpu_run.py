@@ -87,6 +87,7 @@ def run(args):
         with tarfile.open(PACK / "cifar.tar.xz") as tar:
             tar.extractall(data_root, filter="data")
     env = dict(os.environ, NBKERNELS_PRESET=args.preset, NBKERNELS_STATIC_WIDGETS="1", MPLBACKEND="Agg",
+               NBKERNELS_FIGURES=str(results / "figures"),  # each notebook writes figures/<its name>/
                NBKERNELS_DATA=str(data_root), NBKERNELS_CACHE=str(work / "cache"),
                XLA_PYTHON_CLIENT_PREALLOCATE="false", PYTHONUNBUFFERED="1",
                PYTHONPATH=os.pathsep.join([str(REPO), str(site), os.environ.get("PYTHONPATH", "")]))
@@ -100,8 +101,7 @@ def run(args):
         while queue and len(running) < args.jobs and time.time() < deadline:
             src = queue.pop(0)
             log = open(results / f"{src.stem}.log", "w")
-            env_nb = dict(env, NBKERNELS_FIGURES=str(results / "figures" / src.stem))
-            proc = subprocess.Popen([sys.executable, str(src)], cwd=REPO / "notebooks", env=env_nb,
+            proc = subprocess.Popen([sys.executable, str(src)], cwd=REPO / "notebooks", env=env,
                                     stdout=log, stderr=subprocess.STDOUT)
             running[src.stem] = (proc, time.time(), log)
             print(f"started {src.stem}", flush=True)
