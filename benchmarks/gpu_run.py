@@ -63,13 +63,11 @@ def pack(args):
 
 
 def _sources(names):
-    found = []
-    for n in names:
-        matches = sorted((REPO / "notebooks" / "src").glob(f"{n[:2]}_*.py"))
-        if not matches:
-            raise SystemExit(f"no notebook source for {n!r} in notebooks/src")
-        found.append(matches[0])
-    return found
+    """The percent sources of the named notebooks (the report's own matching: "13", "13_cntk_depth")."""
+    sys.path.insert(0, str(REPO))
+    from nbkernels import report
+
+    return [REPO / "notebooks" / "src" / f"{stem}.py" for stem in report.select_notebooks(names)]
 
 
 def run(args):

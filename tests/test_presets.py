@@ -54,7 +54,8 @@ def test_every_preset_sets_the_same_things_and_paper_is_full_scale(path):
 def test_gpu_preset_fits_the_carried_subset_and_is_larger_than_default(path):
     """The GPU run (benchmarks/gpu_run.py) carries notebook.GPU_DATA images; a `gpu` size beyond it
     would stop there with "only N examples are available"."""
-    gpu, default = _presets(path)["gpu"], _presets(path)["default"]
+    presets = _presets(path)
+    gpu, default = presets["gpu"], presets["default"]
     for keys, limit in ((TRAIN_KEYS + SIZE_LISTS, notebook.GPU_DATA["n_train"]), (TEST_KEYS, notebook.GPU_DATA["n_test"])):
         for key in keys:
             if key in gpu:
