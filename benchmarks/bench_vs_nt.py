@@ -117,11 +117,16 @@ def main(argv=None):
     rows = []
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     env.pop("JAX_ENABLE_X64", None)
+    # nbkernels sets glibc's malloc thresholds in-process (engine.tune_allocator); Neural Tangents is also
+    # timed with the same settings given as glibc's environment variables: what the allocator alone gives it.
+    from nbkernels.engine import malloc_env
+    NT_MALLOC_ENV = malloc_env()
     for name in names:
         got = {}
-        for lib, python in (("nt", str(NT_PYTHON)), ("nbk", sys.executable)):
-            out = subprocess.run([python, __file__, "--worker", lib, name, "--repeats", str(a.repeats)], env=env,
-                                 capture_output=True, text=True, timeout=3600)
+        for lib, python, extra in (("nt", str(NT_PYTHON), {}), ("nt_malloc", str(NT_PYTHON), NT_MALLOC_ENV),
+                                   ("nbk", sys.executable, {})):
+            out = subprocess.run([python, __file__, "--worker", lib.split("_")[0], name, "--repeats", str(a.repeats)],
+                                 env=dict(env, **extra), capture_output=True, text=True, timeout=3600)
             if out.returncode != 0:
                 raise SystemExit(f"{lib} {name} failed:\n{out.stderr[-3000:]}")
             got[lib] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -131,12 +136,15 @@ def main(argv=None):
         if agree > 1e-4:  # float32: the two must compute the same kernel
             raise SystemExit(f"{name}: the NTKs differ by {agree:.1e} relative; the workloads are not the same")
         flops = work_flops(name)
+        ratio_malloc = got["nt_malloc"]["seconds"] / got["nbk"]["seconds"]
         rows.append(dict(name=name, nt_s=got["nt"]["seconds"], nbk_s=got["nbk"]["seconds"], ratio=ratio,
+                         nt_malloc_s=got["nt_malloc"]["seconds"], ratio_nt_malloc=ratio_malloc,
                          nbk_entries_per_s=got["nbk"]["entries"] / got["nbk"]["seconds"],
                          nbk_gflop_s=None if flops is None else flops / got["nbk"]["seconds"] / 1e9,
                          nt_gflop_s=None if flops is None else flops / got["nt"]["seconds"] / 1e9,
                          nt_jax=got["nt"]["jax"], nbk_jax=got["nbk"]["jax"], ntk_agreement=agree))
-        print(f"| {name} | {got['nt']['seconds']:.3f} s | {got['nbk']['seconds']:.3f} s | {ratio:.1f}× |", flush=True)
+        print(f"| {name} | {got['nt']['seconds']:.3f} s | {got['nt_malloc']['seconds']:.3f} s | "
+              f"{got['nbk']['seconds']:.3f} s | {ratio:.1f}× | {ratio_malloc:.1f}× |", flush=True)
     if a.out:
         Path(a.out).write_text(json.dumps(dict(cpu_count=os.cpu_count(), rows=rows), indent=1))
 
