@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import functools
 import math
 import os
 import time
@@ -170,7 +171,6 @@ def _same(p: Plan, i, j, shape):
 # ``$NBKERNELS_MALLOPT=0`` leaves the allocator alone.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _MALLOC_SETTINGS = {_M_TRIM_THRESHOLD: 256 * 2 ** 20, _M_MMAP_THRESHOLD: 32 * 2 ** 20}
-_allocator_tuned = []
 
 
 def malloc_env() -> dict:
@@ -179,20 +179,17 @@ def malloc_env() -> dict:
             "MALLOC_MMAP_THRESHOLD_": str(_MALLOC_SETTINGS[_M_MMAP_THRESHOLD])}
 
 
+@functools.lru_cache(maxsize=None)
 def tune_allocator() -> bool:
     """Keep freed block arrays in glibc's heap (see above); once per process, CPU only. Returns whether
     the settings are in effect (False off glibc, on accelerators, or with ``$NBKERNELS_MALLOPT=0``)."""
-    if not _allocator_tuned:
-        ok = False
-        if os.environ.get("NBKERNELS_MALLOPT", "1") != "0" and jax.default_backend() == "cpu":
-            try:
-                mallopt = ctypes.CDLL(None).mallopt
-            except (OSError, AttributeError):
-                mallopt = None
-            if mallopt is not None:
-                ok = all(mallopt(k, v) == 1 for k, v in _MALLOC_SETTINGS.items())
-        _allocator_tuned.append(ok)
-    return _allocator_tuned[0]
+    if os.environ.get("NBKERNELS_MALLOPT", "1") == "0" or jax.default_backend() != "cpu":
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return all(mallopt(k, v) == 1 for k, v in _MALLOC_SETTINGS.items())
 
 
 def default_max_hours() -> Optional[float]:
