@@ -123,9 +123,9 @@ def main(argv=None):
     NT_MALLOC_ENV = malloc_env()
     for name in names:
         got = {}
-        for lib, python, extra in (("nt", str(NT_PYTHON), {}), ("nt_malloc", str(NT_PYTHON), NT_MALLOC_ENV),
-                                   ("nbk", sys.executable, {})):
-            out = subprocess.run([python, __file__, "--worker", lib.split("_")[0], name, "--repeats", str(a.repeats)],
+        for lib, worker_lib, python, extra in (("nt", "nt", NT_PYTHON, {}), ("nt_malloc", "nt", NT_PYTHON, NT_MALLOC_ENV),
+                                               ("nbk", "nbk", sys.executable, {})):
+            out = subprocess.run([str(python), __file__, "--worker", worker_lib, name, "--repeats", str(a.repeats)],
                                  env=dict(env, **extra), capture_output=True, text=True, timeout=3600)
             if out.returncode != 0:
                 raise SystemExit(f"{lib} {name} failed:\n{out.stderr[-3000:]}")
