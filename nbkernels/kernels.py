@@ -159,26 +159,37 @@ def patch_mean(x, filter_shape, strides, geometry, circular, full):
 
     With ``full`` the array holds every pixel pair ``(H, W, H, W, ...)`` and each spatial dimension
     shifts two axes together; otherwise only the pixel diagonal ``(H, W, ...)`` is held. All shifts
-    are summed in one expression over one padded array, so XLA makes it a single pass over memory
-    (the kernels are memory-bound: two separable passes cost 30% more here).
+    are summed in one expression, so XLA makes it a single pass over memory (the kernels are
+    memory-bound: two separable passes cost 30% more here). With zero padding each shift is the
+    slice of ``x`` it reads, padded with zeros to the output's shape: XLA fuses those pads into the
+    sum, where one padded copy of ``x`` read nine times would be a pass of its own. The terms and
+    their order are the same either way, so the result is bit-identical.
     """
     if x is None:
         return None
     groups = [(d, d + 2) if full else (d,) for d in range(len(filter_shape))]
-    pads = [(0, 0)] * x.ndim
-    for axes, (_, pad) in zip(groups, geometry):
-        for a in axes:
-            pads[a] = pad
-    if any(p != (0, 0) for p in pads):
-        x = jnp.pad(x, pads, mode="wrap" if circular else "constant")
-    outs = [out for out, _ in geometry]
+    if circular:
+        pads = [(0, 0)] * x.ndim
+        for axes, (_, pad) in zip(groups, geometry):
+            for a in axes:
+                pads[a] = pad
+        x = jnp.pad(x, pads, mode="wrap")
     total = None
     for shift in np.ndindex(*filter_shape):
-        idx = [slice(None)] * x.ndim
-        for axes, d, s, n in zip(groups, shift, strides, outs):
+        idx, pads = [slice(None)] * x.ndim, [(0, 0)] * x.ndim
+        for axes, d, s, (n_out, (lo, _)) in zip(groups, shift, strides, geometry):
             for a in axes:
-                idx[a] = slice(d, d + (n - 1) * s + 1, s)
+                if circular:
+                    idx[a] = slice(d, d + (n_out - 1) * s + 1, s)
+                    continue
+                # output o reads input o*s + d - lo; outside [0, n) it reads the zero padding
+                first = max(0, -(-(lo - d) // s))
+                last = min(n_out - 1, (x.shape[a] - 1 + lo - d) // s)
+                idx[a] = slice(first * s + d - lo, last * s + d - lo + 1, s)
+                pads[a] = (first, n_out - 1 - last)
         part = x[tuple(idx)]
+        if any(p != (0, 0) for p in pads):
+            part = jnp.pad(part, pads)
         total = part if total is None else total + part
     return total / math.prod(filter_shape)
 

@@ -288,6 +288,37 @@ def beats(a, b, n: int) -> bool:
     return bool(a - b > difference_se(a, b, n))
 
 
+@dataclasses.dataclass
+class LogTrend:
+    """A straight line through values against log size: ``value ≈ intercept + slope · ln(size)``."""
+    slope: float
+    intercept: float
+    largest: float           # the largest measured size
+
+    def at(self, size: float) -> float:
+        return self.intercept + self.slope * float(np.log(size))
+
+    def reaches(self, level: float) -> Optional[float]:
+        """The size beyond the largest measured one where the line reaches ``level``; None when the line is
+        flat, moves away from it, or is already past it there."""
+        ahead = level - self.at(self.largest)
+        if self.slope == 0 or ahead * self.slope <= 0:
+            return None
+        size = float(np.exp((level - self.intercept) / self.slope))
+        return size if np.isfinite(size) else None
+
+
+def log_trend(sizes, values) -> LogTrend:
+    """Least-squares fit of ``values`` against ``ln(sizes)`` (a gap against training-set size, say), for
+    extrapolating where it would cross a level. An extrapolation of a measured trend, not a measurement."""
+    sizes, values = np.asarray(sizes, dtype=float), np.asarray(values, dtype=float)
+    if sizes.shape != values.shape or sizes.ndim != 1 or len(sizes) < 2 or np.any(sizes <= 0):
+        raise ValueError(f"a trend needs two or more positive sizes with one value each; got sizes {sizes.tolist()} "
+                         f"and {values.size} values.")
+    slope, intercept = np.polyfit(np.log(sizes), values, 1)
+    return LogTrend(float(slope), float(intercept), float(sizes.max()))
+
+
 def mean_se(values, axis: int = 0):
     """Mean and standard error of the mean over seeds."""
     v = np.asarray(values, dtype=float)

@@ -55,6 +55,76 @@ def test_blocked_one_block_traced_and_stored_kernels_agree_to_1e_12(name, arch, 
         assert np.array_equal(getattr(blocked, g), getattr(blocked, g).T)
 
 
+def _packing_archs():
+    rng = np.random.default_rng(2)
+    img = rng.normal(size=(11, 6, 5, 3))
+    return [("CNN-GAP", nbk.cnn(2, 8, readout="gap"), img),
+            ("CNN-VEC standard", nbk.cnn(3, 8, parameterization="standard"), img),
+            ("LCN-GAP", nbk.cnn(2, 8, readout="gap", weight_sharing=False), img),
+            ("circular, strided, erf", nbk.serial(nbk.Conv(4, (3, 2), padding="CIRCULAR"), nbk.Erf(),
+                                                  nbk.Conv(4, (2, 3), strides=(2, 1)), nbk.Relu(),
+                                                  nbk.GlobalAvgPool(), nbk.Dense(1)), img),
+            ("FC", nbk.fcn(3, 8), rng.normal(size=(13, 7)))]
+
+
+@pytest.mark.parametrize("name,arch,x", _packing_archs(), ids=[a[0] for a in _packing_archs()])
+def test_nngp_and_ntk_packed_as_one_complex_array_give_bit_identical_kernels(name, arch, x, monkeypatch):
+    """The layer programs carry NNGP + i NTK as one array on the CPU (``engine.packs_complex``): the same
+    arithmetic element for element, though XLA may contract a multiply-add differently in the one fused
+    loop, so an entry can differ in its last bit (measured: at most 8e-17 relative, float64)."""
+    out = {}
+    for pack in ("0", "1"):
+        monkeypatch.setenv("NBKERNELS_PACK", pack)
+        assert engine.packs_complex(True) == (pack == "1") and not engine.packs_complex(False)
+        out[pack] = (arch.kernel(x, batch_size=4, progress=False), arch.kernel(x[:5], x[5:], batch_size=3, progress=False))
+    for a, b in zip(out["0"], out["1"]):
+        for g in ("nngp", "ntk"):
+            u, v = getattr(a, g), getattr(b, g)
+            assert np.abs(u - v).max() <= 1e-15 * np.abs(u).max(), (name, g, np.abs(u - v).max() / np.abs(u).max())
+    monkeypatch.delenv("NBKERNELS_PACK")
+    assert engine.packs_complex(True) == (jax.default_backend() == "cpu")
+
+
+def test_patch_mean_equals_the_padded_copy_read_at_every_shift_bit_for_bit():
+    """``kernels.patch_mean`` pads each shifted slice instead of one copy of the array (one pass less):
+    against the textbook form, pad once and slice, over filters, strides, paddings and both layouts,
+    both compiled as the engine compiles them."""
+    import itertools
+    import math
+    import jax.numpy as jnp
+    from nbkernels.kernels import patch_mean
+    from nbkernels.layers import _conv_geometry
+
+    def textbook(x, filter_shape, strides, geometry, circular, full):
+        groups = [(d, d + 2) if full else (d,) for d in range(len(filter_shape))]
+        pads = [(0, 0)] * x.ndim
+        for axes, (_, pad) in zip(groups, geometry):
+            for a in axes:
+                pads[a] = pad
+        x = jnp.pad(x, pads, mode="wrap" if circular else "constant")
+        total = 0
+        for shift in np.ndindex(*filter_shape):
+            idx = [slice(None)] * x.ndim
+            for axes, d, s, (n, _) in zip(groups, shift, strides, geometry):
+                for a in axes:
+                    idx[a] = slice(d, d + (n - 1) * s + 1, s)
+            total = total + x[tuple(idx)]
+        return total / math.prod(filter_shape)
+
+    rng, cases = np.random.default_rng(1), 0
+    for (h, w), fs, st, pad, full in itertools.product([(7, 5), (4, 6)], [(3, 3), (5, 2), (1, 1)],
+                                                       [(1, 1), (2, 1), (3, 2)], ["SAME", "VALID", "CIRCULAR"],
+                                                       [True, False]):
+        geo = [_conv_geometry(n, f, s, "SAME" if pad == "CIRCULAR" else pad) for n, f, s in zip((h, w), fs, st)]
+        if min(o for o, _ in geo) < 1:
+            continue
+        x = rng.normal(size=(h, w, h, w, 2, 3) if full else (h, w, 2, 3))
+        a, b = (jax.jit(lambda x, f=f: f(x, fs, st, geo, pad == "CIRCULAR", full))(x) for f in (textbook, patch_mean))
+        assert a.shape == b.shape and np.array_equal(a, b), (h, w, fs, st, pad, full)
+        cases += 1
+    assert cases > 80
+
+
 def test_an_input_with_itself_has_angle_exactly_zero():
     """A one-layer ReLU network on an input with itself: the arc-cosine map at angle 0 is exactly v / 2."""
     x = np.random.default_rng(1).normal(size=(9, 300))

@@ -233,6 +233,23 @@ def test_paired_difference_se_counts_only_disagreements():
         study.paired_difference_se(a, b[:4])
 
 
+def test_log_trend_extrapolates_only_forward_and_toward_the_level():
+    """A gap of +1 point per doubling from -3 at 100 images reaches 0 at 800 and +1 at 1,600; a level behind
+    the line (already passed) or one it moves away from gives None; bad sizes are refused."""
+    from nbkernels import study
+    t = study.log_trend([100, 200, 400], [-3.0, -2.0, -1.0])
+    assert t.slope * np.log(2) == pytest.approx(1.0) and t.at(400) == pytest.approx(-1.0)
+    assert t.reaches(0.0) == pytest.approx(800) and t.reaches(1.0) == pytest.approx(1600)
+    assert t.reaches(-2.5) is None and t.reaches(-10.0) is None
+    assert study.log_trend([100, 200], [1.0, 1.0]).reaches(2.0) is None          # flat
+    falling = study.log_trend([100, 200, 400], [1.0, 0.0, -1.0])
+    assert falling.reaches(-2.0) == pytest.approx(800) and falling.reaches(0.5) is None
+    with pytest.raises(ValueError, match="positive sizes"):
+        study.log_trend([0, 100], [1.0, 2.0])
+    with pytest.raises(ValueError, match="two or more"):
+        study.log_trend([100], [1.0])
+
+
 def test_kernel_accuracies_reports_the_regularizer_chosen_on_validation():
     """The chosen diag_reg is the best on the validation half; its score is scored on the other half only."""
     from nbkernels import study
