@@ -108,6 +108,7 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--only", default="", help="';'-separated parts of workload names (default: all)")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--nt-malloc", action="store_true", help="also time Neural Tangents with nbkernels' malloc settings")
     a = ap.parse_args(argv)
     if a.worker:
         return worker(*a.worker, a.repeats)
@@ -118,11 +119,14 @@ def main(argv=None):
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     env.pop("JAX_ENABLE_X64", None)
     # "nbk_unpacked" is nbkernels with NNGP and NTK as two real arrays between its layer programs
-    # (NBKERNELS_PACK=0; engine.packs_complex): the A/B of that change in the same run. (The previous
-    # column, Neural Tangents given nbkernels' glibc malloc settings, engine.malloc_env(), did not speed
-    # it up: benchmarks/README.md.)
-    columns = (("nt", "nt", NT_PYTHON, {}), ("nbk_unpacked", "nbk", sys.executable, {"NBKERNELS_PACK": "0"}),
-               ("nbk", "nbk", sys.executable, {}))
+    # (NBKERNELS_PACK=0; engine.packs_complex): the A/B of that change in the same run. With --nt-malloc,
+    # Neural Tangents is also timed with nbkernels' glibc malloc settings (engine.malloc_env()): what
+    # the allocator alone gives it (nothing, in benchmarks/README.md's evening table).
+    columns = [("nt", "nt", NT_PYTHON, {}), ("nbk_unpacked", "nbk", sys.executable, {"NBKERNELS_PACK": "0"}),
+               ("nbk", "nbk", sys.executable, {})]
+    if a.nt_malloc:
+        from nbkernels.engine import malloc_env
+        columns.insert(1, ("nt_malloc", "nt", NT_PYTHON, malloc_env()))
     for name in names:
         got = {}
         for lib, worker_lib, python, extra in columns:
@@ -139,13 +143,15 @@ def main(argv=None):
         flops = work_flops(name)
         rows.append(dict(name=name, nt_s=got["nt"]["seconds"], nbk_s=got["nbk"]["seconds"], ratio=ratio,
                          nbk_unpacked_s=got["nbk_unpacked"]["seconds"],
+                         nt_malloc_s=got["nt_malloc"]["seconds"] if a.nt_malloc else None,
                          ratio_unpacked=got["nt"]["seconds"] / got["nbk_unpacked"]["seconds"],
                          nbk_entries_per_s=got["nbk"]["entries"] / got["nbk"]["seconds"],
                          nbk_gflop_s=None if flops is None else flops / got["nbk"]["seconds"] / 1e9,
                          nt_gflop_s=None if flops is None else flops / got["nt"]["seconds"] / 1e9,
                          nt_jax=got["nt"]["jax"], nbk_jax=got["nbk"]["jax"], ntk_agreement=agree))
         print(f"| {name} | {got['nt']['seconds']:.3f} s | {got['nbk_unpacked']['seconds']:.3f} s | "
-              f"{got['nbk']['seconds']:.3f} s | {ratio:.1f}× | {rows[-1]['ratio_unpacked']:.1f}× |", flush=True)
+              f"{got['nbk']['seconds']:.3f} s | {ratio:.1f}× | {rows[-1]['ratio_unpacked']:.1f}× |" +
+              (f" NT + malloc {got['nt_malloc']['seconds']:.3f} s |" if a.nt_malloc else ""), flush=True)
     if a.out:
         Path(a.out).write_text(json.dumps(dict(cpu_count=os.cpu_count(), rows=rows), indent=1))
 

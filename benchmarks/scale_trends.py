@@ -64,15 +64,15 @@ def summarize(curve):
 
 
 def load(n_train, n_test, image, seed=0):
-    ds = data.load("auto", n_train=n_train, n_test=n_test, seed=seed)
-    return ds, study.prepared(ds, downsample_to=image)
+    """(x_train, y_train, x_test, y_test) as the notebooks prepare them."""
+    return study.prepared(data.load("auto", n_train=n_train, n_test=n_test, seed=seed), downsample_to=image)
 
 
 def trend_13():
     """CNN-GAP − CNN-VEC at depth 2, against training-set size and image size."""
     curves = []
     for image, sizes in [(4, [100, 200, 400, 800]), (8, [100, 200, 400, 800]), (16, [100, 200])]:
-        _, (x_tr, y_tr, x_te, y_te) = load(max(sizes), N_TEST, image)
+        x_tr, y_tr, x_te, y_te = load(max(sizes), N_TEST, image)
         t0 = time.perf_counter()
         res = {ro: study.kernel_accuracies(nbk.cnn(2, 256, readout=ro), x_tr, y_tr, x_te, y_te, diag_regs=REGS,
                                            sizes=sizes) for ro in ("gap", "vec")}
@@ -110,7 +110,7 @@ def trend_11():
             ("CNN-GAP", "gap", 2, 8, [100, 200, 400], 1000, 6),
             ("CNN-GAP", "gap", 2, 16, [100], 600, 4),
             ("CNN-VEC", "vec", 3, 16, [250, 500, 1000], 1000, 6)]:
-        _, (x_tr, y_tr, x_te, y_te) = load(max(sizes), n_test, image)
+        x_tr, y_tr, x_te, y_te = load(max(sizes), n_test, image)
         t0 = time.perf_counter()
         pts = ensemble_gain(nbk.cnn(depth, 256, readout=ro), x_tr, y_tr, x_te, y_te, sizes, draws, crop=1)
         curves.append(summarize(dict(what=f"11: {name} NTK ensemble k = 1 -> {draws}, depth {depth}, {image}x{image}",
@@ -126,7 +126,7 @@ def trend_09():
     for name, ro, image, sizes in [("CNN-VEC", "vec", 8, [250, 500, 1000, 2000, 4000]),
                                    ("CNN-VEC", "vec", 16, [250, 500, 1000]),
                                    ("CNN-GAP", "gap", 8, [100, 200, 400])]:
-        _, (x_tr, y_tr, x_te, y_te) = load(max(sizes), N_TEST, image)
+        x_tr, y_tr, x_te, y_te = load(max(sizes), N_TEST, image)
         arch, t0 = nbk.cnn(3, 256, readout=ro), time.perf_counter()
         zca = data.ZCA(0.0).fit(x_tr)
         cases = {"none": (data.standardize_images(x_tr), data.standardize_images(x_te))}
@@ -190,7 +190,9 @@ def main():
         results[sec] = SECTIONS[sec]()
         results.setdefault("seconds", {})[sec] = round(time.perf_counter() - t0, 1)
         out.write_text(json.dumps(results, indent=1))
-    figure({k: v for k, v in results.items() if k in SECTIONS}, out.with_suffix(".png"))
+    drawn = {k: v for k, v in results.items() if k in SECTIONS}
+    if drawn:
+        figure(drawn, out.with_suffix(".png"))
 
 
 if __name__ == "__main__":
