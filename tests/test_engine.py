@@ -86,9 +86,10 @@ def test_nngp_and_ntk_packed_as_one_complex_array_give_bit_identical_kernels(nam
 
 
 def test_patch_mean_equals_the_padded_copy_read_at_every_shift_bit_for_bit():
-    """``kernels.patch_mean`` pads each shifted slice instead of one copy of the array (one pass less):
-    against the textbook form, pad once and slice, over filters, strides, paddings and both layouts,
-    both compiled as the engine compiles them."""
+    """``kernels.patch_mean`` reads unit-stride zero-padded shifts as offsets into the flat array and
+    pads each shifted slice otherwise (never one padded copy of the array): against the textbook form,
+    pad once and slice, over filters, strides, paddings, both layouts and real and complex (packed)
+    arrays, both compiled as the engine compiles them."""
     import itertools
     import math
     import jax.numpy as jnp
@@ -112,17 +113,18 @@ def test_patch_mean_equals_the_padded_copy_read_at_every_shift_bit_for_bit():
         return total / math.prod(filter_shape)
 
     rng, cases = np.random.default_rng(1), 0
-    for (h, w), fs, st, pad, full in itertools.product([(7, 5), (4, 6)], [(3, 3), (5, 2), (1, 1)],
-                                                       [(1, 1), (2, 1), (3, 2)], ["SAME", "VALID", "CIRCULAR"],
-                                                       [True, False]):
+    for (h, w), fs, st, pad, full, cplx in itertools.product([(7, 5), (4, 6)], [(3, 3), (5, 2), (1, 1)],
+                                                             [(1, 1), (2, 1), (3, 2)], ["SAME", "VALID", "CIRCULAR"],
+                                                             [True, False], [False, True]):
         geo = [_conv_geometry(n, f, s, "SAME" if pad == "CIRCULAR" else pad) for n, f, s in zip((h, w), fs, st)]
         if min(o for o, _ in geo) < 1:
             continue
-        x = rng.normal(size=(h, w, h, w, 2, 3) if full else (h, w, 2, 3))
+        shape = (h, w, h, w, 2, 3) if full else (h, w, 2, 3)
+        x = rng.normal(size=shape) + (1j * rng.normal(size=shape) if cplx else 0)
         a, b = (jax.jit(lambda x, f=f: f(x, fs, st, geo, pad == "CIRCULAR", full))(x) for f in (textbook, patch_mean))
-        assert a.shape == b.shape and np.array_equal(a, b), (h, w, fs, st, pad, full)
+        assert a.shape == b.shape and np.array_equal(a, b), (h, w, fs, st, pad, full, cplx)
         cases += 1
-    assert cases > 80
+    assert cases > 160
 
 
 def test_an_input_with_itself_has_angle_exactly_zero():
