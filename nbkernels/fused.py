@@ -1,0 +1,402 @@
+"""Fused CPU kernels: the image layers of a convolutional network, every layer of a block at once.
+
+The block engine's per-layer XLA programs (:mod:`nbkernels.engine`) pass over a block's whole kernel
+array once per layer and operation. On a CPU that is where the time goes: XLA's loops over the 6-D
+``(H, W, H, W, n1, n2)`` arrays run at about 1 ns per entry and operation, far from what the arithmetic
+needs. This module computes the same kernels in one compiled loop nest (Numba) that keeps its working
+set in cache and runs every layer on it before moving on.
+
+**Tiling over pixel pairs by their offset.** With unit strides and zero padding (``SAME`` or
+``VALID``), a convolution moves both pixels of a pair together, so the offset ``(u, v)`` between them
+never changes from the input to the readout. The pixel pairs with one offset form a *slab*, at most
+``H x W`` pixels, that goes through every layer on its own: no halo is exchanged between slabs, and
+there are exactly ``H^2 W^2`` entries in all, none wasted. A slab of a few dozen input pairs fits in the
+L2 cache; each layer of it is one pass (the convolution's shifted sums, the affine map and the
+nonlinearity together) and the readout sums it away at the end: ``GlobalAvgPool`` needs every slab,
+``Flatten`` only the one of offset 0 (the pixel diagonal). Input pairs are the innermost axis, so the
+loops are contiguous and vectorize. Work is spread over the cores by (input-pair rows, slab rows).
+
+**Exact, whatever the blocking.** Every input pair's numbers are computed by the same operations in the
+same order whatever block, chunk or thread it falls in, and the readout sums slabs in a fixed order:
+blocked and one-block kernels are bit-identical. Against the XLA programs (which still serve
+accelerators, strided and circular convolutions, and locally connected networks with pooling) they
+agree to rounding: 1e-15 relative in float64 (tests); in float32 a few units of 1e-7, from the order
+of additions and multiplications by reciprocals where XLA divides.
+
+What it covers (:func:`prefix` says, and returns None otherwise): images through ``Conv`` (unit
+strides, ``SAME`` or ``VALID``, any filter, NTK or standard parameterization, with or without bias;
+``ConvLocal`` too when the readout is ``Flatten``, whose kernel is the CNN's), ``Relu`` and ``Erf``,
+up to a ``GlobalAvgPool`` or ``Flatten`` readout. The layers after the readout (dense ones) run as XLA
+programs as before. ``$NBKERNELS_FUSED=0`` turns it off.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from typing import Optional
+
+import numpy as np
+
+from . import kernels as K
+
+OP_CONV, OP_RELU, OP_ERF = 0, 1, 2
+READ_GAP, READ_FLATTEN = 0, 1
+# columns of Prefix.ops: kind, filter h, w, padding low h, w, output h, w, standard parameterization, bias
+_KIND, _FH, _FW, _LOH, _LOW, _HO, _WO, _STD, _BIAS = range(9)
+# columns of Prefix.params: W_std^2, b_std^2, fan_in
+_W2, _B2, _FAN = range(3)
+
+try:
+    import numba
+    from numba import njit, prange
+except ImportError:  # pragma: no cover - numba is a dependency; without it the XLA programs serve
+    numba = None
+
+
+def enabled() -> bool:
+    """Whether the engine takes this path: on the CPU, with Numba, unless ``$NBKERNELS_FUSED=0``."""
+    import jax
+    return numba is not None and os.environ.get("NBKERNELS_FUSED", "1") != "0" and jax.default_backend() == "cpu"
+
+
+@dataclasses.dataclass(frozen=True)
+class Prefix:
+    """The image part of an architecture as the fused kernel runs it: its layers up to the readout."""
+
+    ops: np.ndarray        # (n_ops, 9) int64, see the column names above
+    params: np.ndarray     # (n_ops, 3) float64
+    readout: int           # READ_GAP or READ_FLATTEN
+    n_layers: int          # how many of the architecture's layers it covers, the readout included
+    pad: int               # the farthest a convolution reads outside its output pixel
+
+
+def prefix(arch, input_shape) -> Optional[Prefix]:
+    """The fused program for ``arch`` on inputs of ``input_shape`` (H, W, C), or None where the
+    architecture has a layer it does not cover (see the module's docstring)."""
+    from .layers import Conv, Erf, Flatten, GlobalAvgPool, Relu
+    if len(input_shape) != 3:
+        return None
+    h, w, c = input_shape
+    ops, params, local, pad = [], [], False, 0
+    for n, layer in enumerate(arch.layers):
+        if isinstance(layer, Conv):
+            if layer.strides != (1, 1) or layer.padding == "CIRCULAR":
+                return None
+            (ho, (lo_h, _)), (wo, (lo_w, _)) = layer.geometry((h, w))
+            fh, fw = layer.filter_shape
+            ops.append((OP_CONV, fh, fw, lo_h, lo_w, ho, wo, layer.parameterization == "standard",
+                        layer.b_std is not None))
+            params.append((layer.W_std ** 2, (layer.b_std or 0.0) ** 2, c * fh * fw))
+            local |= not layer.share_weights
+            pad = max(pad, lo_h, lo_w, fh - 1 - lo_h, fw - 1 - lo_w)
+            h, w, c = ho, wo, layer.out_chan
+        elif isinstance(layer, (Relu, Erf)):
+            ops.append((OP_RELU if isinstance(layer, Relu) else OP_ERF,) + (0,) * 8)
+            params.append((0.0, 0.0, 0.0))
+        elif isinstance(layer, (GlobalAvgPool, Flatten)):
+            gap = isinstance(layer, GlobalAvgPool)
+            if (gap and local) or not ops:
+                return None  # an LCN's pooled kernel lives on the pixel diagonal: the XLA programs do it
+            return Prefix(np.array(ops, np.int64).reshape(-1, 9), np.array(params, np.float64).reshape(-1, 3),
+                          READ_GAP if gap else READ_FLATTEN, n + 1, pad)
+        else:
+            return None
+    return None
+
+
+def _constants(dtype):
+    """The numbers the compiled loops need, in the computation's dtype (a float32 kernel stays float32)."""
+    return np.array((0.0, 1.0, math.pi, math.pi / 2, math.pi / 4, K._MOREBITS, 0.66, 1 / (2 * math.pi),
+                     2 / math.pi, 4 / math.pi) + K._ATAN_P + K._ATAN_Q, dtype)
+
+
+def block(pre: Prefix, x1, x2, same, with_ntk: bool, dtype, chunk_pairs: int = 0):
+    """The kernel state after the readout for the input pairs of ``x1`` (n1, H, W, C) and ``x2``:
+    ``(nngp, ntk, var1, var2)``, each (n1, n2) or (n,) (``ntk`` None without ``with_ntk``; the
+    variances None after ``GlobalAvgPool``, as :meth:`KernelState.global_avg_pool` leaves them).
+    ``same`` (n1, n2) bool marks the pairs of one input with itself (exact angle 0 there).
+    ``chunk_pairs``: input pairs one work item holds (default :func:`chunk_pairs`)."""
+    x1 = np.ascontiguousarray(x1, dtype)
+    x2 = np.ascontiguousarray(x2, dtype)
+    n2 = len(x2)
+    rows = max(1, (chunk_pairs or default_chunk_pairs(pre, x1.shape[1:], dtype)) // max(n2, 1))
+    x2t = np.ascontiguousarray(np.moveaxis(x2, 0, -1))  # (H, W, C, n2): input pairs innermost
+    nngp, ntk, v1, v2 = _block(x1, x2t, np.ascontiguousarray(same, np.bool_), pre.ops,
+                               pre.params.astype(dtype), _constants(dtype), pre.readout, with_ntk, rows, pre.pad)
+    if pre.readout == READ_GAP:
+        v1 = v2 = None
+    return nngp, (ntk if with_ntk else None), v1, v2
+
+
+def default_chunk_pairs(pre: Prefix, spatial, dtype) -> int:
+    """Input pairs per work item: its four slab buffers within ``$NBKERNELS_FUSED_CACHE_KB`` (512 KiB,
+    half this CPU's 1 MiB L2 per core; measured below in benchmarks/README.md)."""
+    h, w = spatial[:2]
+    per_pair = 4 * (h + 2 * pre.pad) * (w + 2 * pre.pad) * np.dtype(dtype).itemsize
+    budget = float(os.environ.get("NBKERNELS_FUSED_CACHE_KB", "512")) * 1024
+    return max(16, int(budget // per_pair))
+
+
+if numba is not None:
+    _jit = njit(cache=True, error_model="numpy", nogil=True)
+    _pjit = njit(cache=True, error_model="numpy", nogil=True, parallel=True)
+    _U = np.uint64
+
+    @_jit
+    def _atan_unit_ratio(num, den, big, cst):
+        """atan(num / den) + (pi/4 where big), Cephes' rational form as in :func:`kernels.atan2`."""
+        x = num / den
+        z = x * x
+        p = (((cst[10] * z + cst[11]) * z + cst[12]) * z + cst[13]) * z + cst[14]
+        q = ((((z + cst[15]) * z + cst[16]) * z + cst[17]) * z + cst[18]) * z + cst[19]
+        r = x * (z * p / q) + x
+        return cst[4] + (r + cst[5]) if big else r
+
+    @_jit
+    def _atan2(y, x, cst):
+        """``arctan2(y, x)``: :func:`kernels.atan2` with its two divisions (lo/hi, then (a-1)/(a+1)) as one."""
+        ay, ax = abs(y), abs(x)
+        hi, lo = max(ay, ax), min(ay, ax)
+        big = lo > cst[6] * hi
+        num = lo - hi if big else lo
+        den = lo + hi if big else hi
+        t = _atan_unit_ratio(num, den if den > cst[0] else cst[1], big, cst)
+        t = cst[3] - t if ay > ax else t
+        t = cst[2] - t if x < cst[0] else t
+        return -t if y < cst[0] else t
+
+    @_jit
+    def _variances(x, ops, fp, cst):
+        """(n_ops + 1, H, W, n): each input's pixel variances entering every op, and after the last."""
+        n, H, W, C = x.shape
+        n_ops = ops.shape[0]
+        out = np.zeros((n_ops + 1, H, W, n), x.dtype)
+        cdt = x.dtype.type(C)
+        for i in range(n):
+            for a in range(H):
+                for b in range(W):
+                    acc = cst[0]
+                    for c in range(C):
+                        acc += x[i, a, b, c] * x[i, a, b, c]
+                    out[0, a, b, i] = acc / cdt
+        h, w = H, W
+        for o in range(n_ops):
+            kind = ops[o, 0]
+            if kind == OP_CONV:
+                fh, fw, loh, low, ho, wo = ops[o, 1], ops[o, 2], ops[o, 3], ops[o, 4], ops[o, 5], ops[o, 6]
+                nf = x.dtype.type(fh * fw)
+                for a in range(ho):
+                    for b in range(wo):
+                        for i in range(n):
+                            acc = cst[0]
+                            for dh in range(fh):
+                                for dw in range(fw):
+                                    r, c = a + dh - loh, b + dw - low
+                                    if 0 <= r < h and 0 <= c < w:
+                                        acc += out[o, r, c, i]
+                            out[o + 1, a, b, i] = fp[o, _W2] * (acc / nf) + fp[o, _B2]
+                h, w = ho, wo
+            else:
+                for a in range(h):
+                    for b in range(w):
+                        for i in range(n):
+                            v = out[o, a, b, i]
+                            if kind == OP_RELU:
+                                out[o + 1, a, b, i] = v / (cst[1] + cst[1])
+                            else:
+                                out[o + 1, a, b, i] = cst[8] * _atan2(v + v, math.sqrt(cst[1] + (v + v + v + v)), cst)
+        return out
+
+    @_jit
+    def _zero_ring(buf, a0, a1, b0, b1, pad, HP, WP, M):
+        """Zero the cells within ``pad`` of the domain [a0, a1) x [b0, b1) (buffer coordinates) that are
+        not in it: what a convolution reads there is the zero padding, or a pair outside the image."""
+        z = buf.dtype.type(0)
+        for a in range(max(0, a0 - pad), min(HP, a1 + pad)):
+            inside = a0 <= a < a1
+            for b in range(max(0, b0 - pad), min(WP, b1 + pad)):
+                if inside and b0 <= b < b1:
+                    continue
+                base = _U((a * WP + b) * M)
+                for m in range(_U(M)):
+                    buf[base + m] = z
+
+    @_jit
+    def _activate(kind, k, th, f1, f2, same, with_ntk, cst):
+        """The nonlinearity's map of (nngp, ntk) at one entry: f1, f2 are the two pixels' variances
+        (ReLU) or 1 + 2 variance (erf)."""
+        if kind == OP_RELU:
+            s = math.sqrt(max(f1 * f2 - k * k, cst[0]))
+            if same:
+                s = cst[0]
+            ax = abs(k)
+            hi, lo = max(s, ax), min(s, ax)
+            big = lo > cst[6] * hi
+            num = lo - hi if big else lo
+            den = lo + hi if big else hi
+            r = _atan_unit_ratio(num, den if den > cst[0] else cst[1], big, cst)
+            r = cst[3] - r if s > ax else r
+            r = cst[2] - r if k < cst[0] else r
+            rest = cst[2] - r                       # pi - theta
+            return (s + rest * k) * cst[7], th * (rest * cst[7])
+        r = math.sqrt(max(f1 * f2 - (k + k) * (k + k), cst[0]))
+        return cst[8] * _atan2(k + k, r, cst), th * (cst[9] / r)
+
+    @_pjit
+    def _block(x1, x2t, same, ops, fp, cst, readout, with_ntk, rows, pad):
+        n1, H, W, C = x1.shape
+        n2 = x2t.shape[3]
+        n_ops = ops.shape[0]
+        dt = x1.dtype.type
+        hs, ws = np.empty(n_ops + 1, np.int64), np.empty(n_ops + 1, np.int64)
+        hs[0], ws[0] = H, W
+        for o in range(n_ops):
+            conv = ops[o, 0] == OP_CONV
+            hs[o + 1] = ops[o, 5] if conv else hs[o]
+            ws[o + 1] = ops[o, 6] if conv else ws[o]
+        hl, wl = hs[n_ops], ws[n_ops]
+        v1 = _variances(x1, ops, fp, cst)
+        v2 = _variances(np.ascontiguousarray(np.transpose(x2t, (3, 0, 1, 2))), ops, fp, cst)
+        # an activation's per-pixel factors: the variance (ReLU) or 1 + 2 variance (erf)
+        f1, f2 = v1.copy(), v2.copy()
+        for o in range(n_ops):
+            if ops[o, 0] == OP_ERF:
+                f1[o] = cst[1] + (v1[o] + v1[o])
+                f2[o] = cst[1] + (v2[o] + v2[o])
+        nu = 2 * hl - 1 if readout == READ_GAP else 1
+        nv = 2 * wl - 1 if readout == READ_GAP else 1
+        chunks = (n1 + rows - 1) // rows
+        HP, WP = H + 2 * pad, W + 2 * pad
+        part_k = np.zeros((nu, n1 * n2), x1.dtype)
+        part_t = np.zeros((nu, n1 * n2), x1.dtype)
+        for item in prange(chunks * nu):
+            ci, ui = item // nu, item % nu
+            i0 = ci * rows
+            nr = min(n1, i0 + rows) - i0
+            M = nr * n2
+            size = HP * WP * M
+            S, S2 = np.zeros(size, x1.dtype), np.zeros(size, x1.dtype)
+            T = np.zeros(size if with_ntk else 0, x1.dtype)
+            T2 = np.zeros(size if with_ntk else 0, x1.dtype)
+            acc_s, acc_t = np.empty(M, x1.dtype), np.empty(M, x1.dtype)
+            u = ui - (hl - 1) if readout == READ_GAP else 0
+            for vi in range(nv):
+                v = vi - (wl - 1) if readout == READ_GAP else 0
+                diag = u == 0 and v == 0
+                # stage 0: the input covariance x1 . x2 / C
+                a0, a1 = max(0, -u), min(H, H - u)
+                b0, b1 = max(0, -v), min(W, W - v)
+                for a in range(a0, a1):
+                    for b in range(b0, b1):
+                        base = _U(((a + pad) * WP + b + pad) * M)
+                        for r in range(nr):
+                            row = base + _U(r * n2)
+                            xr = x2t[a + u, b + v]
+                            for j in range(_U(n2)):
+                                acc = x1[i0 + r, a, b, 0] * xr[0, j]
+                                for c in range(1, C):
+                                    acc += x1[i0 + r, a, b, c] * xr[c, j]
+                                S[row + j] = acc / dt(C)
+                                if with_ntk:
+                                    T[row + j] = cst[0]
+                _zero_ring(S, a0 + pad, a1 + pad, b0 + pad, b1 + pad, pad, HP, WP, M)
+                if with_ntk:
+                    _zero_ring(T, a0 + pad, a1 + pad, b0 + pad, b1 + pad, pad, HP, WP, M)
+                o = 0
+                while o < n_ops:
+                    kind = ops[o, 0]
+                    h, w = hs[o + 1], ws[o + 1]
+                    a0, a1 = max(0, -u), min(h, h - u)
+                    b0, b1 = max(0, -v), min(w, w - v)
+                    if kind == OP_CONV:
+                        act = ops[o + 1, 0] if o + 1 < n_ops and ops[o + 1, 0] != OP_CONV else -1
+                        fh, fw, loh, low = ops[o, 1], ops[o, 2], ops[o, 3], ops[o, 4]
+                        inv = cst[1] / dt(fh * fw)
+                        W2, B2, fan = fp[o, _W2], fp[o, _B2], fp[o, _FAN]
+                        std, bias = ops[o, 7] == 1, ops[o, 8] == 1
+                        for a in range(a0, a1):
+                            for b in range(b0, b1):
+                                for m in range(_U(M)):
+                                    acc_s[m] = cst[0]
+                                    if with_ntk:
+                                        acc_t[m] = cst[0]
+                                for dh in range(fh):
+                                    for dw in range(fw):
+                                        src = _U(((a + dh - loh + pad) * WP + b + dw - low + pad) * M)
+                                        for m in range(_U(M)):
+                                            acc_s[m] += S[src + m]
+                                        if with_ntk:
+                                            for m in range(_U(M)):
+                                                acc_t[m] += T[src + m]
+                                dst = _U(((a + pad) * WP + b + pad) * M)
+                                for r in range(nr):
+                                    g1 = f1[o + 1, a, b, i0 + r] if act >= 0 else cst[0]
+                                    g2 = f2[o + 1, a + u, b + v]
+                                    srow = same[i0 + r]
+                                    off = _U(r * n2)
+                                    for j in range(_U(n2)):
+                                        m = off + j
+                                        k = W2 * (acc_s[m] * inv) + B2
+                                        th = cst[0]
+                                        if with_ntk:
+                                            if std:
+                                                th = fan * (acc_s[m] * inv) + W2 * (acc_t[m] * inv)
+                                                if bias:
+                                                    th += cst[1]
+                                            else:
+                                                th = k + W2 * (acc_t[m] * inv)
+                                        if act >= 0:
+                                            k, th = _activate(act, k, th, g1, g2[j], diag and srow[j], with_ntk, cst)
+                                        S2[dst + m] = k
+                                        if with_ntk:
+                                            T2[dst + m] = th
+                        _zero_ring(S2, a0 + pad, a1 + pad, b0 + pad, b1 + pad, pad, HP, WP, M)
+                        S, S2 = S2, S
+                        if with_ntk:
+                            _zero_ring(T2, a0 + pad, a1 + pad, b0 + pad, b1 + pad, pad, HP, WP, M)
+                            T, T2 = T2, T
+                        o += 2 if act >= 0 else 1
+                    else:
+                        for a in range(a0, a1):
+                            for b in range(b0, b1):
+                                dst = _U(((a + pad) * WP + b + pad) * M)
+                                for r in range(nr):
+                                    g1 = f1[o, a, b, i0 + r]
+                                    g2 = f2[o, a + u, b + v]
+                                    srow = same[i0 + r]
+                                    off = dst + _U(r * n2)
+                                    for j in range(_U(n2)):
+                                        th = T[off + j] if with_ntk else cst[0]
+                                        k, th = _activate(kind, S[off + j], th, g1, g2[j], diag and srow[j], with_ntk, cst)
+                                        S[off + j] = k
+                                        if with_ntk:
+                                            T[off + j] = th
+                        o += 1
+                # the readout: this slab's sum over its pixels
+                a0, a1 = max(0, -u), min(hl, hl - u)
+                b0, b1 = max(0, -v), min(wl, wl - v)
+                first = _U(i0 * n2)
+                for a in range(a0, a1):
+                    for b in range(b0, b1):
+                        base = _U(((a + pad) * WP + b + pad) * M)
+                        for m in range(_U(M)):
+                            part_k[ui, first + m] += S[base + m]
+                        if with_ntk:
+                            for m in range(_U(M)):
+                                part_t[ui, first + m] += T[base + m]
+        count = dt(hl * wl * hl * wl) if readout == READ_GAP else dt(hl * wl)
+        nngp, ntk = np.zeros(n1 * n2, x1.dtype), np.zeros(n1 * n2, x1.dtype)
+        for ui in range(nu):
+            for m in range(n1 * n2):
+                nngp[m] += part_k[ui, m]
+                ntk[m] += part_t[ui, m]
+        var1, var2 = np.zeros(n1, x1.dtype), np.zeros(n2, x1.dtype)
+        for a in range(hl):
+            for b in range(wl):
+                for i in range(n1):
+                    var1[i] += v1[n_ops, a, b, i]
+                for j in range(n2):
+                    var2[j] += v2[n_ops, a, b, j]
+        pix = dt(hl * wl)
+        return ((nngp / count).reshape(n1, n2), (ntk / count).reshape(n1, n2), var1 / pix, var2 / pix)
