@@ -31,6 +31,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
+from . import fused
 from . import kernels as K
 
 FIELDS = ("nngp", "ntk", "var1", "var2", "same")
@@ -90,12 +91,23 @@ def _layer_program(layer, width, spatial, full, batched=False, packed=False):
     return _PROGRAMS[key]
 
 
-def block_program(arch, get: Sequence[str], batched: bool = False):
-    """The block computation ``(x1, x2, same) -> (nngp, ntk)`` as one XLA program per layer.
+def fused_prefix(arch, input_shape, devices: int = 1) -> Optional[fused.Prefix]:
+    """The image layers the fused CPU kernel computes for ``arch`` (:mod:`nbkernels.fused`), or None
+    where the per-layer XLA programs do: on accelerators, with more than one device, for layers it does
+    not cover, or with ``$NBKERNELS_FUSED=0``."""
+    if devices != 1 or not fused.enabled():
+        return None
+    return fused.prefix(arch, tuple(input_shape))
 
-    Compiled as one program, XLA fuses each layer's nonlinearity into the next convolution's shifted
-    sums and recomputes it once per shift, compounding with depth: CNN-VEC depth 8 ran 3x slower
-    than eight separate programs. Layer by layer, every kernel is materialized exactly once.
+
+def block_program(arch, get: Sequence[str], batched: bool = False):
+    """The block computation ``(x1, x2, same) -> (nngp, ntk)``.
+
+    On the CPU the image layers of a convolutional network run fused (:func:`fused_prefix`), and the
+    layers after its readout as XLA programs. Otherwise every layer is one XLA program: compiled as one
+    program, XLA fuses each layer's nonlinearity into the next convolution's shifted sums and
+    recomputes it once per shift, compounding with depth (CNN-VEC depth 8 ran 3x slower than eight
+    separate programs); layer by layer, every kernel is materialized exactly once.
     ``same`` is (b1, b2) bool, True where the two rows are one input. ``batched`` maps every
     program over a leading axis of blocks (sharded over devices by :func:`run`). Between programs the
     NNGP and NTK travel as one complex array where :func:`packs_complex` says so.
@@ -109,8 +121,16 @@ def block_program(arch, get: Sequence[str], batched: bool = False):
         _PROGRAMS[key] = jax.jit(jax.vmap(inputs) if batched else inputs)
 
     def run_block(x1, x2, same):
+        shape = x1.shape[1 + batched:]
+        specs = arch.specs(shape)
+        pre = None if batched else fused_prefix(arch, shape)
+        if pre is not None:
+            k = fused.block(pre, x1, x2, same, with_ntk, x1.dtype) + (same,)
+            for layer, spec in zip(arch.layers[pre.n_layers:], specs[pre.n_layers:]):
+                k = _layer_program(layer, spec.channels, spec.spatial, False)(*k)
+            return k[0], k[1]
         k = _PROGRAMS[key](x1, x2, same)
-        for layer, spec in zip(arch.layers, arch.specs(x1.shape[1 + batched:])):
+        for layer, spec in zip(arch.layers, specs):
             k = _layer_program(layer, spec.channels, spec.spatial, full and spec.is_image, batched, packed)(*k)
         if packed:  # split on the host: views, no more programs
             z = np.asarray(k[0])
@@ -152,9 +172,15 @@ def plan(arch, x1, x2, *, dtype=None, batch_size=None, get=("nngp", "ntk"), devi
     dtype = K.resolve_dtype(dtype)
     n1 = len(x1)
     n2 = n1 if x2 is None else len(x2)
-    entries = arch.kernel_entries_per_pair(np.shape(x1)[1:])
-    b = K.plan_blocks(n1, n2, entries, dtype.itemsize, "ntk" in get, batch_size, devices=devices,
-                      in_memory=in_memory, full=arch.needs_all_pixel_pairs)
+    shape = np.shape(x1)[1:]
+    pre = fused_prefix(arch, shape, devices)
+    if pre is not None:
+        b = K.plan_blocks(n1, n2, 0, dtype.itemsize, "ntk" in get, batch_size, devices=devices, in_memory=in_memory,
+                          per_pair=fused.bytes_per_pair(pre, shape, dtype), side=fused.block_side(pre, shape))
+    else:
+        entries = arch.kernel_entries_per_pair(shape)
+        b = K.plan_blocks(n1, n2, entries, dtype.itemsize, "ntk" in get, batch_size, devices=devices,
+                          in_memory=in_memory, full=arch.needs_all_pixel_pairs)
     return Plan(n1, n2, min(b, max(n1, n2)), x2 is None, dtype, tuple(get))
 
 

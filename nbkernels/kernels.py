@@ -363,13 +363,15 @@ def _fmt_bytes(n):
 
 
 def plan_blocks(n1, n2, entries_per_pair, itemsize, with_ntk, batch_size=None, devices=1, in_memory=True,
-                full=False):
+                full=False, per_pair=None, side=None):
     """Choose (or check) the block size; refuse a request that cannot fit, before allocating.
 
     ``devices`` blocks are live at once (one per device), each with that share of the budget;
     ``in_memory=False`` (the store on disk) does not hold the result matrices; ``full``: the kernel keeps
-    every pixel pair (see :func:`cache_batch_size`)."""
-    per_pair = bytes_per_pair(entries_per_pair, itemsize, with_ntk)
+    every pixel pair (see :func:`cache_batch_size`). ``per_pair`` and ``side``, for the fused CPU kernel
+    (:mod:`nbkernels.fused`): the bytes a block holds per input pair, and the block side it prefers."""
+    what = f"{per_pair:,} bytes per input pair" if per_pair else f"{entries_per_pair} kernel entries per input pair"
+    per_pair = per_pair or bytes_per_pair(entries_per_pair, itemsize, with_ntk)
     budget = block_budget() // max(1, devices)
     fits = fit_batch_size(max(n1, n2), per_pair, budget)
     out_bytes = n1 * n2 * itemsize * (2 if with_ntk else 1)
@@ -379,10 +381,10 @@ def plan_blocks(n1, n2, entries_per_pair, itemsize, with_ntk, batch_size=None, d
             f"{_fmt_bytes(available_memory())} is free: compute fewer inputs at a time, or use "
             f"`python -m nbkernels.compute`, which writes blocks to disk.")
     if batch_size is None:
-        cache = cache_batch_size(entries_per_pair, itemsize, full)
+        cache = side or cache_batch_size(entries_per_pair, itemsize, full)
         b = min(fits, cache or fits)
         n = max(n1, n2)
-        if full and cache is not None and b == cache:
+        if full and side is None and cache is not None and b == cache:
             return b  # the measured sides; evening the blocks out would leave them
         return -(-n // -(-n // b))  # the same number of blocks, as even as they can be
     batch_size = int(batch_size)
@@ -392,7 +394,6 @@ def plan_blocks(n1, n2, entries_per_pair, itemsize, with_ntk, batch_size=None, d
     need = b1 * b2 * per_pair
     if need > max(budget, available_memory() // 2):
         raise KernelMemoryError(
-            f"batch_size={batch_size} needs about {_fmt_bytes(need)} per block ({entries_per_pair} "
-            f"kernel entries per input pair) but the block budget is {_fmt_bytes(budget)}: use "
-            f"batch_size={fits} or smaller (or raise $NBKERNELS_BLOCK_GB).")
+            f"batch_size={batch_size} needs about {_fmt_bytes(need)} per block ({what}) but the block "
+            f"budget is {_fmt_bytes(budget)}: use batch_size={fits} or smaller (or raise $NBKERNELS_BLOCK_GB).")
     return batch_size
