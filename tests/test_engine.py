@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import nbkernels as nbk
-from nbkernels import compute, engine
+from nbkernels import compute, engine, fused
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = dict(os.environ, PYTHONPATH=str(ROOT), JAX_ENABLE_X64="1")  # the CLI's stores are float64 here
@@ -71,7 +71,9 @@ def _packing_archs():
 def test_nngp_and_ntk_packed_as_one_complex_array_give_bit_identical_kernels(name, arch, x, monkeypatch):
     """The layer programs carry NNGP + i NTK as one array on the CPU (``engine.packs_complex``): the same
     arithmetic element for element, though XLA may contract a multiply-add differently in the one fused
-    loop, so an entry can differ in its last bit (measured: at most 8e-17 relative, float64)."""
+    loop, so an entry can differ in its last bit (measured: at most 8e-17 relative, float64). The XLA
+    programs are what runs here, not the fused CPU kernel."""
+    monkeypatch.setenv("NBKERNELS_FUSED", "0")
     out = {}
     for pack in ("0", "1"):
         monkeypatch.setenv("NBKERNELS_PACK", pack)
@@ -83,6 +85,61 @@ def test_nngp_and_ntk_packed_as_one_complex_array_give_bit_identical_kernels(nam
             assert np.abs(u - v).max() <= 1e-15 * np.abs(u).max(), (name, g, np.abs(u - v).max() / np.abs(u).max())
     monkeypatch.delenv("NBKERNELS_PACK")
     assert engine.packs_complex(True) == (jax.default_backend() == "cpu")
+
+
+def _fused_archs():
+    rng = np.random.default_rng(3)
+    img = rng.normal(size=(13, 7, 5, 3))
+    conv = lambda **kw: nbk.Conv(3, (3, 3), W_std=1.3, b_std=0.2, **kw)
+    return [("CNN-GAP", nbk.cnn(2, 8, readout="gap"), img),
+            ("CNN-VEC", nbk.cnn(3, 8), img),
+            ("erf CNN-GAP", nbk.cnn(2, 8, readout="gap", activation="erf"), img),
+            ("standard CNN-VEC", nbk.cnn(2, 8, parameterization="standard"), img),
+            ("standard CNN-GAP, no bias", nbk.cnn(2, 8, readout="gap", parameterization="standard", b_std=None), img),
+            ("VALID CNN-GAP", nbk.cnn(2, 8, readout="gap", padding="VALID"), img),
+            ("filters 5x2 and 1x1", nbk.serial(nbk.Conv(4, (5, 2), b_std=0.1), nbk.Relu(), nbk.Conv(4, (1, 1)),
+                                               nbk.Erf(), nbk.GlobalAvgPool(), nbk.Dense(1)), img),
+            ("LCN-VEC", nbk.cnn(2, 8, weight_sharing=False), img),
+            ("ReLU first, two convolutions, a dense head", nbk.serial(
+                nbk.Relu(), conv(), conv(padding="VALID"), nbk.Erf(), nbk.Relu(), nbk.Flatten(),
+                nbk.Dense(5, b_std=0.1), nbk.Relu(), nbk.Dense(1)), img)]
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the fused kernel is the CPU's")
+@pytest.mark.parametrize("name,arch,x", _fused_archs(), ids=[a[0] for a in _fused_archs()])
+def test_the_fused_cpu_kernel_equals_the_layer_programs(name, arch, x, monkeypatch):
+    """nbkernels.fused against the per-layer XLA programs (which serve accelerators): symmetric and
+    x1 != x2, NNGP and NTK and NNGP alone, blocks of 4, 5 and one block, in float64: agree to 1e-14
+    relative, the diagonal entry by entry. Fused blocks of x1 != x2 are bit-identical to one fused block
+    (a symmetric kernel's blocks are symmetrized differently by their sink, one block or many)."""
+    assert engine.fused_prefix(arch, x.shape[1:]) is not None
+    got = {}
+    for on in ("0", "1"):
+        monkeypatch.setenv("NBKERNELS_FUSED", on)
+        got[on] = [arch.kernel(x, progress=False), arch.kernel(x, batch_size=4, progress=False),
+                   arch.kernel(x[:6], x[6:], batch_size=5, progress=False), arch.kernel(x[:6], x[6:], progress=False),
+                   arch.kernel(x[:6], x[6:], progress=False, get=("nngp",))]
+    for (a, b) in zip(got["0"], got["1"]):
+        for g in ("nngp", "ntk"):
+            u, v = getattr(a, g), getattr(b, g)
+            if u is None:
+                assert v is None
+                continue
+            assert np.abs(u - v).max() <= 1e-14 * np.abs(u).max(), (name, g, np.abs(u - v).max() / np.abs(u).max())
+            if u.shape[0] == u.shape[1]:
+                assert np.all(np.abs(np.diag(u) - np.diag(v)) <= 1e-14 * np.abs(np.diag(u))), (name, g)
+    blocked, one = got["1"][2], got["1"][3]
+    assert np.array_equal(one.nngp, blocked.nngp) and np.array_equal(one.ntk, blocked.ntk)
+    assert np.array_equal(one.nngp, got["1"][4].nngp)  # the NTK's absence changes nothing else
+
+
+def test_what_the_fused_kernel_leaves_to_the_layer_programs():
+    img = (6, 5, 3)
+    for arch in (nbk.cnn(2, 8, readout="gap", weight_sharing=False),          # the LCN's pooled kernel
+                 nbk.cnn(2, 8, readout="gap", padding="CIRCULAR"),
+                 nbk.serial(nbk.Conv(4, (3, 3), strides=(2, 1)), nbk.Relu(), nbk.Flatten(), nbk.Dense(1)),
+                 nbk.fcn(2, 8)):
+        assert fused.prefix(arch, img if arch.layers[0].__class__.__name__ == "Conv" else (12,)) is None, arch
 
 
 def test_patch_mean_equals_the_padded_copy_read_at_every_shift_bit_for_bit():
@@ -173,14 +230,24 @@ def test_a_request_that_would_run_for_days_stops_with_its_estimate():
     assert k.ntk.shape == (40, 40)
 
 
-def test_a_request_that_cannot_fit_names_a_block_size_that_does():
-    with pytest.raises(nbk.kernels.KernelMemoryError, match="use batch_size=5 or smaller"):
-        nbk.cnn(8, 1, readout="gap").kernel(np.zeros((20000, 32, 32, 3), np.float32), batch_size=20000)
+@pytest.mark.parametrize("fused_on", ["1", "0"])
+def test_a_request_that_cannot_fit_names_a_block_size_that_does(fused_on, monkeypatch):
+    """Refused before allocating, on either path (the fused CPU kernel holds partial sums per input pair,
+    the XLA programs every pixel pair), naming a block size that the plan then accepts."""
+    import re
+    monkeypatch.setenv("NBKERNELS_FUSED", fused_on)
+    arch, x = nbk.cnn(8, 1, readout="gap"), np.zeros((20000, 32, 32, 3), np.float32)
+    with pytest.raises(nbk.kernels.KernelMemoryError, match=r"use batch_size=\d+ or smaller") as info:
+        arch.kernel(x, batch_size=20000, dtype="float32")
+    fits = int(re.search(r"use batch_size=(\d+)", str(info.value)).group(1))
+    assert engine.plan(arch, x, None, batch_size=fits, dtype="float32").batch_size == fits
 
 
-def test_every_pixel_pair_kernels_take_the_measured_block_sides_on_a_cpu():
-    """8x8 images: 8 inputs a side; 16x16: 4; 32x32: 1 (benchmarks/README.md has the timings); the
-    pixel-diagonal kernels keep the cache-sized rule, evened out over the inputs."""
+def test_every_pixel_pair_kernels_take_the_measured_block_sides_on_a_cpu(monkeypatch):
+    """The XLA programs (``$NBKERNELS_FUSED=0``): 8x8 images: 8 inputs a side; 16x16: 4; 32x32: 1
+    (benchmarks/README.md has the timings); the pixel-diagonal kernels keep the cache-sized rule, evened
+    out over the inputs."""
+    monkeypatch.setenv("NBKERNELS_FUSED", "0")
     x = lambda n, h: np.zeros((n, h, h, 3), np.float32)
     gap = nbk.cnn(2, 1, readout="gap")
     f32 = dict(dtype="float32")  # the sides are for 4 MiB arrays: float64 halves them
@@ -189,6 +256,19 @@ def test_every_pixel_pair_kernels_take_the_measured_block_sides_on_a_cpu():
         assert engine.plan(gap, x(30, 16), x(30, 16), **f32).batch_size == 4  # not evened out to 30 / 7
         assert engine.plan(nbk.cnn(2, 1, readout="vec"), x(200, 16), None, **f32).batch_size == 40  # 45, evened out
     assert engine.plan(gap, x(3, 8), None, **f32).batch_size == 3  # never more than the inputs
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the fused kernel is the CPU's")
+def test_fused_blocks_are_whole_vectors_wide_and_sized_by_their_work():
+    """Fused blocks: about 3e8 entry-passes each, a multiple of 16 inputs a side from 16 to 256, evened
+    out over the inputs; never more than the inputs."""
+    x = lambda n, h: np.zeros((n, h, h, 3), np.float32)
+    gap = nbk.cnn(2, 1, readout="gap")
+    assert [fused.block_side(engine.fused_prefix(gap, (h, h, 3)), (h, h, 3)) for h in (8, 16, 32)] == [192, 48, 16]
+    assert fused.block_side(engine.fused_prefix(nbk.cnn(8, 1), (16, 16, 3)), (16, 16, 3)) == 256
+    assert engine.plan(gap, x(1000, 16), None).batch_size == 48       # 21 blocks a side, as even as can be
+    assert engine.plan(gap, x(100, 8), None).batch_size == 100        # one block
+    assert engine.plan(gap, x(3, 8), None).batch_size == 3
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")

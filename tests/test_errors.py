@@ -47,7 +47,7 @@ CASES = {
     "a kernel float32 cannot solve": lambda tmp, mp: lambda: predict.gradient_descent_mse(
         np.ones((50, 50), np.float32), None, np.ones((50, 10), np.float32)),
     "a request that would not fit": lambda tmp, mp: lambda: nbk.cnn(8, 1, readout="gap").kernel(
-        np.zeros((20000, 32, 32, 3), np.float32), batch_size=20000),
+        np.zeros((20000, 32, 32, 3), np.float32), batch_size=20000, dtype="float32"),
     "a request that fits but would run for days": lambda tmp, mp: lambda: nbk.fcn(1, 4).kernel(
         np.random.default_rng(0).normal(size=(40, 6)), batch_size=2, max_hours=1e-7, progress=False),
     "a corrupt CIFAR-10 batch": lambda tmp, mp: _corrupt_batch(tmp, mp, lambda p: p.read_bytes()[:1000]),
