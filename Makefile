@@ -14,6 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -c "from nbkernels import fused; fused.warm()"  # compiles the fused CPU kernels once (1.5 min), cached
 	touch $@
 
 report: $(VENV)/.installed
@@ -24,7 +25,7 @@ report: $(VENV)/.installed
 # concurrent notebooks). Matmul-bound training runs slower per process that way, kernels and Python do
 # not; `bash .ci/run` took 18.5 min this way (2026-12-02) where the serial suite had taken 52 (another day).
 TEST_JOBS ?= 2
-ONE_THREAD := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+ONE_THREAD := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 NUMBA_NUM_THREADS=1 \
   XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 test: $(VENV)/.installed

@@ -34,8 +34,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import sys
 from typing import Optional
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -131,6 +133,7 @@ def block(pre: Prefix, x1, x2, same, with_ntk: bool, dtype, chunk_pairs: int = 0
     same = np.pad(same, ((0, 0), (0, pad))) if pad else same
     rows = max(1, (chunk_pairs or default_chunk_pairs(pre, x1.shape[1:], dtype)) // len(x2))
     x2t = np.ascontiguousarray(np.moveaxis(np.asarray(x2, dtype), 0, -1))  # (H, W, C, n2): input pairs innermost
+    _announce_compilation(np.dtype(dtype))
     nngp, ntk, v1, v2 = _block(x1, x2t, np.ascontiguousarray(same, np.bool_), pre.ops,
                                pre.params.astype(dtype), _constants(dtype), pre.readout, with_ntk, rows, pre.pad)
     nngp, ntk, v2 = nngp[:, :n2], ntk[:, :n2], v2[:n2]
@@ -143,6 +146,37 @@ def block(pre: Prefix, x1, x2, same, with_ntk: bool, dtype, chunk_pairs: int = 0
 # this CPU (AVX-512): blocks are padded to a multiple of 16 columns. Measured on the ReLU map alone:
 # 0.72-0.80 ns per entry for 16, 32, 48, 64 columns, 2.35 for 30, 2.66 for 8 (all scalar).
 _LANES = 16
+
+
+_announced = set()
+
+
+def _announce_compilation(dtype):
+    """Say so, once, before Numba compiles the kernel for ``dtype`` (about a minute; then it is loaded
+    from its cache beside this file, or in ``$NUMBA_CACHE_DIR``). ``make`` compiles both dtypes at set-up."""
+    if dtype in _announced:
+        return
+    _announced.add(dtype)
+    want = numba.from_dtype(dtype)
+    if any(sig[0].dtype == want for sig in _block.signatures):
+        return
+    try:  # Numba's cache index (a private API: if it moves, the note is merely printed once too often)
+        if any(key[0][0].dtype == want for key in _block._cache._cache_file._load_index()):
+            return
+    except Exception:
+        pass
+    print(f"nbkernels: compiling the fused CPU kernel for {dtype} (once per installation, about a minute)",
+          file=sys.stderr, flush=True)
+
+
+def warm():
+    """Compile (or load) the kernel for float32 and float64 (``make``'s set-up does, once)."""
+    import jax
+    jax.config.update("jax_enable_x64", True)
+    from .architecture import cnn
+    x = np.random.default_rng(0).normal(size=(3, 4, 4, 2))
+    for dtype in (np.float32, np.float64):
+        cnn(1, 1, readout="gap").kernel(x, dtype=dtype, progress=False)
 
 
 def bytes_per_pair(pre: Prefix, input_shape, dtype) -> int:
@@ -347,7 +381,171 @@ def _activate_pixel(act, ntk, S, T, dst, nr, n2, f1, f1_at, f2, f2_at, same, sam
                 T[row + j] = th
 
 
+@_inline
+def _conv_layer_body(act, ntk, three, S, T, S2, T2, acc_s, acc_t, shifts, g, aff, f1, f2, same, diag, ct):
+    """A convolution (and the nonlinearity ``act`` after it, or -1) over one slab's domain, from (S, T)
+    into (S2, T2): a 3 x 3 filter's nine shifts summed in registers (``three``), any other filter's
+    through ``acc_s`` / ``acc_t``. ``g``: the domain a0, a1, b0, b1, then pad, WP, M, nr, n2, H, W, n1,
+    i0, u, v, and the op whose variances the nonlinearity reads, and the number of shifts."""
+    a0, a1, b0, b1, pad, WP, M, nr, n2, H, W, n1, i0, u, v, fo, ns = g
+    same_at = _U(i0 * n2)
+    for a in range(a0, a1):
+        for b in range(b0, b1):
+            here = ((a + pad) * WP + b + pad) * M
+            dst = _U(here)
+            f1_at = _U(((fo * H + a) * W + b) * n1 + i0)
+            f2_at = _U(((fo * H + a + u) * W + b + v) * n2)
+            if three:
+                _conv3_pixel(act, ntk, S, T, S2, T2, _U(here + shifts[0]), dst, _U(WP * M), _U(M), nr, n2, aff,
+                             f1, f1_at, f2, f2_at, same, same_at, diag, ct)
+                continue
+            first = _U(here + shifts[0])
+            for m in range(_U(M)):
+                acc_s[m] = S[first + m]
+            for q in range(1, ns):
+                src = _U(here + shifts[q])
+                for m in range(_U(M)):
+                    acc_s[m] += S[src + m]
+            if ntk:
+                for m in range(_U(M)):
+                    acc_t[m] = T[first + m]
+                for q in range(1, ns):
+                    src = _U(here + shifts[q])
+                    for m in range(_U(M)):
+                        acc_t[m] += T[src + m]
+            _finish_pixel(act, ntk, S2, T2, dst, acc_s, acc_t, nr, n2, aff, f1, f1_at, f2, f2_at, same, same_at, diag, ct)
+
+
+@_jit
+def _conv_layer(act, ntk, three, S, T, S2, T2, acc_s, acc_t, shifts, g, aff, f1, f2, same, diag, ct):
+    """:func:`_conv_layer_body`, compiled with constant arguments (branch-free vector loops) for what
+    the paper's networks are made of, a 3 x 3 convolution and a ReLU, with and without the NTK; and
+    once with the arguments as they come for everything else (erf, other filters, no nonlinearity).
+    Each compiled copy of the maps costs compile time (about 10 s), hence only these."""
+    if three and act == OP_RELU:
+        if ntk:
+            _conv_layer_body(OP_RELU, True, True, S, T, S2, T2, acc_s, acc_t, shifts, g, aff, f1, f2, same, diag, ct)
+        else:
+            _conv_layer_body(OP_RELU, False, True, S, T, S2, T2, acc_s, acc_t, shifts, g, aff, f1, f2, same, diag, ct)
+    else:
+        _conv_layer_body(act, ntk, False, S, T, S2, T2, acc_s, acc_t, shifts, g, aff, f1, f2, same, diag, ct)
+
+
+@_inline
+def _act_layer_body(act, ntk, S, T, g, f1, f2, same, diag, ct):
+    """A nonlinearity that does not follow a convolution, in place over one slab's domain."""
+    a0, a1, b0, b1, pad, WP, M, nr, n2, H, W, n1, i0, u, v, fo, ns = g
+    for a in range(a0, a1):
+        for b in range(b0, b1):
+            _activate_pixel(act, ntk, S, T, _U(((a + pad) * WP + b + pad) * M), nr, n2, f1,
+                            _U(((fo * H + a) * W + b) * n1 + i0), f2, _U(((fo * H + a + u) * W + b + v) * n2),
+                            same, _U(i0 * n2), diag, ct)
+
+
+@_jit
+def _act_layer(act, ntk, S, T, g, f1, f2, same, diag, ct):
+    _act_layer_body(act, ntk, S, T, g, f1, f2, same, diag, ct)
+
+
+@_jit
+def _item(item, x1, x2t, ops, readout, with_ntk, rows, pad, hs, ws, f1, f2, same_flat, aff, part_k, part_t, max_ns, ct):
+    """One work item of :func:`_block`: the input-pair rows ``rows * ci ...`` through every slab of the
+    slab row ``ui``, into its partial sums."""
+    n1, H, W, C = x1.shape
+    n2 = x2t.shape[3]
+    n_ops = ops.shape[0]
+    dt = x1.dtype.type
+    hl, wl = hs[n_ops], ws[n_ops]
+    nu = 2 * hl - 1 if readout == READ_GAP else 1
+    nv = 2 * wl - 1 if readout == READ_GAP else 1
+    HP, WP = H + 2 * pad, W + 2 * pad
+    ci, ui = item // nu, item % nu
+    i0 = ci * rows
+    nr = min(n1, i0 + rows) - i0
+    M = nr * n2
+    size = HP * WP * M
+    S, S2 = np.zeros(size, x1.dtype), np.zeros(size, x1.dtype)
+    T = np.zeros(size if with_ntk else 1, x1.dtype)
+    T2 = np.zeros(size if with_ntk else 1, x1.dtype)
+    acc_s, acc_t = np.zeros(M, x1.dtype), np.zeros(M if with_ntk else 1, x1.dtype)
+    shifts = np.empty(max_ns, np.int64)
+    u = ui - (hl - 1) if readout == READ_GAP else 0
+    for vi in range(nv):
+        v = vi - (wl - 1) if readout == READ_GAP else 0
+        diag = u == 0 and v == 0
+        # stage 0: the input covariance x1 . x2 / C
+        a0, a1 = max(0, -u), min(H, H - u)
+        b0, b1 = max(0, -v), min(W, W - v)
+        for a in range(a0, a1):
+            for b in range(b0, b1):
+                base = _U(((a + pad) * WP + b + pad) * M)
+                xr = x2t[a + u, b + v]
+                for r in range(nr):
+                    row = base + _U(r * n2)
+                    xi = x1[i0 + r, a, b]
+                    for j in range(_U(n2)):
+                        S[row + j] = xi[0] * xr[0, j]
+                    for c in range(1, C):
+                        for j in range(_U(n2)):
+                            S[row + j] += xi[c] * xr[c, j]
+                    for j in range(_U(n2)):
+                        S[row + j] = S[row + j] / dt(C)
+                    if with_ntk:
+                        for j in range(_U(n2)):
+                            T[row + j] = ct[0]
+        _zero_ring(S, a0 + pad, a1 + pad, b0 + pad, b1 + pad, pad, HP, WP, M)
+        if with_ntk:
+            _zero_ring(T, a0 + pad, a1 + pad, b0 + pad, b1 + pad, pad, HP, WP, M)
+        o = 0
+        while o < n_ops:
+            kind = ops[o, 0]
+            h, w = hs[o + 1], ws[o + 1]
+            a0, a1 = max(0, -u), min(h, h - u)
+            b0, b1 = max(0, -v), min(w, w - v)
+            if kind == OP_CONV:
+                act = ops[o + 1, 0] if o + 1 < n_ops and ops[o + 1, 0] != OP_CONV else -1
+                fh, fw, loh, low = ops[o, 1], ops[o, 2], ops[o, 3], ops[o, 4]
+                ns = 0
+                for dh in range(fh):
+                    for dw in range(fw):
+                        shifts[ns] = ((dh - loh) * WP + dw - low) * M
+                        ns += 1
+                # the variances the nonlinearity reads: those entering it
+                g = (a0, a1, b0, b1, pad, WP, M, nr, n2, H, W, n1, i0, u, v, o + 1 if act >= 0 else o, ns)
+                _conv_layer(act, with_ntk, fh == 3 and fw == 3, S, T, S2, T2, acc_s, acc_t, shifts, g, aff[o], f1, f2, same_flat, diag, ct)
+                _zero_ring(S2, a0 + pad, a1 + pad, b0 + pad, b1 + pad, pad, HP, WP, M)
+                S, S2 = S2, S
+                if with_ntk:
+                    _zero_ring(T2, a0 + pad, a1 + pad, b0 + pad, b1 + pad, pad, HP, WP, M)
+                    T, T2 = T2, T
+                o += 2 if act >= 0 else 1
+            else:
+                g = (a0, a1, b0, b1, pad, WP, M, nr, n2, H, W, n1, i0, u, v, o, 0)
+                _act_layer(kind, with_ntk, S, T, g, f1, f2, same_flat, diag, ct)
+                o += 1
+        # the readout: this slab's sum over its pixels
+        a0, a1 = max(0, -u), min(hl, hl - u)
+        b0, b1 = max(0, -v), min(wl, wl - v)
+        out = _U((ui * n1 + i0) * n2)
+        for a in range(a0, a1):
+            for b in range(b0, b1):
+                base = _U(((a + pad) * WP + b + pad) * M)
+                for m in range(_U(M)):
+                    part_k[out + m] += S[base + m]
+                if with_ntk:
+                    for m in range(_U(M)):
+                        part_t[out + m] += T[base + m]
+
+
 @_pjit
+def _items(n, x1, x2t, ops, readout, with_ntk, rows, pad, hs, ws, f1, f2, same_flat, aff, part_k, part_t, max_ns, ct):
+    """The work items spread over the cores (a loop of its own: Numba's parallel pass takes minutes to
+    compile a large body)."""
+    for item in prange(n):
+        _item(item, x1, x2t, ops, readout, with_ntk, rows, pad, hs, ws, f1, f2, same_flat, aff, part_k, part_t, max_ns, ct)
+
+
+@_jit
 def _block(x1, x2t, same, ops, fp, cst, readout, with_ntk, rows, pad):
     # the constants as a tuple: registers in the loops (read from an array, they were reloaded after
     # every store, which might have written there)
@@ -390,146 +588,12 @@ def _block(x1, x2t, same, ops, fp, cst, readout, with_ntk, rows, pad):
     HP, WP = H + 2 * pad, W + 2 * pad
     part_k = np.zeros(nu * n1 * n2, x1.dtype)
     part_t = np.zeros(nu * n1 * n2, x1.dtype)
-    for item in prange(chunks * nu):
-        ci, ui = item // nu, item % nu
-        i0 = ci * rows
-        nr = min(n1, i0 + rows) - i0
-        M = nr * n2
-        size = HP * WP * M
-        S, S2 = np.zeros(size, x1.dtype), np.zeros(size, x1.dtype)
-        T = np.zeros(size if with_ntk else 1, x1.dtype)
-        T2 = np.zeros(size if with_ntk else 1, x1.dtype)
-        acc_s, acc_t = np.zeros(M, x1.dtype), np.zeros(M if with_ntk else 1, x1.dtype)
-        shifts = np.empty(64, np.int64)
-        u = ui - (hl - 1) if readout == READ_GAP else 0
-        for vi in range(nv):
-            v = vi - (wl - 1) if readout == READ_GAP else 0
-            diag = u == 0 and v == 0
-            # stage 0: the input covariance x1 . x2 / C
-            a0, a1 = max(0, -u), min(H, H - u)
-            b0, b1 = max(0, -v), min(W, W - v)
-            for a in range(a0, a1):
-                for b in range(b0, b1):
-                    base = _U(((a + pad) * WP + b + pad) * M)
-                    xr = x2t[a + u, b + v]
-                    for r in range(nr):
-                        row = base + _U(r * n2)
-                        xi = x1[i0 + r, a, b]
-                        for j in range(_U(n2)):
-                            S[row + j] = xi[0] * xr[0, j]
-                        for c in range(1, C):
-                            for j in range(_U(n2)):
-                                S[row + j] += xi[c] * xr[c, j]
-                        for j in range(_U(n2)):
-                            S[row + j] = S[row + j] / dt(C)
-                        if with_ntk:
-                            for j in range(_U(n2)):
-                                T[row + j] = ct[0]
-            _zero_ring(S, a0 + pad, a1 + pad, b0 + pad, b1 + pad, pad, HP, WP, M)
-            if with_ntk:
-                _zero_ring(T, a0 + pad, a1 + pad, b0 + pad, b1 + pad, pad, HP, WP, M)
-            o = 0
-            while o < n_ops:
-                kind = ops[o, 0]
-                h, w = hs[o + 1], ws[o + 1]
-                a0, a1 = max(0, -u), min(h, h - u)
-                b0, b1 = max(0, -v), min(w, w - v)
-                if kind == OP_CONV:
-                    act = ops[o + 1, 0] if o + 1 < n_ops and ops[o + 1, 0] != OP_CONV else -1
-                    fo = o + 1 if act >= 0 else o  # the variances the nonlinearity reads
-                    fh, fw, loh, low = ops[o, 1], ops[o, 2], ops[o, 3], ops[o, 4]
-                    ns = 0
-                    for dh in range(fh):
-                        for dw in range(fw):
-                            shifts[ns] = ((dh - loh) * WP + dw - low) * M
-                            ns += 1
-                    three = fh == 3 and fw == 3
-                    for a in range(a0, a1):
-                        for b in range(b0, b1):
-                            dst = _U(((a + pad) * WP + b + pad) * M)
-                            f1_at = _U(((fo * H + a) * W + b) * n1 + i0)
-                            f2_at = _U(((fo * H + a + u) * W + b + v) * n2)
-                            same_at = _U(i0 * n2)
-                            if three:
-                                tl = _U(((a + pad) * WP + b + pad) * M + shifts[0])
-                                if act == OP_RELU:
-                                    if with_ntk:
-                                        _conv3_pixel(OP_RELU, True, S, T, S2, T2, tl, dst, _U(WP * M), _U(M), nr, n2, aff[o], f1, f1_at, f2, f2_at, same_flat, same_at, diag, ct)
-                                    else:
-                                        _conv3_pixel(OP_RELU, False, S, T, S2, T2, tl, dst, _U(WP * M), _U(M), nr, n2, aff[o], f1, f1_at, f2, f2_at, same_flat, same_at, diag, ct)
-                                elif act == OP_ERF:
-                                    if with_ntk:
-                                        _conv3_pixel(OP_ERF, True, S, T, S2, T2, tl, dst, _U(WP * M), _U(M), nr, n2, aff[o], f1, f1_at, f2, f2_at, same_flat, same_at, diag, ct)
-                                    else:
-                                        _conv3_pixel(OP_ERF, False, S, T, S2, T2, tl, dst, _U(WP * M), _U(M), nr, n2, aff[o], f1, f1_at, f2, f2_at, same_flat, same_at, diag, ct)
-                                elif with_ntk:
-                                    _conv3_pixel(-1, True, S, T, S2, T2, tl, dst, _U(WP * M), _U(M), nr, n2, aff[o], f1, f1_at, f2, f2_at, same_flat, same_at, diag, ct)
-                                else:
-                                    _conv3_pixel(-1, False, S, T, S2, T2, tl, dst, _U(WP * M), _U(M), nr, n2, aff[o], f1, f1_at, f2, f2_at, same_flat, same_at, diag, ct)
-                                continue
-                            first = _U(((a + pad) * WP + b + pad) * M + shifts[0])
-                            for m in range(_U(M)):
-                                acc_s[m] = S[first + m]
-                            for q in range(1, ns):
-                                src = _U(((a + pad) * WP + b + pad) * M + shifts[q])
-                                for m in range(_U(M)):
-                                    acc_s[m] += S[src + m]
-                            if with_ntk:
-                                for m in range(_U(M)):
-                                    acc_t[m] = T[first + m]
-                                for q in range(1, ns):
-                                    src = _U(((a + pad) * WP + b + pad) * M + shifts[q])
-                                    for m in range(_U(M)):
-                                        acc_t[m] += T[src + m]
-                            if act == OP_RELU:
-                                if with_ntk:
-                                    _finish_pixel(OP_RELU, True, S2, T2, dst, acc_s, acc_t, nr, n2, aff[o], f1, f1_at, f2, f2_at, same_flat, same_at, diag, ct)
-                                else:
-                                    _finish_pixel(OP_RELU, False, S2, T2, dst, acc_s, acc_t, nr, n2, aff[o], f1, f1_at, f2, f2_at, same_flat, same_at, diag, ct)
-                            elif act == OP_ERF:
-                                if with_ntk:
-                                    _finish_pixel(OP_ERF, True, S2, T2, dst, acc_s, acc_t, nr, n2, aff[o], f1, f1_at, f2, f2_at, same_flat, same_at, diag, ct)
-                                else:
-                                    _finish_pixel(OP_ERF, False, S2, T2, dst, acc_s, acc_t, nr, n2, aff[o], f1, f1_at, f2, f2_at, same_flat, same_at, diag, ct)
-                            elif with_ntk:
-                                _finish_pixel(-1, True, S2, T2, dst, acc_s, acc_t, nr, n2, aff[o], f1, f1_at, f2, f2_at, same_flat, same_at, diag, ct)
-                            else:
-                                _finish_pixel(-1, False, S2, T2, dst, acc_s, acc_t, nr, n2, aff[o], f1, f1_at, f2, f2_at, same_flat, same_at, diag, ct)
-                    _zero_ring(S2, a0 + pad, a1 + pad, b0 + pad, b1 + pad, pad, HP, WP, M)
-                    S, S2 = S2, S
-                    if with_ntk:
-                        _zero_ring(T2, a0 + pad, a1 + pad, b0 + pad, b1 + pad, pad, HP, WP, M)
-                        T, T2 = T2, T
-                    o += 2 if act >= 0 else 1
-                else:
-                    for a in range(a0, a1):
-                        for b in range(b0, b1):
-                            dst = _U(((a + pad) * WP + b + pad) * M)
-                            f1_at = _U(((o * H + a) * W + b) * n1 + i0)
-                            f2_at = _U(((o * H + a + u) * W + b + v) * n2)
-                            same_at = _U(i0 * n2)
-                            if kind == OP_RELU:
-                                if with_ntk:
-                                    _activate_pixel(OP_RELU, True, S, T, dst, nr, n2, f1, f1_at, f2, f2_at, same_flat, same_at, diag, ct)
-                                else:
-                                    _activate_pixel(OP_RELU, False, S, T, dst, nr, n2, f1, f1_at, f2, f2_at, same_flat, same_at, diag, ct)
-                            elif with_ntk:
-                                _activate_pixel(OP_ERF, True, S, T, dst, nr, n2, f1, f1_at, f2, f2_at, same_flat, same_at, diag, ct)
-                            else:
-                                _activate_pixel(OP_ERF, False, S, T, dst, nr, n2, f1, f1_at, f2, f2_at, same_flat, same_at, diag, ct)
-                    o += 1
-            # the readout: this slab's sum over its pixels
-            a0, a1 = max(0, -u), min(hl, hl - u)
-            b0, b1 = max(0, -v), min(wl, wl - v)
-            out = _U((ui * n1 + i0) * n2)
-            for a in range(a0, a1):
-                for b in range(b0, b1):
-                    base = _U(((a + pad) * WP + b + pad) * M)
-                    for m in range(_U(M)):
-                        part_k[out + m] += S[base + m]
-                    if with_ntk:
-                        for m in range(_U(M)):
-                            part_t[out + m] += T[base + m]
+    max_ns = 1
+    for o in range(n_ops):
+        if ops[o, 0] == OP_CONV:
+            max_ns = max(max_ns, ops[o, 1] * ops[o, 2])
+    _items(chunks * nu, x1, x2t, ops, readout, with_ntk, rows, pad, hs, ws, f1, f2, same_flat, aff, part_k, part_t,
+           max_ns, ct)
     count = dt(hl * wl * hl * wl) if readout == READ_GAP else dt(hl * wl)
     nngp, ntk = np.zeros(n1 * n2, x1.dtype), np.zeros(n1 * n2, x1.dtype)
     for ui in range(nu):

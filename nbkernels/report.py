@@ -66,7 +66,8 @@ def select_notebooks(names) -> list:
 
 # numpy/scipy's OpenBLAS spins a thread per core: two notebooks each doing so on two cores ran a
 # 3000x3072 SVD 2.7x slower than one thread each (measured here), so concurrent notebooks share them out.
-_BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+# Numba's thread pool (the fused CPU kernels, nbkernels.fused) likewise.
+_BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 _XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 
