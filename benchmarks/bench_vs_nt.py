@@ -118,11 +118,11 @@ def main(argv=None):
     rows = []
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     env.pop("JAX_ENABLE_X64", None)
-    # "nbk_unpacked" is nbkernels with NNGP and NTK as two real arrays between its layer programs
-    # (NBKERNELS_PACK=0; engine.packs_complex): the A/B of that change in the same run. With --nt-malloc,
-    # Neural Tangents is also timed with nbkernels' glibc malloc settings (engine.malloc_env()): what
-    # the allocator alone gives it (nothing, in benchmarks/README.md's evening table).
-    columns = [("nt", "nt", NT_PYTHON, {}), ("nbk_unpacked", "nbk", sys.executable, {"NBKERNELS_PACK": "0"}),
+    # "nbk_xla" is nbkernels with its per-layer XLA programs on the CPU too (NBKERNELS_FUSED=0: what
+    # accelerators run, and the CPU before nbkernels.fused): the A/B of the fused kernel in the same run.
+    # With --nt-malloc, Neural Tangents is also timed with nbkernels' glibc malloc settings
+    # (engine.malloc_env()): what the allocator alone gives it (nothing, in benchmarks/README.md).
+    columns = [("nt", "nt", NT_PYTHON, {}), ("nbk_xla", "nbk", sys.executable, {"NBKERNELS_FUSED": "0"}),
                ("nbk", "nbk", sys.executable, {})]
     if a.nt_malloc:
         from nbkernels.engine import malloc_env
@@ -142,15 +142,15 @@ def main(argv=None):
             raise SystemExit(f"{name}: the NTKs differ by {agree:.1e} relative; the workloads are not the same")
         flops = work_flops(name)
         rows.append(dict(name=name, nt_s=got["nt"]["seconds"], nbk_s=got["nbk"]["seconds"], ratio=ratio,
-                         nbk_unpacked_s=got["nbk_unpacked"]["seconds"],
+                         nbk_xla_s=got["nbk_xla"]["seconds"],
                          nt_malloc_s=got["nt_malloc"]["seconds"] if a.nt_malloc else None,
-                         ratio_unpacked=got["nt"]["seconds"] / got["nbk_unpacked"]["seconds"],
+                         ratio_xla=got["nt"]["seconds"] / got["nbk_xla"]["seconds"],
                          nbk_entries_per_s=got["nbk"]["entries"] / got["nbk"]["seconds"],
                          nbk_gflop_s=None if flops is None else flops / got["nbk"]["seconds"] / 1e9,
                          nt_gflop_s=None if flops is None else flops / got["nt"]["seconds"] / 1e9,
                          nt_jax=got["nt"]["jax"], nbk_jax=got["nbk"]["jax"], ntk_agreement=agree))
-        print(f"| {name} | {got['nt']['seconds']:.3f} s | {got['nbk_unpacked']['seconds']:.3f} s | "
-              f"{got['nbk']['seconds']:.3f} s | {ratio:.1f}× | {rows[-1]['ratio_unpacked']:.1f}× |" +
+        print(f"| {name} | {got['nt']['seconds']:.3f} s | {got['nbk_xla']['seconds']:.3f} s | "
+              f"{got['nbk']['seconds']:.3f} s | {ratio:.1f}× | {rows[-1]['ratio_xla']:.1f}× |" +
               (f" NT + malloc {got['nt_malloc']['seconds']:.3f} s |" if a.nt_malloc else ""), flush=True)
     if a.out:
         Path(a.out).write_text(json.dumps(dict(cpu_count=os.cpu_count(), rows=rows), indent=1))

@@ -131,7 +131,9 @@ def block(pre: Prefix, x1, x2, same, with_ntk: bool, dtype, chunk_pairs: int = 0
     pad = -n2 % _LANES  # whole vectors in the innermost loop (a ragged tail runs scalar, 3-4x slower)
     x2 = np.concatenate([x2, np.repeat(x2[-1:], pad, axis=0)]) if pad else x2
     same = np.pad(same, ((0, 0), (0, pad))) if pad else same
-    rows = max(1, (chunk_pairs or default_chunk_pairs(pre, x1.shape[1:], dtype)) // len(x2))
+    rows = -(-(chunk_pairs or default_chunk_pairs(pre, x1.shape[1:], dtype)) // len(x2))
+    # at least two work items per thread (the slab rows are uneven: those of small offsets hold more)
+    rows = max(1, min(rows, -(-len(x1) // -(-2 * numba.get_num_threads() // pre.slab_rows))))
     x2t = np.ascontiguousarray(np.moveaxis(np.asarray(x2, dtype), 0, -1))  # (H, W, C, n2): input pairs innermost
     _announce_compilation(np.dtype(dtype))
     nngp, ntk, v1, v2 = _block(x1, x2t, np.ascontiguousarray(same, np.bool_), pre.ops,
@@ -199,12 +201,9 @@ def block_side(pre: Prefix, input_shape) -> int:
 
 
 def default_chunk_pairs(pre: Prefix, spatial, dtype) -> int:
-    """Input pairs per work item: its four slab buffers within ``$NBKERNELS_FUSED_CACHE_KB`` (512 KiB,
-    half this CPU's 1 MiB L2 per core; measured below in benchmarks/README.md)."""
-    h, w = spatial[:2]
-    per_pair = 4 * (h + 2 * pre.pad) * (w + 2 * pre.pad) * np.dtype(dtype).itemsize
-    budget = float(os.environ.get("NBKERNELS_FUSED_CACHE_KB", "512")) * 1024
-    return max(16, int(budget // per_pair))
+    """Input pairs one work item holds: ``$NBKERNELS_FUSED_PAIRS`` (256). Each pixel of a slab costs some
+    set-up per item, so longer rows of pairs amortize it: measured in benchmarks/README.md."""
+    return int(os.environ.get("NBKERNELS_FUSED_PAIRS", "256"))
 
 
 _jit = njit(cache=True, error_model="numpy", nogil=True)
