@@ -57,6 +57,25 @@ def timed_kernel(arch, x1, x2=None, get=("nngp", "ntk"), dtype=None):
     return cache_mod.cached(key, compute, version=_VERSION)
 
 
+def kernel_costs(arch, x1, rounds: int = 3) -> dict:
+    """Seconds of the NNGP alone (``"nngp"``) and of the NNGP and NTK together (``"both"``), timed side
+    by side: after a run of each that compiles, ``rounds`` interleaved runs, the fastest of each. Two
+    timings taken apart drift with the machine (by a quarter over minutes here); cached together."""
+    gets = {"nngp": ("nngp",), "both": ("nngp", "ntk")}
+
+    def compute():
+        times = {name: [] for name in gets}
+        for r in range(rounds + 1):
+            for name, get in gets.items():
+                t0 = time.perf_counter()
+                arch.kernel(x1, get=get, progress=False)
+                if r:
+                    times[name].append(time.perf_counter() - t0)
+        return {name: min(t) for name, t in times.items()}
+    key = dict(kind="kernel-costs", arch=repr(arch), rounds=rounds, x1=cache_mod.fingerprint(x1))
+    return cache_mod.cached(key, compute, version=_VERSION)
+
+
 @dataclasses.dataclass
 class KernelFit:
     """One kernel's regression (t = infinity) over a diag_reg grid, chosen on the validation half."""

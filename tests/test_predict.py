@@ -283,3 +283,16 @@ def test_rounding_cliff_refuses_a_reference_that_is_itself_indefinite():
     assert P.rounding_cliff(k, [5, 10, 15], "float16")["critical"] > 0
     with pytest.raises(P.PrecisionError, match="float64 itself breaks.*sizes below"):
         P.rounding_cliff(k - 1e-9 * np.eye(60), [10, 40], "float16")
+
+
+def test_kernel_costs_time_both_kernels_side_by_side_and_cache_them(tmp_cache, monkeypatch):
+    from nbkernels import study
+    x = np.random.default_rng(0).normal(size=(12, 5, 5, 3))
+    arch = nbk.cnn(2, 1, readout="gap")
+    calls = []
+    real = type(arch).kernel
+    monkeypatch.setattr(type(arch), "kernel", lambda self, *a, **kw: calls.append(kw["get"]) or real(self, *a, **kw))
+    cost = study.kernel_costs(arch, x, rounds=2)
+    assert set(cost) == {"nngp", "both"} and all(v > 0 for v in cost.values())
+    assert calls == [("nngp",), ("nngp", "ntk")] * 3          # one compiling run of each, then interleaved
+    assert study.kernel_costs(arch, x, rounds=2) == cost and len(calls) == 6   # from the cache
