@@ -6,7 +6,8 @@
 A kernel is cut into ``b x b`` blocks of input pairs (only those on and above the diagonal when it is
 symmetric). :func:`plan` chooses ``b`` (or checks the one asked for) against the memory budget before
 anything is allocated. :func:`run` computes the blocks with one XLA program per layer
-(:func:`block_program`), ``len(devices)`` blocks at a time sharded over the devices (``jax.sharding``),
+(:func:`block_program`; on the CPU, a convolutional network's image layers run fused instead,
+:mod:`nbkernels.fused`), ``len(devices)`` blocks at a time sharded over the devices (``jax.sharding``),
 and hands each finished block to a *sink*: :class:`MemorySink` fills preallocated matrices;
 ``nbkernels.compute.StoreSink`` writes the store on disk and says which blocks are already done. After
 the first blocks :func:`run` estimates the whole computation from their measured throughput and stops

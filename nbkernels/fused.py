@@ -10,11 +10,13 @@ set in cache and runs every layer on it before moving on.
 ``VALID``), a convolution moves both pixels of a pair together, so the offset ``(u, v)`` between them
 never changes from the input to the readout. The pixel pairs with one offset form a *slab*, at most
 ``H x W`` pixels, that goes through every layer on its own: no halo is exchanged between slabs, and
-there are exactly ``H^2 W^2`` entries in all, none wasted. A slab of a few dozen input pairs fits in the
-L2 cache; each layer of it is one pass (the convolution's shifted sums, the affine map and the
-nonlinearity together) and the readout sums it away at the end: ``GlobalAvgPool`` needs every slab,
-``Flatten`` only the one of offset 0 (the pixel diagonal). Input pairs are the innermost axis, so the
-loops are contiguous and vectorize. Work is spread over the cores by (input-pair rows, slab rows).
+there are exactly ``H^2 W^2`` entries in all, none wasted. Each layer of a slab is one pass (the
+convolution's shifted sums, the affine map and the nonlinearity together), from one buffer into another,
+and the readout sums the slab away at the end: ``GlobalAvgPool`` needs every slab, ``Flatten`` only the
+one of offset 0 (the pixel diagonal). Input pairs are the innermost axis, so the loops are contiguous
+and vectorize; a work item holds one row of slabs for about 256 input pairs (four buffers of 0.4 MB at
+8x8, 1.3 MB at 16x16, of which a pixel's nine reads touch three rows of pixels), and items are spread
+over the cores.
 
 **Exact, whatever the blocking.** Every input pair's numbers are computed by the same operations in the
 same order whatever block, chunk or thread it falls in, and the readout sums slabs in a fixed order:
@@ -49,7 +51,6 @@ READ_GAP, READ_FLATTEN = 0, 1
 _KIND, _FH, _FW, _LOH, _LOW, _HO, _WO, _STD, _BIAS = range(9)
 # columns of Prefix.params: W_std^2, b_std^2, fan_in
 _W2, _B2, _FAN = range(3)
-
 
 
 def enabled() -> bool:
@@ -116,8 +117,8 @@ def prefix(arch, input_shape) -> Optional[Prefix]:
 
 def _constants(dtype):
     """The numbers the compiled loops need, in the computation's dtype (a float32 kernel stays float32)."""
-    return np.array((0.0, 1.0, math.pi, math.pi / 2, math.pi / 4, K._MOREBITS, 0.66, 1 / (2 * math.pi),
-                     2 / math.pi, 4 / math.pi) + K._ATAN_P + K._ATAN_Q, dtype)
+    return np.array((0.0, 1.0, math.pi, math.pi / 2, math.pi / 4, K.ATAN_MOREBITS, 0.66, 1 / (2 * math.pi),
+                     2 / math.pi, 4 / math.pi) + K.ATAN_P + K.ATAN_Q, dtype)
 
 
 def block(pre: Prefix, x1, x2, same, with_ntk: bool, dtype, chunk_pairs: int = 0):
@@ -125,13 +126,14 @@ def block(pre: Prefix, x1, x2, same, with_ntk: bool, dtype, chunk_pairs: int = 0
     ``(nngp, ntk, var1, var2)``, each (n1, n2) or (n,) (``ntk`` None without ``with_ntk``; the
     variances None after ``GlobalAvgPool``, as :meth:`KernelState.global_avg_pool` leaves them).
     ``same`` (n1, n2) bool marks the pairs of one input with itself (exact angle 0 there).
-    ``chunk_pairs``: input pairs one work item holds (default :func:`chunk_pairs`)."""
+    ``chunk_pairs``: input pairs one work item holds (default ``$NBKERNELS_FUSED_PAIRS``, 256: longer rows
+    of pairs amortize each pixel's set-up; measured in benchmarks/README.md)."""
     x1 = np.ascontiguousarray(x1, dtype)
     n2 = len(x2)
     pad = -n2 % _LANES  # whole vectors in the innermost loop (a ragged tail runs scalar, 3-4x slower)
     x2 = np.concatenate([x2, np.repeat(x2[-1:], pad, axis=0)]) if pad else x2
     same = np.pad(same, ((0, 0), (0, pad))) if pad else same
-    rows = -(-(chunk_pairs or default_chunk_pairs(pre, x1.shape[1:], dtype)) // len(x2))
+    rows = -(-(chunk_pairs or int(os.environ.get("NBKERNELS_FUSED_PAIRS", "256"))) // len(x2))
     # at least two work items per thread (the slab rows are uneven: those of small offsets hold more)
     rows = max(1, min(rows, -(-len(x1) // -(-2 * numba.get_num_threads() // pre.slab_rows))))
     x2t = np.ascontiguousarray(np.moveaxis(np.asarray(x2, dtype), 0, -1))  # (H, W, C, n2): input pairs innermost
@@ -198,12 +200,6 @@ def block_side(pre: Prefix, input_shape) -> int:
     work = max(1, pre.passes()) * (p * p if pre.readout == READ_GAP else p)
     side = math.isqrt(int(_BLOCK_WORK // work))
     return int(min(256, max(_LANES, side + -side % _LANES)))
-
-
-def default_chunk_pairs(pre: Prefix, spatial, dtype) -> int:
-    """Input pairs one work item holds: ``$NBKERNELS_FUSED_PAIRS`` (256). Each pixel of a slab costs some
-    set-up per item, so longer rows of pairs amortize it: measured in benchmarks/README.md."""
-    return int(os.environ.get("NBKERNELS_FUSED_PAIRS", "256"))
 
 
 _jit = njit(cache=True, error_model="numpy", nogil=True)

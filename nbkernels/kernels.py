@@ -96,14 +96,14 @@ class KernelState:
                             spatial=(), full=False)
 
 
-# arctan2 without libm: XLA on CPU calls a scalar atan2 per element (~10 ns); this rational
+# arctan2 without libm (nbkernels.fused compiles the same rational form): XLA on CPU calls a scalar atan2 per element (~10 ns); this rational
 # approximation (Cephes' atan, accurate to 2e-16 relative in float64) is plain arithmetic that XLA
 # vectorizes and fuses with the rest of the kernel map, about 7x faster.
-_ATAN_P = (-8.750608600031904122785e-1, -1.615753718733365076637e1, -7.500855792314704667340e1,
+ATAN_P = (-8.750608600031904122785e-1, -1.615753718733365076637e1, -7.500855792314704667340e1,
            -1.228866684490136173410e2, -6.485021904942025371773e1)
-_ATAN_Q = (2.485846490142306297962e1, 1.650270098316988542046e2, 4.328810604912902668951e2,
+ATAN_Q = (2.485846490142306297962e1, 1.650270098316988542046e2, 4.328810604912902668951e2,
            4.853903996359136964868e2, 1.945506571482613964425e2)
-_MOREBITS = 3.061616997868382943065e-17  # pi/4 - float64(pi/4)
+ATAN_MOREBITS = 3.061616997868382943065e-17  # pi/4 - float64(pi/4)
 
 
 def _atan_unit(a):
@@ -111,11 +111,11 @@ def _atan_unit(a):
     big = a > 0.66
     x = jnp.where(big, (a - 1) / (a + 1), a)
     z = x * x
-    P, Q = _ATAN_P, _ATAN_Q
+    P, Q = ATAN_P, ATAN_Q
     p = (((P[0] * z + P[1]) * z + P[2]) * z + P[3]) * z + P[4]
     q = ((((z + Q[0]) * z + Q[1]) * z + Q[2]) * z + Q[3]) * z + Q[4]
     r = x * (z * p / q) + x
-    return jnp.where(big, jnp.pi / 4 + (r + _MOREBITS), r)
+    return jnp.where(big, jnp.pi / 4 + (r + ATAN_MOREBITS), r)
 
 
 def atan2(y, x):
