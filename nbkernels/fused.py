@@ -207,6 +207,7 @@ _pjit = njit(cache=True, error_model="numpy", nogil=True, parallel=True)
 _inline = njit(cache=True, error_model="numpy", nogil=True, inline="always")
 _U = np.uint64
 
+
 @_jit
 def _atan_unit_ratio(num, den, big, cst):
     """atan(num / den) + (pi/4 where big), Cephes' rational form as in :func:`kernels.atan2`."""
@@ -216,6 +217,7 @@ def _atan_unit_ratio(num, den, big, cst):
     q = ((((z + cst[15]) * z + cst[16]) * z + cst[17]) * z + cst[18]) * z + cst[19]
     r = x * (z * p / q) + x
     return cst[4] + (r + cst[5]) if big else r
+
 
 @_jit
 def _atan2(y, x, cst):
@@ -229,6 +231,7 @@ def _atan2(y, x, cst):
     t = cst[3] - t if ay > ax else t
     t = cst[2] - t if x < cst[0] else t
     return -t if y < cst[0] else t
+
 
 @_jit
 def _variances(x, ops, fp, cst):
@@ -272,6 +275,7 @@ def _variances(x, ops, fp, cst):
                             out[o + 1, a, b, i] = cst[8] * _atan2(v + v, math.sqrt(cst[1] + (v + v + v + v)), cst)
     return out
 
+
 @_jit
 def _zero_ring(buf, a0, a1, b0, b1, pad, HP, WP, M):
     """Zero the cells within ``pad`` of the domain [a0, a1) x [b0, b1) (buffer coordinates) that are
@@ -286,6 +290,7 @@ def _zero_ring(buf, a0, a1, b0, b1, pad, HP, WP, M):
             for m in range(_U(M)):
                 buf[base + m] = z
 
+
 @_inline
 def _activate(act, ntk, k, th, f1, f2, same, cst):
     """The nonlinearity's map of one entry's (nngp, ntk); f1, f2 are the two pixels' variances (ReLU) or
@@ -295,15 +300,7 @@ def _activate(act, ntk, k, th, f1, f2, same, cst):
         s = math.sqrt(max(f1 * f2 - k * k, cst[0]))
         if same:
             s = cst[0]
-        ax = abs(k)
-        hi, lo = max(s, ax), min(s, ax)
-        big = lo > cst[6] * hi
-        num = lo - hi if big else lo
-        den = lo + hi if big else hi
-        r = _atan_unit_ratio(num, den if den > cst[0] else cst[1], big, cst)
-        r = cst[3] - r if s > ax else r
-        r = cst[2] - r if k < cst[0] else r
-        rest = cst[2] - r                       # pi - theta
+        rest = cst[2] - _atan2(s, k, cst)      # pi - theta
         return (s + rest * k) * cst[7], (th * (rest * cst[7]) if ntk else th)
     if act == OP_ERF:
         r = math.sqrt(max(f1 * f2 - (k + k) * (k + k), cst[0]))
@@ -377,6 +374,18 @@ def _activate_pixel(act, ntk, S, T, dst, nr, n2, f1, f1_at, f2, f2_at, same, sam
 
 
 @_inline
+def _shift_sum(acc, X, here, shifts, ns, M):
+    """acc = the sum of X's M values at ``here + shifts[q]``, q < ns, in that order."""
+    first = _U(here + shifts[0])
+    for m in range(_U(M)):
+        acc[m] = X[first + m]
+    for q in range(1, ns):
+        src = _U(here + shifts[q])
+        for m in range(_U(M)):
+            acc[m] += X[src + m]
+
+
+@_inline
 def _conv_layer_body(act, ntk, three, S, T, S2, T2, acc_s, acc_t, shifts, g, aff, f1, f2, same, diag, ct):
     """A convolution (and the nonlinearity ``act`` after it, or -1) over one slab's domain, from (S, T)
     into (S2, T2): a 3 x 3 filter's nine shifts summed in registers (``three``), any other filter's
@@ -394,21 +403,11 @@ def _conv_layer_body(act, ntk, three, S, T, S2, T2, acc_s, acc_t, shifts, g, aff
                 _conv3_pixel(act, ntk, S, T, S2, T2, _U(here + shifts[0]), dst, _U(WP * M), _U(M), nr, n2, aff,
                              f1, f1_at, f2, f2_at, same, same_at, diag, ct)
                 continue
-            first = _U(here + shifts[0])
-            for m in range(_U(M)):
-                acc_s[m] = S[first + m]
-            for q in range(1, ns):
-                src = _U(here + shifts[q])
-                for m in range(_U(M)):
-                    acc_s[m] += S[src + m]
+            _shift_sum(acc_s, S, here, shifts, ns, M)
             if ntk:
-                for m in range(_U(M)):
-                    acc_t[m] = T[first + m]
-                for q in range(1, ns):
-                    src = _U(here + shifts[q])
-                    for m in range(_U(M)):
-                        acc_t[m] += T[src + m]
-            _finish_pixel(act, ntk, S2, T2, dst, acc_s, acc_t, nr, n2, aff, f1, f1_at, f2, f2_at, same, same_at, diag, ct)
+                _shift_sum(acc_t, T, here, shifts, ns, M)
+            _finish_pixel(act, ntk, S2, T2, dst, acc_s, acc_t, nr, n2, aff, f1, f1_at, f2, f2_at, same, same_at,
+                          diag, ct)
 
 
 @_jit
@@ -507,7 +506,8 @@ def _item(item, x1, x2t, ops, readout, with_ntk, rows, pad, hs, ws, f1, f2, same
                         ns += 1
                 # the variances the nonlinearity reads: those entering it
                 g = (a0, a1, b0, b1, pad, WP, M, nr, n2, H, W, n1, i0, u, v, o + 1 if act >= 0 else o, ns)
-                _conv_layer(act, with_ntk, fh == 3 and fw == 3, S, T, S2, T2, acc_s, acc_t, shifts, g, aff[o], f1, f2, same_flat, diag, ct)
+                _conv_layer(act, with_ntk, fh == 3 and fw == 3, S, T, S2, T2, acc_s, acc_t, shifts, g, aff[o], f1, f2,
+                            same_flat, diag, ct)
                 _zero_ring(S2, a0 + pad, a1 + pad, b0 + pad, b1 + pad, pad, HP, WP, M)
                 S, S2 = S2, S
                 if with_ntk:
@@ -537,7 +537,8 @@ def _items(n, x1, x2t, ops, readout, with_ntk, rows, pad, hs, ws, f1, f2, same_f
     """The work items spread over the cores (a loop of its own: Numba's parallel pass takes minutes to
     compile a large body)."""
     for item in prange(n):
-        _item(item, x1, x2t, ops, readout, with_ntk, rows, pad, hs, ws, f1, f2, same_flat, aff, part_k, part_t, max_ns, ct)
+        _item(item, x1, x2t, ops, readout, with_ntk, rows, pad, hs, ws, f1, f2, same_flat, aff, part_k, part_t, max_ns,
+              ct)
 
 
 @_jit
@@ -578,9 +579,7 @@ def _block(x1, x2t, same, ops, fp, cst, readout, with_ntk, rows, pad):
             else:
                 aff[o, 3], aff[o, 4] = fp[o, _W2], fp[o, _B2]
     nu = 2 * hl - 1 if readout == READ_GAP else 1
-    nv = 2 * wl - 1 if readout == READ_GAP else 1
     chunks = (n1 + rows - 1) // rows
-    HP, WP = H + 2 * pad, W + 2 * pad
     part_k = np.zeros(nu * n1 * n2, x1.dtype)
     part_t = np.zeros(nu * n1 * n2, x1.dtype)
     max_ns = 1
