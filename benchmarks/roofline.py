@@ -11,6 +11,13 @@ cores (XLA's own threading), float32:
   uses); **arctan2 (nbkernels)**: the vectorized rational form in ``nbkernels.kernels.atan2``;
 * **copy bandwidth**: ``y = 2 x`` (read + write) on 1 MiB (cache) and 256 MiB (DRAM) arrays;
 * **matmul**: 2048 x 2048 float32 (the FC kernels and the training loops).
+
+and, as the fused CPU kernel (``nbkernels.fused``, Numba) sees it, on **one core** (it runs one work
+item per core), float32 on a 256 KiB cache-resident array:
+
+* **division**, **square root** (Numba): ten per element, vectorized;
+* **ReLU map (nbkernels.fused)**: the kernel's own map of one entry (NNGP and NTK), as its loops run it;
+* **3 x 3 shifted sum (nbkernels.fused)**: the nine reads a convolution adds per entry and field.
 """
 from __future__ import annotations
 
@@ -67,7 +74,60 @@ def measure(repeats=20):
     rows.append(dict(name="matmul 2048^2", value=2 * 2048 ** 3 / t / 1e9, unit="GFLOP/s"))
     t = _best(jax.jit(lambda a: a + 1), x[:16], repeats=200)
     rows.append(dict(name="dispatch (one tiny XLA program)", value=t * 1e6, unit="us"))
+    rows += _numba_rows(repeats)
     return dict(cpu_count=os.cpu_count(), jax=jax.__version__, rows=rows)
+
+
+def _numba_rows(repeats):
+    import numpy as np
+    from numba import njit
+    from nbkernels import fused
+    U = np.uint64
+    ct = tuple(fused._constants(np.float32))
+
+    @njit(error_model="numpy")
+    def div(a, out):
+        for m in range(U(a.shape[0])):
+            v = a[m]
+            out[m] = (((((((((1 / v + 1 / (v + 1)) + 1 / (v + 2)) + 1 / (v + 3)) + 1 / (v + 4)) + 1 / (v + 5))
+                       + 1 / (v + 6)) + 1 / (v + 7)) + 1 / (v + 8)) + 1 / (v + 9))
+
+    @njit(error_model="numpy")
+    def sqrt(a, out):
+        for m in range(U(a.shape[0])):
+            v = a[m]
+            out[m] = (np.sqrt(v) + np.sqrt(v + 1) + np.sqrt(v + 2) + np.sqrt(v + 3) + np.sqrt(v + 4) + np.sqrt(v + 5)
+                      + np.sqrt(v + 6) + np.sqrt(v + 7) + np.sqrt(v + 8) + np.sqrt(v + 9))
+
+    @njit(error_model="numpy")
+    def relu(k, t, f1, f2, out_k, out_t, ct):
+        for m in range(U(k.shape[0])):
+            out_k[m], out_t[m] = fused._activate(fused.OP_RELU, True, k[m], t[m], f1[m], f2[m], False, ct)
+
+    @njit(error_model="numpy")
+    def sum9(x, out, row):
+        r2, one, two = row + row, U(1), U(2)
+        for m in range(U(out.shape[0])):
+            out[m] = (x[m] + x[m + one] + x[m + two] + x[m + row] + x[m + row + one] + x[m + row + two]
+                      + x[m + r2] + x[m + r2 + one] + x[m + r2 + two])
+
+    rng = np.random.default_rng(0)
+    n = 2 ** 16
+    a = rng.uniform(0.5, 1.5, n).astype(np.float32)
+    out, out2 = np.empty_like(a), np.empty_like(a)
+    k = rng.normal(size=n).astype(np.float32)
+    f = (np.abs(k) + a).astype(np.float32)
+    xs = rng.normal(size=n + 2 * 64 + 2).astype(np.float32)
+    cases = [("division (Numba, one core)", lambda: div(a, out), 10, "G/s"),
+             ("square root (Numba, one core)", lambda: sqrt(a, out), 10, "G/s"),
+             ("ReLU map (nbkernels.fused, one core)", lambda: relu(k, a, f, f, out, out2, ct), 1, "G entries/s"),
+             ("3 x 3 shifted sum (nbkernels.fused, one core)", lambda: sum9(xs, out, U(64)), 1, "G entries/s")]
+    rows = []
+    for name, run, per, unit in cases:
+        run()  # compiles
+        t = best_time(run, repeats)[0]
+        rows.append(dict(name=name, value=per * n / t / 1e9, unit=unit))
+    return rows
 
 
 def main(argv=None):
