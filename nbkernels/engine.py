@@ -177,7 +177,7 @@ def plan(arch, x1, x2, *, dtype=None, batch_size=None, get=("nngp", "ntk"), devi
     pre = fused_prefix(arch, shape, devices)
     if pre is not None:
         b = K.plan_blocks(n1, n2, 0, dtype.itemsize, "ntk" in get, batch_size, devices=devices, in_memory=in_memory,
-                          per_pair=fused.bytes_per_pair(pre, shape, dtype), side=fused.block_side(pre, shape))
+                          per_pair=fused.bytes_per_pair(pre, dtype), side=fused.block_side(pre, shape))
     else:
         entries = arch.kernel_entries_per_pair(shape)
         b = K.plan_blocks(n1, n2, entries, dtype.itemsize, "ntk" in get, batch_size, devices=devices,

@@ -183,7 +183,7 @@ def warm():
         cnn(1, 1, readout="gap").kernel(x, dtype=dtype, progress=False)
 
 
-def bytes_per_pair(pre: Prefix, input_shape, dtype) -> int:
+def bytes_per_pair(pre: Prefix, dtype) -> int:
     """Memory a block holds per input pair: every slab row's partial NNGP and NTK sums, and the results."""
     return (2 * pre.slab_rows + 4) * np.dtype(dtype).itemsize
 
