@@ -45,6 +45,8 @@ class Dataset:
     class_names: list
     name: str
     source: str = ""
+    x_val: Optional[np.ndarray] = None   # validation images held out of the training pool (load(n_val=...))
+    y_val: Optional[np.ndarray] = None
 
     @property
     def image_shape(self):
@@ -288,12 +290,16 @@ def _load_digits():
 
 
 def load(name: str = "auto", n_train: Optional[int] = None, n_test: Optional[int] = None,
-         data_dir=None, seed: int = 0, download: bool = True, verbose: bool = True) -> Dataset:
+         data_dir=None, seed: int = 0, download: bool = True, verbose: bool = True,
+         n_val: Optional[int] = None) -> Dataset:
     """Load a dataset as float32 NHWC images in [0, 1] with integer labels.
 
     ``name`` is ``"cifar10"``, ``"digits"`` (scikit-learn's bundled 8x8 digits, offline) or ``"auto"``
     (CIFAR-10 when found or downloadable, else digits, saying which). ``n_train`` / ``n_test`` pick
-    deterministic class-balanced subsets for ``seed``.
+    deterministic class-balanced subsets for ``seed``. ``n_val`` holds that many further training images
+    out as a validation set (``x_val``, ``y_val``), for choosing settings without touching the test
+    images: the subset's order is class-balanced in every prefix, so the first ``n_train`` are the same
+    training images with or without ``n_val``, and the next ``n_val`` are balanced too.
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; use one of {DATASETS}.")
@@ -326,11 +332,21 @@ def load(name: str = "auto", n_train: Optional[int] = None, n_test: Optional[int
                   ", ".join(f"{w}={have} (asked {n})" for w, n, have in capped) + ".", file=sys.stderr)
         n_train = None if n_train is None else min(n_train, len(y_train))
         n_test = None if n_test is None else min(n_test, len(y_test))
-    tr = balanced_subset(y_train, n_train, seed, "n_train")
+    if n_val is not None:
+        if n_val < 1:
+            raise DataError(f"n_val={n_val}: give at least 1 validation image, or n_val=None for none.")
+        if n_train is None:
+            raise DataError("n_val needs n_train: the validation images are the ones after the first n_train of the "
+                            "training pool, so say how many train.")
+        pool = balanced_subset(y_train, n_train + n_val, seed, f"n_train + n_val ({n_train} + {n_val})")
+        tr, va = pool[:n_train], pool[n_train:]
+    else:
+        tr, va = balanced_subset(y_train, n_train, seed, "n_train"), None
     te = balanced_subset(y_test, n_test, seed, "n_test")
     to_float = _to_float if x_train.dtype == np.uint8 else (lambda a: a.astype(np.float32))
+    val = {} if va is None else dict(x_val=to_float(x_train[va]), y_val=y_train[va])
     return Dataset(to_float(x_train[tr]), y_train[tr], to_float(x_test[te]), y_test[te],
-                   list(names), name, source)
+                   list(names), name, source, **val)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -451,6 +467,34 @@ def one_hot(y, n_classes: int = 10):
     if y.ndim != 1 or (y.size and (y.min() < 0 or y.max() >= n_classes)):
         raise ValueError(f"labels must be integers in 0..{n_classes - 1} in a 1-D array, got shape {y.shape}.")
     return (np.eye(n_classes, dtype=np.float32)[y] - 1.0 / n_classes).astype(np.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """Prepared arrays of a dataset with a validation set: choose settings on ``val``, report on ``test``.
+    Targets are one-hot, zero-mean shifted as :func:`prepare` gives them."""
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+    @property
+    def val(self):
+        return self.x_val, self.y_val
+
+
+def prepare_split(ds: Dataset, **kw) -> Split:
+    """:func:`prepare` for a dataset loaded with ``n_val``: the validation images go through the same
+    pipeline as the test images (every statistic fitted on the training images alone)."""
+    if ds.x_val is None:
+        raise DataError("this dataset has no validation images: load it with n_val=N (held out of the training pool).")
+    both = dataclasses.replace(ds, x_test=np.concatenate([ds.x_val, ds.x_test]),
+                               y_test=np.concatenate([ds.y_val, ds.y_test]), x_val=None, y_val=None)
+    x_tr, y_tr, x_all, y_all = prepare(both, **kw)
+    v = len(ds.x_val)
+    return Split(x_tr, y_tr, x_all[:v], y_all[:v], x_all[v:], y_all[v:])
 
 
 def prepare(ds: Dataset, *, downsample_to: Optional[int] = None, preprocess: str = "standardize",

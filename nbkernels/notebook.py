@@ -4,8 +4,9 @@ The presets themselves stay visible in each notebook (DESIGN section 3); this mo
 the choice and records the verdict so the report can show it.
 
     >>> cfg = nbk.notebook.choose_preset(PRESETS, preset)
-    >>> rows = [dict(what="widest − best", ours="-1.5 ± 0.8 points", paper="< 0", key=True), ...]
-    >>> nbk.notebook.verdict("06_width", claim, ok, rows, scale, figure="width")  # `finding reproduced: yes`
+    >>> test = stats.paired(best.scores, widest.scores, label="best width − widest")   # fixed beforehand
+    >>> rows = [dict(what="best − widest", ours=f"{test}", paper="> 0", key=True), ...]
+    >>> nbk.notebook.verdict("06_width", claim, test, rows, scale, figure="width")  # `finding reproduced: yes`
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import dataclasses
 import json
 import os
 
-from . import plots
+from . import plots, stats
 
 PRESET_NAMES = ("ci", "default", "gpu", "paper")
 # What the prepared GPU run (benchmarks/gpu_run.py) carries to the device: the class-balanced CIFAR-10
@@ -48,25 +49,51 @@ def _check_rows(name, rows):
     return keys
 
 
-def verdict(name: str, claim: str, reproduced: bool, numbers: list, scale: plots.Scale, *, figure: str,
-            caveats=(), write: bool = True) -> None:
-    """Print the one stable line nbval checks, and record claim, numbers and verdict for the report.
-
-    ``numbers``: one dict per row (what, ours, paper) shown beside the paper's values; the 1 to 3 rows
-    that decide the verdict carry ``key=True``. ``scale``: the :class:`plots.Scale` the experiment ran
-    at. ``figure``: the main figure's name in ``figures/<name>/`` (shown large in the report).
-    ``caveats``: what a reader must know to trust the numbers (for example a solve that was allowed
-    to ignore a precision check). Written to ``figures_dir(preset)/<name>/verdict.json``.
-    """
-    keys = _check_rows(name, numbers)
-    record = {"name": name, "claim": claim, "reproduced": bool(reproduced), "numbers": numbers, "key": keys,
+def _record(name, claim, reproduced, numbers, keys, scale, figure, caveats, tests, write):
+    record = {"name": name, "claim": claim, "reproduced": reproduced, "numbers": numbers, "key": keys,
               "figure": figure, "caveats": list(caveats), "dataset": scale.describe(), "preset": scale.preset,
-              "scale": {**dataclasses.asdict(scale), "image": list(scale.image)}}
+              "scale": {**dataclasses.asdict(scale), "image": list(scale.image)}, "tests": tests}
     if write:
         out = plots.figures_dir(scale.preset) / name / "verdict.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(record, indent=1, ensure_ascii=False, default=str))
+    return record
+
+
+def verdict(name: str, claim: str, test: "stats.Test", numbers: list, scale: plots.Scale, *, figure: str,
+            caveats=(), write: bool = True) -> None:
+    """Print the one stable line nbval checks, and record claim, test, numbers and verdict for the report.
+
+    ``test``: the decisive :class:`nbkernels.stats.Test` (an :func:`~nbkernels.stats.all_of` for a claim
+    with several parts), fixed in the notebook before the experiment; the finding is reproduced when it
+    passes, and its estimate, error, z, p, alpha, images and seeds (each part's too) go to
+    ``verdict.json``. A plain bool is refused: a verdict is a test. ``numbers``: one dict per row (what,
+    ours, paper) shown beside the paper's values; the 1 to 3 rows that decide the verdict carry
+    ``key=True``. ``scale``: the :class:`plots.Scale` the experiment ran at. ``figure``: the main
+    figure's name in ``figures/<name>/`` (shown large in the report). ``caveats``: what a reader must know
+    to trust the numbers. Written to ``figures_dir(preset)/<name>/verdict.json``.
+    """
+    if not isinstance(test, stats.Test):
+        raise TypeError(f"{name}: a verdict is decided by a nbkernels.stats test (stats.paired, pooled, all_of, "
+                        f"equivalent), not by {type(test).__name__} {test!r}.")
+    keys = _check_rows(name, numbers)
+    _record(name, claim, bool(test.passed), numbers, keys, scale, figure, caveats, [test.record()], write)
+    print(f"finding reproduced: {'yes' if test.passed else 'no'}")
+
+
+def legacy_verdict(name: str, claim: str, reproduced: bool, numbers: list, scale: plots.Scale, *, figure: str,
+                   caveats=(), write: bool = True) -> None:
+    """A verdict still decided by a rule that is not yet a :mod:`nbkernels.stats` test (notebooks the
+    verdicts issue has not converted yet): recorded with no test, which the report says."""
+    keys = _check_rows(name, numbers)
+    _record(name, claim, bool(reproduced), numbers, keys, scale, figure, caveats, [], write)
     print(f"finding reproduced: {'yes' if reproduced else 'no'}")
+
+
+def tour(name: str, claim: str, numbers: list, scale: plots.Scale, *, figure: str, write: bool = True) -> None:
+    """Record a notebook that shows the data and the package rather than a finding of the paper (00): the
+    report lists it without a verdict and does not count it among the findings."""
+    _record(name, claim, None, numbers, [], scale, figure, (), [], write)
 
 
 def table(rows: list):

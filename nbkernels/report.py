@@ -150,6 +150,32 @@ def _key_rows(v):
     return [numbers[i] for i in keys if i < len(numbers)]
 
 
+def _test_rows(t, depth=0):
+    if t.get("kind") == "all_of":
+        return [(depth, t, f"all of {len(t['parts'])} parts")] + [row for p in t["parts"] for row in _test_rows(p, depth + 1)]
+    df = "" if t.get("df") is None else f", {t['df']:.1f} df"
+    margin = f", margin ±{100 * t['margin']:.1f}" if t.get("margin") else ""
+    seeds = f", {t['seeds']} seeds" if t.get("seeds") else ""
+    return [(depth, t, f"{100 * t['estimate']:+.2f} ± {100 * t['se']:.2f} (z {t['z']:.2f}{df}{margin}; "
+                       f"{t['n']:,} images{seeds})")]
+
+
+def _tests_html(v):
+    """The decisive test (and its parts) as the verdict recorded it, or a note that none was recorded."""
+    if v.get("reproduced") is None:
+        return ""
+    tests = v.get("tests")
+    if not tests:
+        return '<p class="caveat">No statistical test recorded: this verdict is a rule the verdicts issue has not yet turned into a test.</p>'
+    rows = "".join(
+        f"<tr><td style='padding-left:{8 + 14 * d}px'>{html.escape(str(t.get('label', '')))} ({html.escape(t.get('kind', ''))})</td>"
+        f"<td>{html.escape(text)}</td><td>p = {t['p']:.3g} {'<' if t['passed'] else '≥'} α = {t['alpha']:g}</td>"
+        f"<td>{'pass' if t['passed'] else 'fail'}</td></tr>"
+        for test in tests for d, t, text in _test_rows(test))
+    return ("<table class='tests'><tr><th>decisive test (one-sided)</th><th>estimate ± SE (points)</th><th>p</th><th></th></tr>"
+            + rows + "</table>")
+
+
 def _card(r, out_dir):
     """One finding: claim, verdict, the numbers that decided it beside the paper's, and its main figure."""
     name = html.escape(r["name"])
@@ -160,6 +186,8 @@ def _card(r, out_dir):
         status = f'<span class="failed">failed</span><pre>{html.escape(r["error"])}</pre>'
     elif v is None:
         status = '<span class="failed">no verdict recorded</span>'
+    elif v["reproduced"] is None:
+        status = '<span class="tour">data tour (not a finding)</span>'
     else:
         status = '<span class="yes">reproduced</span>' if v["reproduced"] else '<span class="no">not reproduced</span>'
     claim = f'<p class="claim">{html.escape(v["claim"])}</p>' if v else ""
@@ -171,6 +199,7 @@ def _card(r, out_dir):
         more = len(v.get("numbers") or []) - len(_key_rows(v))
         if page and more > 0:
             nums += f'<p class="more"><a href="{page}#Verdict">all {len(v["numbers"])} numbers on the finding\'s page</a></p>'
+        nums += _tests_html(v)
         for c in v.get("caveats") or []:
             nums += f'<p class="caveat">Caveat: {html.escape(str(c))}</p>'
     fig = _main_figure(r, v)
@@ -190,17 +219,19 @@ def _card(r, out_dir):
 def _counts(results, preset):
     """Reproduced findings per preset: this report, the other presets' reports beside it, and the
     committed `default` verdicts in figures/ (when this is not the default report)."""
-    n_yes = sum(1 for r in results if r["verdict"] and r["verdict"]["reproduced"] and not r["error"])
-    counts = [(preset, f"{n_yes} of {len(results)}", "this report")]
+    findings = [r for r in results if not (r["verdict"] and r["verdict"].get("reproduced", False) is None)]
+    n_yes = sum(1 for r in findings if r["verdict"] and r["verdict"]["reproduced"] and not r["error"])
+    counts = [(preset, f"{n_yes} of {len(findings)}", "this report")]
     for other in PRESET_NAMES:
         if other == preset:
             continue
         summary = REPO / "reports" / other / "summary.json"
         if summary.exists():
-            rs = json.loads(summary.read_text())["results"]
+            rs = [r for r in json.loads(summary.read_text())["results"] if r.get("reproduced", False) is not None]
             counts.append((other, f"{sum(r['reproduced'] for r in rs)} of {len(rs)}", f"reports/{other}"))
         elif other == plots.COMMITTED_PRESET:
             vs = [json.loads(f.read_text()) for f in sorted((REPO / "figures").glob("*/verdict.json"))]
+            vs = [v for v in vs if v.get("reproduced", False) is not None]
             if vs:
                 counts.append((other, f"{sum(v['reproduced'] for v in vs)} of {len(vs)}", "committed figures/"))
     return counts
@@ -221,7 +252,9 @@ def write_index(results, out_dir: Path, preset: str, wall: float) -> Path:
 img.main{{max-width:100%;height:auto;border:1px solid #eee}}
 table.key{{border-collapse:collapse;width:100%}}.key td,.key th{{border-bottom:1px solid #ddd;padding:5px 8px;
 vertical-align:top;text-align:left;font-size:14px;min-width:90px}}.ours{{font-weight:bold}}.paper{{color:#555}}
-.yes{{color:#009E73;font-size:15px}}.no{{color:#D55E00;font-size:15px}}.failed{{color:#D55E00;font-size:15px}}
+.yes{{color:#009E73;font-size:15px}}.no{{color:#D55E00;font-size:15px}}.failed{{color:#D55E00;font-size:15px}}.tour{{color:#555;font-size:15px}}
+table.tests{{border-collapse:collapse;width:100%;margin-top:6px}}.tests td,.tests th{{border-bottom:1px solid #eee;
+padding:3px 8px;text-align:left;font-size:12px}}
 .wall,.more{{color:#777;font-size:12px}}.caveat{{color:#8a5a00;font-size:13px}}pre{{white-space:pre-wrap;font-size:11px}}</style></head><body>
 <h1>Finite versus infinite neural networks: findings at preset <code>{preset}</code></h1>
 <p class="summary">{summary}</p>
@@ -235,7 +268,8 @@ and its main figure (click it for the finding's page, with every number and figu
     (out_dir / "summary.json").write_text(json.dumps(
         {"preset": preset, "wall_s": wall, "results": [
             {"name": r["name"], "wall_s": r["wall"], "error": r["error"],
-             "reproduced": bool(r["verdict"] and r["verdict"]["reproduced"])} for r in results]}, indent=1))
+             "reproduced": None if r["verdict"] and r["verdict"]["reproduced"] is None
+             else bool(r["verdict"] and r["verdict"]["reproduced"])} for r in results]}, indent=1))
     return index
 
 

@@ -65,11 +65,17 @@ class Test:
             out["parts"] = [t.record() for t in self.parts]
         return out
 
-    def __str__(self) -> str:
+    @property
+    def numbers(self) -> str:
+        """The test's numbers in words (accuracy scores: points): ``+1.52 ± 0.41 points, z = 3.71, p = 0.0001 < 0.05``."""
         if self.kind == "all_of":
-            return f"{self.label}: {sum(t.passed for t in self.parts)} of {len(self.parts)} parts pass (largest p {self.p:.3g})"
-        return (f"{self.label}: {100 * self.estimate:+.2f} ± {100 * self.se:.2f} points, z = {self.z:.2f}, "
+            return f"{sum(t.passed for t in self.parts)} of {len(self.parts)} parts pass (largest p {self.p:.3g})"
+        margin = f" within ±{100 * self.margin:.1f}" if self.margin is not None else ""
+        return (f"{100 * self.estimate:+.2f} ± {100 * self.se:.2f} points{margin}, z = {self.z:.2f}, "
                 f"p = {self.p:.3g} {'<' if self.passed else '≥'} {self.alpha:g}")
+
+    def __str__(self) -> str:
+        return f"{self.label}: {self.numbers}"
 
 
 def _as_scores(score, what: str) -> np.ndarray:

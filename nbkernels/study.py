@@ -31,8 +31,16 @@ def prepared(ds, downsample_to: Optional[int] = None, **kw):
     return data.prepare(ds, downsample_to=downsample_to, **kw)
 
 
-def split_validation(x_test, y_test):
-    """Halve a test set into (validation, test): choose settings on the first, report on the second."""
+def split_validation(x_test, y_test, val=None):
+    """(validation, test): choose settings on the first, report on the second. With ``val`` (held-out
+    training images, ``data.load(n_val=...)``) that is ``(val, (x_test, y_test))`` and every test image
+    is reported; without it the test set is halved (the older notebooks' split)."""
+    if val is not None:
+        x_val, y_val = val
+        if len(x_val) < 1 or len(x_val) != len(y_val):
+            raise ValueError(f"val must be (x_val, y_val) with one target per image; got {len(x_val)} images and "
+                             f"{len(y_val)} targets.")
+        return (x_val, y_val), (x_test, y_test)
     n = len(x_test) // 2
     return (x_test[:n], y_test[:n]), (x_test[n:], y_test[n:])
 
@@ -115,19 +123,22 @@ class KernelAccuracies:
 
 
 def kernel_accuracies(arch, x_train, y_train, x_test, y_test, diag_regs: Sequence[float] = (0.0,),
-                      get=("nngp", "ntk"), dtype=None, on_precision: str = "raise", sizes=None):
+                      get=("nngp", "ntk"), dtype=None, on_precision: str = "raise", sizes=None, val=None):
     """Kernel regression (t = infinity) accuracy of each of ``get`` for every relative diag_reg.
 
-    Returns a :class:`KernelAccuracies`: for each kernel the accuracies on the validation and reported
-    halves of ``x_test`` (:func:`split_validation`) and which reported images each diag_reg got right;
+    Returns a :class:`KernelAccuracies`: for each kernel the accuracies on the validation set ``val``
+    (held-out training images) and on every image of ``x_test``, or without ``val`` on the two halves
+    of ``x_test`` (:func:`split_validation`) and which reported images each diag_reg got right;
     the diag_reg chosen on the validation half (:func:`tuned`) with its reported accuracy ``acc``, its
     per-image correctness ``score`` (for :func:`beats_paired`) and its validation accuracy ``best_val``.
     With ``sizes`` (training-set sizes), one kernel on the whole training set serves them all (its
     leading blocks) and the result is ``{m: KernelAccuracies}``.
     """
+    (x_val, y_val), (x_rep, y_rep) = split_validation(x_test, y_test, val)
+    if val is not None:  # one kernel against the training images serves both, validation rows first
+        x_test = np.concatenate([x_val, x_rep])
     k_tt = timed_kernel(arch, x_train, None, get, dtype)
     k_st = timed_kernel(arch, x_test, x_train, get, dtype)
-    (_, y_val), (_, y_rep) = split_validation(x_test, y_test)
     n_val = len(y_val)
 
     def fit(g, m):
@@ -182,6 +193,11 @@ class FiniteAccuracies:
     failed: bool = False     # every grid point failed and on_failure="report" kept the first (see finite_accuracies)
 
     @property
+    def scores(self) -> np.ndarray:
+        """Per-seed, per reported image correctness, shape (seeds, n): for :func:`nbkernels.stats.paired`."""
+        return np.asarray([r.test_correct for r in self.chosen], dtype=float)
+
+    @property
     def run(self) -> "train_mod.TrainResult":
         """The chosen grid point's first seed (its learning curve: ``run.history``)."""
         return self.chosen[0]
@@ -212,10 +228,11 @@ def setting_label(setting: dict) -> str:
 
 def finite_accuracies(arch: Union["object", Callable], x_train, y_train, x_test, y_test,
                       grid: Sequence[dict] = ({},), seeds: Sequence[int] = (0,), on_failure: str = "raise",
-                      **common) -> FiniteAccuracies:
+                      val=None, **common) -> FiniteAccuracies:
     """Train a finite network at every grid point and seed, choose the point (on the seeds' mean
-    validation accuracy) and each run's stopping step on the validation half of ``x_test``
-    (:func:`split_validation`, the kernels' split), and report on the other half.
+    validation accuracy) and each run's stopping step on the validation set ``val`` (or, without it,
+    the validation half of ``x_test``: :func:`split_validation`, the kernels' split), and report on the
+    rest.
 
     ``arch``: an :class:`nbkernels.Architecture`, or ``arch(width)`` when grid points give a ``width``.
     Each grid point's keys are :func:`nbkernels.train.train` arguments (``width`` excepted) and override
@@ -231,7 +248,7 @@ def finite_accuracies(arch: Union["object", Callable], x_train, y_train, x_test,
         raise ValueError("grid is empty: give at least one setting (a dict of train() arguments; {} for the defaults).")
     if not seeds:
         raise ValueError("seeds is empty: give at least one seed.")
-    (x_val, y_val), (x_rep, y_rep) = split_validation(x_test, y_test)
+    (x_val, y_val), (x_rep, y_rep) = split_validation(x_test, y_test, val)
     runs, failures = [], []
     for setting in grid:
         kw = dict(common, **{k: v for k, v in setting.items() if k != "width"})

@@ -248,3 +248,42 @@ def test_a_written_subset_loads_as_the_same_images(tiny_cifar, tmp_path):
     assert sorted(back.y_test) == sorted(src.y_test) and back.class_names == src.class_names
     with pytest.raises(data.DataError, match="n_train=21 but only 20"):
         data.load("cifar10", n_train=21, data_dir=carried.parent, download=False)
+
+
+def test_validation_is_held_out_of_the_training_pool(tiny_cifar):
+    """n_val takes the images after the first n_train of the balanced order: the training images are the
+    same with or without it, the validation images are distinct from them and balanced, the test set untouched."""
+    plain = data.load("cifar10", n_train=20, n_test=10, data_dir=tiny_cifar, download=False, seed=3)
+    ds = data.load("cifar10", n_train=20, n_val=20, n_test=10, data_dir=tiny_cifar, download=False, seed=3)
+    np.testing.assert_array_equal(ds.x_train, plain.x_train)
+    np.testing.assert_array_equal(ds.x_test, plain.x_test)
+    assert ds.x_val.shape == (20, 32, 32, 3) and np.bincount(ds.y_val, minlength=10).tolist() == [2] * 10
+    flat = lambda a: {a_.tobytes() for a_ in a}
+    assert not flat(ds.x_val) & flat(ds.x_train)
+    sp = data.prepare_split(ds, downsample_to=8)
+    x_tr, _, x_te, y_te = data.prepare(plain, downsample_to=8)
+    np.testing.assert_array_equal(sp.x_train, x_tr)          # statistics from the training images alone
+    np.testing.assert_array_equal(sp.x_test, x_te)
+    assert sp.x_val.shape == (20, 8, 8, 3) and sp.y_val.shape == (20, 10) and sp.val[0] is sp.x_val
+
+
+def test_validation_errors_name_the_fix(tiny_cifar):
+    with pytest.raises(data.DataError, match=r"n_train \+ n_val \(50 \+ 20\)=70 but only 60"):
+        data.load("cifar10", n_train=50, n_val=20, data_dir=tiny_cifar, download=False)
+    with pytest.raises(data.DataError, match="n_val needs n_train"):
+        data.load("cifar10", n_val=5, data_dir=tiny_cifar, download=False)
+    with pytest.raises(data.DataError, match="load it with n_val"):
+        data.prepare_split(data.load("cifar10", n_train=10, data_dir=tiny_cifar, download=False))
+
+
+def test_regularized_zca_keeps_classes_separable():
+    """The data tour's second check as a test of the package: after ZCA at eps = 0.1, a nearest-class-mean
+    classifier on scikit-learn's digits stays far above chance (10%)."""
+    ds = data.load("digits", n_train=1000, n_test=500)
+    x_tr, x_te = data.standardize_channels(ds.x_train, ds.x_test)
+    z = data.ZCA(0.1).fit(x_tr)
+    f_tr, f_te = (z.transform(a).reshape(len(a), -1) for a in (x_tr, x_te))
+    means = np.stack([f_tr[ds.y_train == c].mean(0) for c in range(10)])
+    pred = ((f_te[:, None, :] - means[None]) ** 2).sum(-1).argmin(1)
+    acc = (pred == ds.y_test).mean()
+    assert acc - 0.1 > 5 * np.sqrt(acc * (1 - acc) / len(pred)), acc

@@ -4,35 +4,57 @@ import json
 
 import pytest
 
-from nbkernels import notebook, plots
+import numpy as np
+
+from nbkernels import notebook, plots, stats
 
 SCALE = plots.Scale("CIFAR-10", (8, 8, 3), 100, 600, "ci")
 ROWS = [dict(what="gain", ours="+4.4 ± 1.7 points", paper="> 0", key=True), dict(what="base", ours="14.4%", paper="≈ kernel")]
+_A = np.r_[np.ones(60), np.zeros(40)]
+TEST = stats.paired(_A, np.r_[np.ones(30), np.zeros(70)], label="L2 − none")   # passes: +30 points
 
 
 def test_verdict_records_claim_key_numbers_scale_and_figure(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("NBKERNELS_FIGURES", str(tmp_path))
-    notebook.verdict("04_l2", "L2 helps", True, ROWS, SCALE, figure="heatmaps", caveats=["on_precision='ignore'"])
+    notebook.verdict("04_l2", "L2 helps", TEST, ROWS, SCALE, figure="heatmaps", caveats=["on_precision='ignore'"])
     assert capsys.readouterr().out == "finding reproduced: yes\n"
     v = json.loads((tmp_path / "04_l2" / "verdict.json").read_text())
     assert v["key"] == [0] and v["figure"] == "heatmaps" and v["caveats"] == ["on_precision='ignore'"]
     assert v["dataset"] == SCALE.describe() and v["preset"] == "ci" and v["scale"]["image"] == [8, 8, 3]
+    t = v["tests"][0]
+    assert v["reproduced"] is True and t["label"] == "L2 − none" and t["n"] == 100 and t["alpha"] == 0.05
+    assert t["estimate"] == TEST.estimate and t["se"] == TEST.se and t["z"] == TEST.z and t["p"] == TEST.p
+
+
+def test_the_verdict_is_the_test(tmp_path, monkeypatch, capsys):
+    """A failing test is a "no", whatever else; a bool is refused; a legacy rule and the tour say what they are."""
+    monkeypatch.setenv("NBKERNELS_FIGURES", str(tmp_path))
+    fails = stats.paired(np.r_[np.ones(31), np.zeros(69)], np.r_[np.ones(30), np.zeros(70)])
+    notebook.verdict("x", "c", fails, ROWS, SCALE, figure="f")
+    assert capsys.readouterr().out == "finding reproduced: no\n"
+    assert json.loads((tmp_path / "x" / "verdict.json").read_text())["reproduced"] is False
+    with pytest.raises(TypeError, match="decided by a nbkernels.stats test"):
+        notebook.verdict("x", "c", True, ROWS, SCALE, figure="f", write=False)
+    notebook.legacy_verdict("y", "c", True, ROWS, SCALE, figure="f")
+    assert json.loads((tmp_path / "y" / "verdict.json").read_text())["tests"] == []
+    notebook.tour("00_data_tour", "the data", ROWS, SCALE, figure="spectrum")
+    assert json.loads((tmp_path / "00_data_tour" / "verdict.json").read_text())["reproduced"] is None
 
 
 def test_a_verdict_must_say_which_numbers_decide_it():
     with pytest.raises(ValueError, match="0 verdict rows are marked key=True; mark the 1 to 3"):
-        notebook.verdict("x", "c", True, [dict(what="a", ours="1", paper="2")], SCALE, figure="f", write=False)
+        notebook.verdict("x", "c", TEST, [dict(what="a", ours="1", paper="2")], SCALE, figure="f", write=False)
     with pytest.raises(ValueError, match="4 verdict rows are marked"):
-        notebook.verdict("x", "c", True, [dict(what="a", ours="1", paper="2", key=True)] * 4, SCALE, figure="f", write=False)
+        notebook.verdict("x", "c", TEST, [dict(what="a", ours="1", paper="2", key=True)] * 4, SCALE, figure="f", write=False)
     with pytest.raises(ValueError, match=r"lacks \['paper'\]"):
-        notebook.verdict("x", "c", True, [dict(what="a", ours="1", key=True)], SCALE, figure="f", write=False)
+        notebook.verdict("x", "c", TEST, [dict(what="a", ours="1", key=True)], SCALE, figure="f", write=False)
 
 
 def test_an_interactive_run_at_ci_leaves_the_committed_figures_alone(tmp_path, monkeypatch):
     monkeypatch.delenv("NBKERNELS_FIGURES", raising=False)
     committed = plots.figures_dir("default")
     monkeypatch.setattr(plots, "figures_dir", lambda preset="default": tmp_path / ("figures" if preset == "default" else f"reports/{preset}/figures"))
-    notebook.verdict("04_l2", "L2 helps", True, ROWS, SCALE, figure="heatmaps")
+    notebook.verdict("04_l2", "L2 helps", TEST, ROWS, SCALE, figure="heatmaps")
     assert (tmp_path / "reports" / "ci" / "figures" / "04_l2" / "verdict.json").exists()
     assert not (tmp_path / "figures").exists()
     assert committed.name == "figures"

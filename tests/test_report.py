@@ -80,6 +80,23 @@ def test_index_shows_the_deciding_numbers_and_the_main_figure_large(tmp_path):
     assert "Caveat: solved with on_precision=&#x27;ignore&#x27;" in caveat.read_text()
 
 
+def test_card_shows_the_decisive_test_and_the_tour_is_not_counted(tmp_path):
+    import numpy as np
+    from nbkernels import stats
+    t = stats.all_of([stats.paired(np.r_[np.ones(60), np.zeros(40)], np.r_[np.ones(30), np.zeros(70)], label="GAP − VEC"),
+                      stats.equivalent(np.r_[np.ones(50), np.zeros(50)], np.r_[np.ones(50), np.zeros(50)], 0.05, label="ridge vs flow")])
+    finding = _ok_result(tmp_path, tests=[t.record()])
+    finding["name"] = "13_cntk_depth"
+    tour = _ok_result(tmp_path, reproduced=None)
+    text = report.write_index([tour, finding], tmp_path, "ci", wall=1.0).read_text()
+    assert "<code>ci</code>: <b>1 of 1</b> reproduced" in text, "the data tour is not a finding"
+    assert "data tour (not a finding)" in text
+    assert "GAP − VEC (greater)" in text and "ridge vs flow (equivalent)" in text and "margin ±5.0" in text
+    assert f"{100 * t.parts[0].estimate:+.2f} ± {100 * t.parts[0].se:.2f}" in text
+    legacy = report.write_index([_ok_result(tmp_path)], tmp_path, "ci", wall=1.0).read_text()
+    assert "No statistical test recorded" in legacy
+
+
 def test_summary_counts_each_preset(tmp_path, monkeypatch):
     repo = tmp_path / "repo"
     (repo / "reports" / "default").mkdir(parents=True)

@@ -131,23 +131,16 @@ def show(eps):
 notebook.interact(show, eps=widgets.SelectionSlider(options=cfg["eps_grid"], value=cfg["eps_grid"][1], description="ε"));
 
 # %% [markdown]
-# ## Verdict
-# Two checks computed from the data: (1) as ε → 0 the largest deviation of the whitened training covariance from the identity (on the span of the data) shrinks monotonically and reaches below 10⁻³ at ε = 0 (the table also gives the median deviation: the largest one belongs to the smallest eigenvalue of the pixel covariance, far below every regularizer level in the grid, so it stays near 1 until ε = 0); (2) after whitening with ε = 0.1, a nearest-class-mean classifier still beats chance (10%) by more than five standard errors on the test set.
+# ## What the tour shows
+# This notebook is the data tour, not a finding of the paper: the report lists it without a verdict and counts the 13 findings (01–13). Its two checks are tests of the package (`tests/test_data.py`: ZCA at ε = 0 whitens the training covariance to the identity on the data's span; regularized ZCA keeps classes separable for a nearest-class-mean classifier). The numbers below are what they look like on this dataset: (1) as ε → 0 the largest deviation of the whitened training covariance from the identity (on the span of the data) shrinks to rounding at ε = 0 (the median deviation is shown too: the largest one belongs to the smallest eigenvalue of the pixel covariance, far below every regularizer level in the grid, so it stays near 1 until ε = 0); (2) after whitening with ε = 0.1, a nearest-class-mean classifier's test accuracy, against chance (10%).
 
 # %%
 devs = [sweep["runs"][e]["cov_deviation"] for e in cfg["eps_grid"]]
-monotone = all(a >= b - 1e-6 for a, b in zip(devs, devs[1:]))
-full = sweep["runs"][0.0]["cov_deviation"]
 acc = sweep["runs"][0.1]["ncm_accuracy"]
 se = np.sqrt(acc * (1 - acc) / len(ds.y_test))
-separable = acc - 0.1 > 5 * se
 rows = [dict(what=f"max (median) |eig(cov) - 1| at ε={e:g}", ours=f"{d:.2e} ({sweep['runs'][e]['cov_median_deviation']:.2e})",
-             paper="→ 0 as ε → 0", key=e == 0.0) for e, d in zip(cfg["eps_grid"], devs)]
-rows.append(dict(what="nearest-class-mean test accuracy, ε=0.1", ours=f"{100*acc:.1f} ± {100*se:.1f}%", paper="above chance (10%)",
-                 key=True))
+             paper="→ 0 as ε → 0") for e, d in zip(cfg["eps_grid"], devs)]
+rows.append(dict(what="nearest-class-mean test accuracy, ε=0.1", ours=f"{100*acc:.1f} ± {100*se:.1f}%", paper="above chance (10%)"))
 notebook.table(rows)
-
-# %% tags=["verdict"]
-# NBVAL_CHECK_OUTPUT
-notebook.verdict("00_data_tour", "Whitened training covariance → identity as ε → 0; classes stay separable",
-                 monotone and full < 1e-3 and separable, rows, scale, figure="spectrum")
+notebook.tour("00_data_tour", "The data: CIFAR-10 at the suite's scales, and regularized ZCA from ε → ∞ to full whitening",
+              rows, scale, figure="spectrum")

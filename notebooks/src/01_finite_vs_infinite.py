@@ -184,5 +184,5 @@ ok = study.beats_paired(better["FCN"].score, finite["FCN", "base"].score) and al
 
 # %% expect="no" tags=["verdict"]
 # NBVAL_CHECK_OUTPUT
-notebook.verdict("01_finite_vs_infinite", "Kernels beat the base finite FCN; the best finite CNNs beat their kernels",
+notebook.legacy_verdict("01_finite_vs_infinite", "Kernels beat the base finite FCN; the best finite CNNs beat their kernels",
                  ok, rows, scale, figure="table1")

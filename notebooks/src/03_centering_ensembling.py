@@ -139,6 +139,6 @@ notebook.table(rows)
 
 # %% tags=["verdict"]
 # NBVAL_CHECK_OUTPUT
-notebook.verdict("03_centering_ensembling", "Centering and ensembling reduce prediction variance and move finite networks toward the kernel; centering trains faster",
+notebook.legacy_verdict("03_centering_ensembling", "Centering and ensembling reduce prediction variance and move finite networks toward the kernel; centering trains faster",
                  ok, rows, scale, figure="summary",
                  caveats=["the kernel's gradient-flow prediction is computed with on_precision='ignore': where the NTK is not positive definite in its dtype, the flow runs along its non-negative eigenvalues only"])

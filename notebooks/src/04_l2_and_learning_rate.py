@@ -140,5 +140,5 @@ ok = study.beats(lr_acc, base, n_rep) and study.beats(l2_acc, base, n_rep) and b
 
 # %% tags=["verdict"]
 # NBVAL_CHECK_OUTPUT
-notebook.verdict("04_l2_and_learning_rate", "Large learning rate and L2 each improve finite networks, and together superlinearly",
+notebook.legacy_verdict("04_l2_and_learning_rate", "Large learning rate and L2 each improve finite networks, and together superlinearly",
                  ok, rows, scale, figure="heatmaps")

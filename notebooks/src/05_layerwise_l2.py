@@ -108,5 +108,5 @@ ok = study.beats(lw, uni, n_rep) and (abs(ntk - lw) < abs(ntk - uni) or lw >= nt
 
 # %% tags=["verdict"]
 # NBVAL_CHECK_OUTPUT
-notebook.verdict("05_layerwise_l2", "Layer-wise L2 improves standard-parameterized networks over uniform L2, toward NTK-parameterized ones",
+notebook.legacy_verdict("05_layerwise_l2", "Layer-wise L2 improves standard-parameterized networks over uniform L2, toward NTK-parameterized ones",
                  ok, rows, scale, figure="l2")

@@ -125,5 +125,5 @@ ok = 0 < i < len(ws) - 1 and drop > 2 * se_d and drop > se_total and threshold !
 
 # %% expect="no" tags=["verdict"]
 # NBVAL_CHECK_OUTPUT
-notebook.verdict("06_width_nonmonotonicity", "Accuracy peaks at an intermediate width and falls beyond it (not double descent)",
+notebook.legacy_verdict("06_width_nonmonotonicity", "Accuracy peaks at an intermediate width and falls beyond it (not double descent)",
                  ok, rows, scale, figure="width")

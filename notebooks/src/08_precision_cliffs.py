@@ -178,6 +178,6 @@ notebook.table(rows)
 
 # %% tags=["verdict"]
 # NBVAL_CHECK_OUTPUT
-notebook.verdict("08_precision_cliffs", "Low precision breaks kernel regression near the predicted critical size; CNN-GAP breaks earlier than FCN",
+notebook.legacy_verdict("08_precision_cliffs", "Low precision breaks kernel regression near the predicted critical size; CNN-GAP breaks earlier than FCN",
                  len(collapse) > 0 and all(agree) and all(collapse) and improves and faster and smaller, rows, scale, figure="cliffs",
                  caveats=["rounded kernels are solved with on_precision='ignore' on purpose: the finding is what a careless solve returns past the cliff"])

@@ -124,5 +124,5 @@ ok = kernel_diff < 1e-5 and gaps[w0][0] > gaps[w0][1] and abs(gaps[w1][0]) < gap
 
 # %% expect="no" tags=["verdict"]
 # NBVAL_CHECK_OUTPUT
-notebook.verdict("10_equivariance_cnn_vs_lcn", "CNN and LCN share one kernel; weight sharing helps only narrow networks",
+notebook.legacy_verdict("10_equivariance_cnn_vs_lcn", "CNN and LCN share one kernel; weight sharing helps only narrow networks",
                  ok, rows, scale, figure="width")

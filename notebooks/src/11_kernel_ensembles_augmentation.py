@@ -135,7 +135,7 @@ notebook.table(rows)
 
 # %% expect="no" tags=["verdict"]
 # NBVAL_CHECK_OUTPUT
-notebook.verdict("11_kernel_ensembles_augmentation", "Ensembles of kernels over augmented draws improve accuracy at linear cost; more without pooling",
+notebook.legacy_verdict("11_kernel_ensembles_augmentation", "Ensembles of kernels over augmented draws improve accuracy at linear cost; more without pooling",
                  all(study.beats_paired(r["right"][-1], r["right"][0]) for r in results.values()) and all(v > 0.95 for v in r2.values())
                  and gains["CNN-VEC"] - gains["CNN-GAP"] > np.hypot(gain_se["CNN-VEC"], gain_se["CNN-GAP"]),
                  rows, scale, figure="draws",

@@ -173,5 +173,5 @@ ok = abs(slopes["standard"] + 1) < 0.3 and abs(slopes["ntk"]) < 0.2 and abs(std_
 
 # %% tags=["verdict"]
 # NBVAL_CHECK_OUTPUT
-notebook.verdict("12_standard_vs_ntk_parameterization", "η_crit ∝ 1/width (standard) vs constant (NTK); standard kernels match NTK ones and tuned width ratios beat them",
+notebook.legacy_verdict("12_standard_vs_ntk_parameterization", "η_crit ∝ 1/width (standard) vs constant (NTK); standard kernels match NTK ones and tuned width ratios beat them",
                  ok, rows, scale, figure="parameterizations")
