@@ -288,7 +288,8 @@ def run(preset: str, notebooks=None, jobs: int = 2, out=None, timeout: int = 360
         for i, fut in enumerate(cf.as_completed(futures), 1):
             r = fut.result()
             results[r["name"]] = r
-            state = "FAILED" if r["error"] else ("yes" if r["verdict"] and r["verdict"]["reproduced"] else "no")
+            v = r["verdict"]
+            state = "FAILED" if r["error"] else ("tour" if v and v["reproduced"] is None else ("yes" if v and v["reproduced"] else "no"))
             print(f"[{i}/{len(names)}] {r['name']}: {state} ({r['wall']:.0f} s, {time.time() - t0:.0f} s elapsed)",
                   flush=True)
     wall = time.time() - t0

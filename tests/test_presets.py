@@ -43,11 +43,12 @@ def test_every_preset_sets_the_same_things_and_paper_is_full_scale(path):
     for key in ("image", "gap_image"):
         if key in paper:
             assert paper[key] == 32, (path.name, key)
-    for key, full in (("n_train", 50000), ("gap_train", 50000), ("n_test", 10000), ("gap_test", 10000)):
+    val = paper.get("n_val", 0)  # validation images come out of the training pool
+    for key, full in (("n_train", 50000 - val), ("gap_train", 50000 - val), ("n_test", 10000), ("gap_test", 10000)):
         if key in paper:
             assert paper[key] == full, (path.name, key, paper[key])
     if "sizes" in paper:
-        assert max(paper["sizes"]) == 50000, path.name
+        assert max(paper["sizes"]) + val == 50000, path.name
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=[p.stem[:2] for p in SOURCES])
@@ -56,7 +57,8 @@ def test_gpu_preset_fits_the_carried_subset_and_is_larger_than_default(path):
     would stop there with "only N examples are available"."""
     presets = _presets(path)
     gpu, default = presets["gpu"], presets["default"]
-    for keys, limit in ((TRAIN_KEYS + SIZE_LISTS, notebook.GPU_DATA["n_train"]), (TEST_KEYS, notebook.GPU_DATA["n_test"])):
+    val = gpu.get("n_val", 0)  # held out of the training pool
+    for keys, limit in ((TRAIN_KEYS + SIZE_LISTS, notebook.GPU_DATA["n_train"] - val), (TEST_KEYS, notebook.GPU_DATA["n_test"])):
         for key in keys:
             if key in gpu:
                 assert np.max(gpu[key]) <= limit, (path.name, key, gpu[key], limit)
@@ -76,6 +78,8 @@ def _shrunk(cfg):
     for key in TEST_KEYS:
         if key in small:
             small[key] = 20
+    if "n_val" in small:
+        small["n_val"] = 10
     for key in SIZE_LISTS:
         if key in small:
             small[key] = [10, 20, 40][:len(small[key])]
@@ -101,7 +105,7 @@ def test_gpu_preset_data_cell_runs_at_small_size(path, tiny_cifar, monkeypatch, 
     out = capsys.readouterr().out
     assert "CIFAR-10" in out and "gpu" in out, out
     if "image" in gpu:
-        x = scope["x_tr"] if "x_tr" in scope else scope["x_vec"]
+        x = scope["x_tr"] if "x_tr" in scope else (scope["sp"].x_train if "sp" in scope else scope["x_vec"])
         assert x.shape[1:3] == (gpu["image"], gpu["image"]), (path.name, x.shape)
 
 

@@ -33,7 +33,7 @@ PRESETS = {
                     eps_grid=[10.0, 1.0, 0.1, 0.01, 0.0], diag_regs=[1e-3, 1e-2, 1e-1, 1.0]),
     "default": dict(image=8, n_train=1000, n_val=1000, n_test=10000, gap_train=300, depth=3,
                     eps_grid=[10.0, 1.0, 0.1, 0.01, 1e-3, 0.0], diag_regs=[1e-4, 1e-3, 1e-2, 1e-1, 1.0]),
-    "gpu":     dict(image=16, n_train=10000, n_val=1000, n_test=4000, gap_train=2000, depth=3,
+    "gpu":     dict(image=16, n_train=9000, n_val=1000, n_test=4000, gap_train=2000, depth=3,
                     eps_grid=[10.0, 1.0, 0.1, 0.01, 1e-3, 0.0], diag_regs=list(np.logspace(-6, 0, 13))),
     "paper":   dict(image=32, n_train=45000, n_val=5000, n_test=10000, gap_train=45000, depth=8,
                     eps_grid=[10.0, 1.0, 0.1, 0.01, 1e-3, 1e-4, 0.0], diag_regs=list(np.logspace(-6, 0, 13))),
