@@ -8,8 +8,9 @@ regularization grid (cached, timed), validation-tuned choices, and seed statisti
     ...                               grid=[dict(lr_factor=f) for f in (0.3, 1.0)], **study.RECIPE)
     >>> fin.acc, fin.setting, fin.step, study.paired_difference_se(fin.score, res.ntk.score)
 
-Tuning is honest: the test set is split into a validation half (used to choose a regularizer, a
-learning rate or a stopping time) and a test half (used to report), see :func:`split_validation`.
+Tuning is honest: settings (a regularizer, a learning rate, a stopping time) are chosen on validation
+images held out of the training pool (``data.load(n_val=...)``, passed as ``val=``) and every test
+image is reported; without ``val`` the test set is halved instead (:func:`split_validation`).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from typing import Callable, Optional, Sequence, Union
 import numpy as np
 
 from . import cache as cache_mod
-from . import data, predict
+from . import data, predict, stats
 from . import train as train_mod
 
 _VERSION = "3"  # 2: compilation no longer inside the timing of small kernels; 3: exact diagonal (engine)
@@ -280,6 +281,24 @@ def finite_accuracies(arch: Union["object", Callable], x_train, y_train, x_test,
                             failures=failures, n_report=len(y_rep))
 
 
+def tuned_inside(fit: Callable[[list], FiniteAccuracies], values: Sequence[float], key: str, *, factor: float = 10.0,
+                 max_extensions: int = 3) -> FiniteAccuracies:
+    """Tune one setting until the validation-chosen value lies inside its grid: ``fit(values)`` is a
+    :func:`finite_accuracies` call over the grid ``[{key: v} for v in values]``; while the chosen value is
+    the largest of a grid, the grid grows by ``factor`` beyond it (at most ``max_extensions`` times; a
+    point that diverges is never chosen, which also ends the growth). Only validation accuracies decide,
+    so the procedure is fixed before the reported images are looked at. The result's ``runs`` hold every
+    grid point tried."""
+    values = sorted(values)
+    res = fit(values)
+    for _ in range(max_extensions):
+        if res.setting[key] != values[-1] or values[-1] <= 0:
+            break
+        values = values + [values[-1] * factor]
+        res = fit(values)
+    return res
+
+
 def tuned(val, test):
     """The test value at the setting with the best validation value (ties: the first)."""
     i = int(np.nanargmax(np.asarray(val, dtype=float)))
@@ -292,36 +311,18 @@ def accuracy_se(acc, n: int) -> float:
     return np.sqrt(acc * (1 - acc) / n)
 
 
-def difference_se(a, b, n: int) -> float:
-    """Standard error of the difference of two accuracies, each measured on ``n`` test points
-    (their binomial errors added in quadrature)."""
-    return float(np.hypot(accuracy_se(a, n), accuracy_se(b, n)))
-
-
 def paired_difference_se(score_a, score_b) -> float:
     """Standard error, from test-set sampling, of the difference of two accuracies measured on the *same*
-    test points: the spread of the per-point differences over sqrt(n) (the paired comparison behind
-    McNemar's test). ``score_a``, ``score_b``: per-point correctness (0/1), or its mean over an ensemble's
-    members. It does not see the noise of the networks' initialization; add the seeds' spread to it."""
-    a, b = np.asarray(score_a, dtype=float), np.asarray(score_b, dtype=float)
-    if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
-        raise ValueError(f"a paired comparison needs two per-point scores over the same test points; got shapes "
-                         f"{a.shape} and {b.shape}.")
-    return float(np.std(a - b, ddof=1) / np.sqrt(len(a)))
+    test points (:func:`nbkernels.stats.paired`'s error for two deterministic predictors): the spread of
+    the per-point differences over sqrt(n), which only the points where the two disagree move."""
+    return stats.paired(np.asarray(score_a, dtype=float), np.asarray(score_b, dtype=float)).se
 
 
 def beats_paired(score_a, score_b) -> bool:
-    """Whether a's accuracy exceeds b's on the same test points by more than :func:`paired_difference_se`:
-    the test for two deterministic predictors (kernels), whose only noise is the sampling of the test set."""
+    """The rule of the notebooks not yet converted to :mod:`nbkernels.stats` (01): a's accuracy above b's
+    by more than :func:`paired_difference_se` (one-sided, alpha about 0.16). Verdicts use
+    :func:`nbkernels.stats.paired` (alpha 0.05) instead."""
     return bool(np.mean(score_a) - np.mean(score_b) > paired_difference_se(score_a, score_b))
-
-
-def beats(a, b, n: int) -> bool:
-    """Whether accuracy ``a`` exceeds ``b`` by more than the standard error of the difference, for two
-    accuracies measured on ``n`` test points each with independent noise (finite networks, whose
-    initialization adds to the test sampling). Two deterministic predictors scored on the same points:
-    :func:`beats_paired`."""
-    return bool(a - b > difference_se(a, b, n))
 
 
 @dataclasses.dataclass

@@ -107,6 +107,18 @@ def test_cnn_vec_equals_lcn_kernel():
     assert relerr(lcn_gap.nngp, gap.nngp) > 1e-3  # with pooling, weight sharing matters
 
 
+@pytest.mark.parametrize("which", ["nngp", "ntk"])
+def test_finite_lcns_converge_to_the_cnn_kernel(which):
+    """Notebook 10's premise by Monte Carlo, independently of the kernel code's LCN path: finite random
+    LCNs (no weight sharing) estimate the exact kernel of the CNN with the same receptive fields."""
+    estimate = empirical.monte_carlo_nngp if which == "nngp" else empirical.monte_carlo_ntk
+    w, n = BUDGETS[which][1]  # the large budget of the convergence test above
+    lcn = nbk.cnn(2, w, readout="vec", weight_sharing=False)
+    exact_cnn = getattr(nbk.cnn(2, w, readout="vec").kernel(X_IMG), which)
+    err = relerr(estimate(lcn, X_IMG, n_samples=n, key=jax.random.PRNGKey(3)), exact_cnn)
+    assert err < TOL[which], err
+
+
 def test_circular_gap_is_shift_invariant():
     arch = nbk.cnn(2, 16, readout="gap", padding="CIRCULAR")
     k = arch.kernel(X_IMG)
