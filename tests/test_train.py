@@ -312,3 +312,39 @@ def test_finite_accuracies_chooses_on_validation_and_never_a_failed_run():
     widths = study.finite_accuracies(lambda w: nbk.fcn(1, w), x_tr, y_tr, x_te, y_te,
                                      grid=[dict(width=8, lr=0.5), dict(width=64, lr=0.5)], **kw)
     assert widths.label in ("width 8, lr 0.5", "width 64, lr 0.5")
+
+
+def test_finite_accuracies_with_held_out_validation_reports_every_test_image():
+    """val=: choices on held-out training images, every test image reported; scores (seeds, n) feed stats."""
+    from nbkernels import stats, study
+    ds = data.load("digits")
+    x_tr, y_tr, x_te, y_te = data.prepare(ds)
+    kw = dict(steps=60, optimizer="momentum", batch_size=50, eval_every=20, progress=False, cache=False, lr=0.3)
+    fin = study.finite_accuracies(nbk.fcn(1, 32), x_tr[:200], y_tr[:200], x_te[:120], y_te[:120], seeds=(0, 1, 2),
+                                  val=(x_tr[200:300], y_tr[200:300]), **kw)
+    assert fin.n_report == 120 and fin.scores.shape == (3, 120)
+    again = T.train(nbk.fcn(1, 32), x_tr[:200], y_tr[:200], x_te[:120], y_te[:120], x_val=x_tr[200:300],
+                    y_val=y_tr[200:300], seed=1, **kw)
+    assert again.test_acc == fin.chosen[1].test_acc
+    t = stats.paired(fin.scores, np.zeros(120))
+    assert t.seeds == 3 and t.n == 120 and t.passed
+    with pytest.raises(ValueError, match="val must be"):
+        study.finite_accuracies(nbk.fcn(1, 32), x_tr[:200], y_tr[:200], x_te, y_te, val=(x_tr[:5], y_tr[:4]), **kw)
+
+
+def test_tuned_inside_grows_the_grid_until_the_choice_is_inside():
+    from nbkernels import study
+    calls = []
+
+    def fit(values, best=1e-1):  # a stand-in for finite_accuracies: validation peaks at `best`
+        calls.append(list(values))
+        chosen = min(values, key=lambda v: abs(np.log10(v + 1e-12) - np.log10(best)))
+        return type("R", (), dict(setting=dict(l2=chosen)))()
+
+    res = study.tuned_inside(fit, [0.0, 1e-4, 1e-3, 1e-2], "l2")
+    assert res.setting["l2"] == pytest.approx(0.1) and calls[-1] == [0.0, 1e-4, 1e-3, 1e-2, pytest.approx(0.1), pytest.approx(1.0)]
+    calls.clear()
+    assert study.tuned_inside(lambda v: fit(v, best=1e3), [0.0, 1e-2], "l2", max_extensions=2).setting["l2"] == pytest.approx(1.0)
+    assert len(calls) == 3  # the growth stops after max_extensions
+    calls.clear()
+    assert study.tuned_inside(lambda v: fit(v, best=1e-3), [0.0, 1e-3, 1e-2], "l2").setting["l2"] == 1e-3 and len(calls) == 1
