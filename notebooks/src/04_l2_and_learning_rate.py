@@ -159,7 +159,7 @@ rows.append(dict(what="both − (large lr + L2) gains (descriptive)",
                  paper="> 0 (superlinear)"))
 notebook.table(rows)
 
-# %% tags=["verdict"]
+# %% expect="no" tags=["verdict"]
 # NBVAL_CHECK_OUTPUT
 notebook.verdict("04_l2_and_learning_rate", "Large learning rates and L2 each break the correspondence between finite networks and their kernel",
                  test, rows, scale, figure="heatmaps",

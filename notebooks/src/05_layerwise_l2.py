@@ -126,7 +126,7 @@ rows.append(dict(what=test.label, ours=test.numbers, paper="> 0", key=True))
 rows.append(dict(what="NTK param − standard layer-wise (descriptive)", ours=stats.paired(ntk.scores, lw.scores).numbers, paper="≈ 0 or smaller"))
 notebook.table(rows)
 
-# %% tags=["verdict"]
+# %% expect="no" tags=["verdict"]
 # NBVAL_CHECK_OUTPUT
 notebook.verdict("05_layerwise_l2", "Layer-wise L2 improves standard-parameterized networks over uniform L2",
                  test, rows, scale, figure="l2")

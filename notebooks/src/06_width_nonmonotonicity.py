@@ -133,7 +133,7 @@ rows += [dict(what="peak width (validation) / best on test (descriptive)", ours=
               ours=f"{100 * (kernel_acc - acc[i]):+.1f}; {100 * (acc[-1] - kernel_acc):+.1f} points", paper="—")]
 notebook.table(rows)
 
-# %% expect="no" tags=["verdict"]
+# %% tags=["verdict"]
 # NBVAL_CHECK_OUTPUT
 notebook.verdict("06_width_nonmonotonicity", "Finite network accuracy depends non-monotonically on width: it peaks at an intermediate width",
                  test, rows, scale, figure="width")
