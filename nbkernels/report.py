@@ -169,10 +169,10 @@ def _tests_html(v):
         return '<p class="caveat">No statistical test recorded: this verdict is a rule the verdicts issue has not yet turned into a test.</p>'
     rows = "".join(
         f"<tr><td style='padding-left:{8 + 14 * d}px'>{html.escape(str(t.get('label', '')))} ({html.escape(t.get('kind', ''))})</td>"
-        f"<td>{html.escape(text)}</td><td>p = {t['p']:.3g} {'<' if t['passed'] else '≥'} α = {t['alpha']:g}</td>"
-        f"<td>{'pass' if t['passed'] else 'fail'}</td></tr>"
+        f"<td>{html.escape(text)}</td><td>p = {t['p']:.3g} {'<' if t['passed'] else '≥'} α = {t['alpha']:g}: "
+        f"<b>{'pass' if t['passed'] else 'fail'}</b></td></tr>"
         for test in tests for d, t, text in _test_rows(test))
-    return ("<table class='tests'><tr><th>decisive test (one-sided)</th><th>estimate ± SE (points)</th><th>p</th><th></th></tr>"
+    return ("<table class='tests'><tr><th>decisive test (one-sided)</th><th>estimate ± SE (points)</th><th>p against α</th></tr>"
             + rows + "</table>")
 
 
@@ -254,7 +254,7 @@ table.key{{border-collapse:collapse;width:100%}}.key td,.key th{{border-bottom:1
 vertical-align:top;text-align:left;font-size:14px;min-width:90px}}.ours{{font-weight:bold}}.paper{{color:#555}}
 .yes{{color:#009E73;font-size:15px}}.no{{color:#D55E00;font-size:15px}}.failed{{color:#D55E00;font-size:15px}}.tour{{color:#555;font-size:15px}}
 table.tests{{border-collapse:collapse;width:100%;margin-top:6px}}.tests td,.tests th{{border-bottom:1px solid #eee;
-padding:3px 8px;text-align:left;font-size:12px}}
+padding:3px 8px;text-align:left;vertical-align:top;font-size:12px;min-width:90px}}
 .wall,.more{{color:#777;font-size:12px}}.caveat{{color:#8a5a00;font-size:13px}}pre{{white-space:pre-wrap;font-size:11px}}</style></head><body>
 <h1>Finite versus infinite neural networks: findings at preset <code>{preset}</code></h1>
 <p class="summary">{summary}</p>

@@ -15,12 +15,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_report_index_renders(browser, tmp_path, monkeypatch):
-    """The report at `ci` for one notebook: the index loads, every image and link resolves, the main figure is
-    readable and no table cell is squeezed; the screenshot is kept (in $NBKERNELS_FIGURES)."""
+    """The report at `ci` for one finding (08, the quickest): the index loads, every image and link resolves, the
+    main figure is readable, the decisive test is shown and no table cell is squeezed; the screenshot is kept
+    (in $NBKERNELS_FIGURES)."""
     monkeypatch.setenv("NBKERNELS_PRESET", "ci")
     from nbkernels import report
     out = tmp_path / "report"
-    index = report.run("ci", ["00"], jobs=1, out=out)
+    index = report.run("ci", ["08"], jobs=1, out=out)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.goto(index.as_uri())
     assert "nbkernels" in page.title().lower() or page.locator("table").count() > 0
@@ -35,9 +36,10 @@ def test_report_index_renders(browser, tmp_path, monkeypatch):
     shots = Path(os.environ.get("NBKERNELS_FIGURES", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(shots / "report_index.png"), full_page=True)
-    assert page.locator(".yes").count() == 1, "notebook 00's verdict is not shown as reproduced"
-    # readable at a glance: the claim, the deciding numbers, and the main figure at a readable size
-    assert page.locator(".finding .claim").inner_text().startswith("Whitened training covariance")
+    assert page.locator(".yes").count() == 1, "notebook 08's verdict is not shown as reproduced"
+    # readable at a glance: the claim, the deciding numbers and test, and the main figure at a readable size
+    assert page.locator(".finding .claim").inner_text().startswith("Low floating-point precision")
+    assert page.locator("table.tests tr").count() >= 3, "the decisive test and its parts are not on the index"
     assert page.locator("table.key tr").count() >= 2, "no deciding numbers on the index"
     # [displayed width, design width (the size its fonts were made for), width of the finding's card]
     shown = page.eval_on_selector_all("img.main", """els => els.map(e => [e.getBoundingClientRect().width,
