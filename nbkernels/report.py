@@ -193,7 +193,8 @@ def _card(r, out_dir):
     claim = f'<p class="claim">{html.escape(v["claim"])}</p>' if v else ""
     nums = ""
     if v:
-        nums = ("<table class='key'><tr><th>what decided it</th><th>ours</th><th>paper</th></tr>" + "".join(
+        head = "what it shows" if v["reproduced"] is None else "what decided it"
+        nums = (f"<table class='key'><tr><th>{head}</th><th>ours</th><th>paper</th></tr>" + "".join(
             f"<tr><td>{html.escape(str(n.get('what', '')))}</td><td class='ours'>{html.escape(str(n.get('ours', '')))}</td>"
             f"<td class='paper'>{html.escape(str(n.get('paper', '')))}</td></tr>" for n in _key_rows(v)) + "</table>")
         more = len(v.get("numbers") or []) - len(_key_rows(v))
@@ -298,6 +299,65 @@ def run(preset: str, notebooks=None, jobs: int = 2, out=None, timeout: int = 360
     return index
 
 
+def _p_text(p: float) -> str:
+    return "p < 0.0001" if p < 1e-4 else f"p = {p:.2g}"
+
+
+def _test_text(t: dict) -> str:
+    """A recorded test in one line: the parts of an all_of (beyond three, the first two and the weakest of
+    the rest), each with its estimate, error and p."""
+    if t.get("kind") == "all_of":
+        parts = t["parts"]
+        if len(parts) <= 3:
+            return "; ".join(_test_text(p) for p in parts)
+        rest = parts[2:]
+        weakest = max(rest, key=lambda p: p["p"])
+        return ("; ".join(_test_text(p) for p in parts[:2]) + f"; {sum(p['passed'] for p in rest)} of {len(rest)} more "
+                f"parts pass, the weakest {_test_text(weakest)}")
+    margin = f" (margin ±{100 * t['margin']:.1f})" if t.get("margin") else ""
+    seeds = f", {t['seeds']} seeds" if t.get("seeds") else ""
+    return (f"{t['label']}: {100 * t['estimate']:+.2f} ± {100 * t['se']:.2f} points{margin}, {_p_text(t['p'])}"
+            f" ({t['n']:,} images{seeds})")
+
+
+def _ci_expectation(name: str, repo: Path) -> str:
+    """The `ci` verdict nbval holds a notebook to: its verdict cell's expected output."""
+    nb = json.loads((repo / "notebooks" / f"{name}.ipynb").read_text())
+    cells = [c for c in nb["cells"] if "verdict" in c.get("metadata", {}).get("tags", [])]
+    return cells[0]["metadata"].get("expect", "yes") if cells else "—"
+
+
+FINDINGS_BEGIN = "<!-- findings table: python -m nbkernels.report --findings-table (from figures/ and the notebooks) -->"
+FINDINGS_END = "<!-- end of findings table -->"
+
+
+def findings_table(repo: Path = REPO) -> str:
+    """README's findings table, rebuilt from the committed results: each finding's claim, its `ci` verdict
+    (what nbval checks), its `default` verdict with every decisive test from ``figures/*/verdict.json``,
+    and the count over the findings (the data tour is listed, not counted)."""
+    rows, yes, total, ci_yes = [], 0, 0, 0
+    for name in available_notebooks():
+        vfile = repo / "figures" / name / "verdict.json"
+        v = json.loads(vfile.read_text()) if vfile.exists() else None
+        link = f"[{name}](notebooks/{name}.ipynb)"
+        if v is not None and v["reproduced"] is None:
+            rows.append(f"| {link} | {v['claim']} (the data tour, not a finding) | — | — |")
+            continue
+        ci = _ci_expectation(name, repo)
+        total += 1
+        ci_yes += ci == "yes"
+        if v is None:
+            rows.append(f"| {link} | — | {ci} | not run at `default` |")
+            continue
+        yes += bool(v["reproduced"])
+        tests = "; ".join(_test_text(t) for t in v.get("tests") or []) or "no statistical test recorded"
+        rows.append(f"| {link} | {v['claim']} | {ci} | **{'yes' if v['reproduced'] else 'no'}**: {tests} |")
+    head = (f"Reproduced at `default`: **{yes} of {total}** findings; at `ci`: {ci_yes} of {total}.\n\n"
+            "| notebook | claim tested | `ci` | `default` (decisive tests, one-sided, α = 0.05; figures in `figures/`) |\n"
+            "|---|---|---|---|")
+    return "\n".join([FINDINGS_BEGIN, head] + rows + [FINDINGS_END])
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--preset", default=os.environ.get("PRESET", "default"), help=f"one of {PRESET_NAMES}")
@@ -306,7 +366,12 @@ def main(argv=None):
     ap.add_argument("--jobs", type=int, default=int(os.environ.get("JOBS", "2")))
     ap.add_argument("--out", default=None)
     ap.add_argument("--timeout", type=int, default=3600, help="per-cell timeout in seconds")
+    ap.add_argument("--findings-table", action="store_true",
+                    help="print README's findings table from the committed figures/ and notebooks, and exit")
     a = ap.parse_args(argv)
+    if a.findings_table:
+        print(findings_table())
+        return 0
     names = [n for n in a.notebooks.split(",") if n.strip()]
     index = run(a.preset, names, a.jobs, a.out, a.timeout)
     summary = json.loads((index.parent / "summary.json").read_text())

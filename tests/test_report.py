@@ -106,3 +106,12 @@ def test_summary_counts_each_preset(tmp_path, monkeypatch):
     text = report.write_index([_ok_result(tmp_path)], tmp_path, "ci", wall=1.0).read_text()
     assert "<code>ci</code>: <b>1 of 1</b> reproduced" in text
     assert "<code>default</code>: <b>2 of 3</b> reproduced <span class='src'>(reports/default)</span>" in text
+
+
+def test_readme_findings_table_is_rebuilt_from_the_committed_results():
+    readme = (report.REPO / "README.md").read_text()
+    start, end = readme.index(report.FINDINGS_BEGIN), readme.index(report.FINDINGS_END) + len(report.FINDINGS_END)
+    assert readme[start:end] == report.findings_table(), (
+        "README's findings table differs from figures/ and the notebooks: paste `python -m nbkernels.report "
+        "--findings-table` over it")
+    assert "of 13** findings" in readme[start:end]
