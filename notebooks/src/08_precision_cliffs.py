@@ -52,7 +52,7 @@ print(scale.describe())
 # ## The test, fixed before the run
 # **Claim** (Lee et al. 2020, abstract and §3.8, Fig. 8): floating point precision limits kernel performance beyond a critical dataset size.
 #
-# **Decisive test.** Both parts must pass (`stats.all_of`, α = 0.05, each pooled over every architecture × precision below float64 on the same test images; kernel predictions are deterministic, so the errors are paired): (1) beyond the critical size performance is limited: at the largest training-set size of the grid, the float64 solve beats the rounded kernel's (`stats.pooled` one-sided); (2) below it, it is not: at the smallest size the rounded kernel's accuracy equals float64's within ±1 point (`stats.pooled` over the pairs is not an equivalence test, so this part is `stats.equivalent` on the pooled per-image scores). The critical sizes themselves are descriptive rows: the paper's rule (§3.8: the kernel's eigenvalues decay as a power law λᵢ/λ₁ ≈ c·i^(−α), and precision fails where the smallest one reaches the dtype's resolution ε, m* = (c/ε)^(1/α), here the first-order criterion of `predict.rounding_cliff`) beside this notebook's refined predictor and the observed cliff; the refined predictor was written while looking at these kernels, so its agreement here is not evidence for it. A real float32 solve (the rounded float32 kernel solved in float32, not float64) is shown beside the rounding model.
+# **Decisive test.** Both parts must pass (`stats.all_of`, α = 0.05, each pooled over every architecture × precision below float64 on the same test images; kernel predictions are deterministic, so the errors are paired): (1) beyond the critical size performance is limited: at the largest training-set size of the grid, the float64 solve beats the rounded kernel's (`stats.pooled` one-sided); (2) below it, it is not: at the smallest size the rounded kernel's accuracy equals float64's within ±1 point (`stats.pooled` over the pairs is not an equivalence test, so this part is `stats.equivalent` on the pooled per-image scores). The critical sizes themselves are descriptive rows: the paper's rule (§3.8: the kernel's eigenvalues decay as a power law λᵢ/λ₁ ≈ c·i^(−α), and precision fails where the smallest one reaches the dtype's resolution ε, m* = (c/ε)^(1/α), here the first-order criterion of `predict.rounding_cliff`) beside this notebook's refined predictor and the observed cliff; the refined predictor was written while looking at these kernels, so its agreement here is not evidence for it; both predictors are therefore also judged on CNN-GAP kernels one and two layers deeper, which were not looked at while writing it. A real float32 solve (the rounded float32 kernel solved in float32, not float64) is shown beside the rounding model.
 #
 # **Expected effect and power.** The previous `default` run (1,000 test images) had bfloat16 and float16 CNN-GAP kernels and bfloat16 FCN kernels collapsing toward chance past their cliffs (tens of points) while float32 stayed with float64 inside this grid; the pooled drop at the largest size is then several points against a paired error of a few tenths on 10,000 images (power ≈ 1). Part (2) at 25 training images: the rounded kernels there are far from their cliffs, so the differences should be a handful of images; ±1 point against a pooled error of about 0.1–0.2 points.
 #
@@ -182,9 +182,22 @@ test = stats.all_of([large, small], label="precision limits kernel regression be
 rows = [dict(what=t.label, ours=t.numbers, paper="> 0 past the cliff" if t is large else "equal below it", key=True) for t in test.parts]
 for (name, p), (pred_m, obs_m) in crit.items():
     sizes = ARCHS[name][1]
-    rows.append(dict(what=f"{name} {p}: critical size, paper's rule / refined predictor / observed (descriptive)",
+    rows.append(dict(what=f"{name} {p}: critical size, paper's rule / refined predictor / observed",
                      ours=f"{cliffs[name, p]['critical_first_order']:.3g} / {pred_m:.3g} / {obs_m or '> %d' % max(sizes)}",
-                     paper="float32 CNN-GAP ≈ 10⁴ at 32×32 (Fig. 8)" if p == "float32" else "—"))
+                     paper="float32 CNN-GAP ≈ 10⁴ at 32×32 (Fig. 8)" if p == "float32" else "—",
+                     key=(name, p) == ("CNN-GAP", "bfloat16")))   # the paper's rule where a cliff is in every preset's grid
+# Both predictors judged on depths they were not written on: CNN-GAP at depth + 1 and + 2, the cliff observed as
+# the first size of the grid whose rounded training kernel is not positive definite (no test kernel needed).
+for depth in (cfg["depth"] + 1, cfg["depth"] + 2):
+    sizes = cfg["gap_sizes"]
+    k_d = study.timed_kernel(nbk.cnn(depth, 256, readout="gap"), x_tr[:max(sizes)], None, dtype=np.float64)["ntk"]
+    for p in ("float16", "bfloat16"):
+        cl = predict.rounding_cliff(k_d, sizes, p)
+        broken = [m for m in sizes if np.linalg.eigvalsh(predict.round_to(k_d[:m, :m], p))[0] <= 0]
+        obs = min(broken) if broken else None
+        rows.append(dict(what=f"CNN-GAP depth {depth} {p} (not used to write the predictor): paper's rule / refined / observed (descriptive)",
+                         ours=f"{cl['critical_first_order']:.3g} / {cl['critical']:.3g} / {obs or '> %d' % max(sizes)}",
+                         paper="—"))
 for name, (arch, sizes) in ARCHS.items():
     f32 = correct_at(name, "float32", max(sizes), solve_dtype=np.float32).mean()
     rows.append(dict(what=f"{name} at m = {max(sizes)}: float64 / float32 rounded, float64 solve / float32 solve (descriptive)",
