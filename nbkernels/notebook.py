@@ -81,15 +81,6 @@ def verdict(name: str, claim: str, test: "stats.Test", numbers: list, scale: plo
     print(f"finding reproduced: {'yes' if test.passed else 'no'}")
 
 
-def legacy_verdict(name: str, claim: str, reproduced: bool, numbers: list, scale: plots.Scale, *, figure: str,
-                   caveats=(), write: bool = True) -> None:
-    """A verdict still decided by a rule that is not yet a :mod:`nbkernels.stats` test (notebooks the
-    verdicts issue has not converted yet): recorded with no test, which the report says."""
-    keys = _check_rows(name, numbers)
-    _record(name, claim, bool(reproduced), numbers, keys, scale, figure, caveats, [], write)
-    print(f"finding reproduced: {'yes' if reproduced else 'no'}")
-
-
 def tour(name: str, claim: str, numbers: list, scale: plots.Scale, *, figure: str, write: bool = True) -> None:
     """Record a notebook that shows the data and the package rather than a finding of the paper (00): the
     report lists it without a verdict and does not count it among the findings."""

@@ -131,7 +131,7 @@ def kernel_accuracies(arch, x_train, y_train, x_test, y_test, diag_regs: Sequenc
     (held-out training images) and on every image of ``x_test``, or without ``val`` on the two halves
     of ``x_test`` (:func:`split_validation`) and which reported images each diag_reg got right;
     the diag_reg chosen on the validation half (:func:`tuned`) with its reported accuracy ``acc``, its
-    per-image correctness ``score`` (for :func:`beats_paired`) and its validation accuracy ``best_val``.
+    per-image correctness ``score`` (for :func:`nbkernels.stats.paired`) and its validation accuracy ``best_val``.
     With ``sizes`` (training-set sizes), one kernel on the whole training set serves them all (its
     leading blocks) and the result is ``{m: KernelAccuracies}``.
     """
@@ -316,13 +316,6 @@ def paired_difference_se(score_a, score_b) -> float:
     test points (:func:`nbkernels.stats.paired`'s error for two deterministic predictors): the spread of
     the per-point differences over sqrt(n), which only the points where the two disagree move."""
     return stats.paired(np.asarray(score_a, dtype=float), np.asarray(score_b, dtype=float)).se
-
-
-def beats_paired(score_a, score_b) -> bool:
-    """The rule of the notebooks not yet converted to :mod:`nbkernels.stats` (01): a's accuracy above b's
-    by more than :func:`paired_difference_se` (one-sided, alpha about 0.16). Verdicts use
-    :func:`nbkernels.stats.paired` (alpha 0.05) instead."""
-    return bool(np.mean(score_a) - np.mean(score_b) > paired_difference_se(score_a, score_b))
 
 
 @dataclasses.dataclass

@@ -27,7 +27,7 @@ def test_verdict_records_claim_key_numbers_scale_and_figure(tmp_path, monkeypatc
 
 
 def test_the_verdict_is_the_test(tmp_path, monkeypatch, capsys):
-    """A failing test is a "no", whatever else; a bool is refused; a legacy rule and the tour say what they are."""
+    """A failing test is a "no", whatever else; a bool is refused; the tour records no verdict."""
     monkeypatch.setenv("NBKERNELS_FIGURES", str(tmp_path))
     fails = stats.paired(np.r_[np.ones(31), np.zeros(69)], np.r_[np.ones(30), np.zeros(70)])
     notebook.verdict("x", "c", fails, ROWS, SCALE, figure="f")
@@ -35,8 +35,6 @@ def test_the_verdict_is_the_test(tmp_path, monkeypatch, capsys):
     assert json.loads((tmp_path / "x" / "verdict.json").read_text())["reproduced"] is False
     with pytest.raises(TypeError, match="decided by a nbkernels.stats test"):
         notebook.verdict("x", "c", True, ROWS, SCALE, figure="f", write=False)
-    notebook.legacy_verdict("y", "c", True, ROWS, SCALE, figure="f")
-    assert json.loads((tmp_path / "y" / "verdict.json").read_text())["tests"] == []
     notebook.tour("00_data_tour", "the data", ROWS, SCALE, figure="spectrum")
     assert json.loads((tmp_path / "00_data_tour" / "verdict.json").read_text())["reproduced"] is None
 
