@@ -5,7 +5,7 @@
 #
 # **In the paper.** Lee et al. 2020, §3.3 "Centering and ensembling finite networks" and Fig. 4 (and Table 1's +C and +Ens columns).
 #
-# **What you will see.** Test accuracy, across-initialization variance and distance to the kernel's prediction for base / centered networks, single and ensembled; training loss against step.
+# **What you will see.** Test accuracy, across-initialization variance and distance to the kernel's prediction and how often the predicted class is the kernel's, for base / centered networks, single and ensembled; training loss against step.
 
 # %%
 import os

@@ -5,7 +5,7 @@
 #
 # **In the paper.** Lee et al. 2020, §3.5 "Improving L2 regularization for networks using standard parameterization" and Fig. 6.
 #
-# **What you will see.** Test accuracy against L2 strength for a standard network with uniform L2, the same network with layer-wise L2, and an NTK-parameterized network with uniform L2, each tuned on a validation half.
+# **What you will see.** Test accuracy against L2 strength for a standard network with uniform L2, the same network with layer-wise L2, and an NTK-parameterized network with uniform L2, each tuned on validation images held out of the training pool, three seeds each.
 
 # %%
 import os
