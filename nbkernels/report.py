@@ -150,14 +150,19 @@ def _key_rows(v):
     return [numbers[i] for i in keys if i < len(numbers)]
 
 
+def _estimate_text(t: dict, detail: bool = True) -> str:
+    """A recorded test's estimate in points, with its error, margin, images and seeds (and z and df in detail)."""
+    margin = f"margin ±{100 * t['margin']:.1f}" if t.get("margin") else ""
+    seeds = f", {t['seeds']} seeds" if t.get("seeds") else ""
+    stat = f"z {t['z']:.2f}" + ("" if t.get("df") is None else f", {t['df']:.1f} df") if detail else ""
+    inside = "; ".join(x for x in (", ".join(x for x in (stat, margin) if x), f"{t['n']:,} images{seeds}") if x)
+    return f"{100 * t['estimate']:+.2f} ± {100 * t['se']:.2f} points ({inside})"
+
+
 def _test_rows(t, depth=0):
     if t.get("kind") == "all_of":
         return [(depth, t, f"all of {len(t['parts'])} parts")] + [row for p in t["parts"] for row in _test_rows(p, depth + 1)]
-    df = "" if t.get("df") is None else f", {t['df']:.1f} df"
-    margin = f", margin ±{100 * t['margin']:.1f}" if t.get("margin") else ""
-    seeds = f", {t['seeds']} seeds" if t.get("seeds") else ""
-    return [(depth, t, f"{100 * t['estimate']:+.2f} ± {100 * t['se']:.2f} (z {t['z']:.2f}{df}{margin}; "
-                       f"{t['n']:,} images{seeds})")]
+    return [(depth, t, _estimate_text(t))]
 
 
 def _tests_html(v):
@@ -172,7 +177,7 @@ def _tests_html(v):
         f"<td>{html.escape(text)}</td><td>p = {t['p']:.3g} {'<' if t['passed'] else '≥'} α = {t['alpha']:g}: "
         f"<b>{'pass' if t['passed'] else 'fail'}</b></td></tr>"
         for test in tests for d, t, text in _test_rows(test))
-    return ("<table class='tests'><tr><th>decisive test (one-sided)</th><th>estimate ± SE (points)</th><th>p against α</th></tr>"
+    return ("<table class='tests'><tr><th>decisive test (one-sided)</th><th>estimate ± SE</th><th>p against α</th></tr>"
             + rows + "</table>")
 
 
@@ -314,10 +319,7 @@ def _test_text(t: dict) -> str:
         weakest = max(rest, key=lambda p: p["p"])
         return ("; ".join(_test_text(p) for p in parts[:2]) + f"; {sum(p['passed'] for p in rest)} of {len(rest)} more "
                 f"parts pass, the weakest {_test_text(weakest)}")
-    margin = f" (margin ±{100 * t['margin']:.1f})" if t.get("margin") else ""
-    seeds = f", {t['seeds']} seeds" if t.get("seeds") else ""
-    return (f"{t['label']}: {100 * t['estimate']:+.2f} ± {100 * t['se']:.2f} points{margin}, {_p_text(t['p'])}"
-            f" ({t['n']:,} images{seeds})")
+    return f"{t['label']}: {_estimate_text(t, detail=False)}, {_p_text(t['p'])}"
 
 
 def _ci_expectation(name: str, repo: Path) -> str:
