@@ -35,15 +35,21 @@ def _nngp_samples(arch, keys, x1, x2):
 
 @partial(jax.jit, static_argnums=0)
 def _ntk(arch, params, x1, x2):
+    """Sum over output units o of J_o(x1) J_o(x2)^T, one output unit at a time (``lax.map``): the Jacobians
+    held at once are (n1 + n2) x parameters, not out_dim times that (an LCN's per-position weights made
+    the all-outputs Jacobian 9.6 GB at width 256)."""
     net = arch.network()
-    j1 = jax.jacobian(lambda p: net.apply(p, x1))(params)
-    j2 = jax.jacobian(lambda p: net.apply(p, x2))(params)
+    out_dim = jax.eval_shape(net.apply, params, x1[:1]).shape[-1]
 
     def contract(a, b):
-        return jnp.einsum("iop,jop->ij", a.reshape(a.shape[:2] + (-1,)), b.reshape(b.shape[:2] + (-1,)))
+        return jnp.einsum("ip,jp->ij", a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1))
 
-    out_dim = jax.tree_util.tree_leaves(j1)[0].shape[1]
-    return sum(jax.tree_util.tree_leaves(jax.tree_util.tree_map(contract, j1, j2))) / out_dim
+    def one(o):
+        j1 = jax.jacrev(lambda p: net.apply(p, x1)[:, o])(params)
+        j2 = jax.jacrev(lambda p: net.apply(p, x2)[:, o])(params)
+        return sum(jax.tree_util.tree_leaves(jax.tree_util.tree_map(contract, j1, j2)))
+
+    return jnp.sum(jax.lax.map(one, jnp.arange(out_dim)), axis=0) / out_dim
 
 
 @partial(jax.jit, static_argnums=0)
