@@ -7,10 +7,11 @@ XLA's convolution against im2col (patches from 9 shifted slices, one matrix prod
 (patches from lax.conv_general_dilated_patches, einsum) against the LCN as a batched matrix product over
 positions with patches from slices. Numbers in benchmarks/README.md; not yet adopted in nbkernels.
 """
-import time, sys, functools
+import time
 import jax, jax.numpy as jnp, numpy as np
 from jax import lax
-jax.config.update("jax_default_matmul_precision", None)
+
+from bench_kernels import matmul_gflops
 
 def patches_slices(x, f=3):
     # SAME zero padding, stride 1: the 9 shifted views concatenated on channels, (n,h,w,9c), order (dy,dx,c)
@@ -38,6 +39,26 @@ def lcn_bmm(x, W):  # positions as the batch of a batched matmul, patches by sli
     y = jnp.einsum("snp,spo->sno", Pt, W.reshape(h * w, W.shape[-2], W.shape[-1]))
     return y.transpose(1, 0, 2).reshape(n, h, w, -1)
 
+def conv_shift_sum(x, W):  # nine accumulated per-shift products
+    n, h, w, c = x.shape
+    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    return sum(jnp.einsum("nhwc,co->nhwo", xp[:, i:i + h, j:j + w, :], W[i, j]) for i in range(3) for j in range(3))
+
+def conv_dilated_patches(x, W):  # patches as today's LCN builds them, then one product
+    n, h, w, c = x.shape
+    P = lax.conv_general_dilated_patches(x, (3, 3), (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return (P.reshape(-1, P.shape[-1]) @ W.transpose(2, 0, 1, 3).reshape(-1, W.shape[-1])).reshape(n, h, w, -1)
+
+def conv_im2col_first_only(x, W):
+    return conv_im2col(x, W) if x.shape[-1] <= 4 else conv_xla(x, W)
+
+def conv_im2col_after_first(x, W):
+    return conv_xla(x, W) if x.shape[-1] <= 4 else conv_im2col(x, W)
+
+CNN_PATHS = [("xla", conv_xla), ("im2col", conv_im2col), ("im2col after the first", conv_im2col_after_first),
+             ("im2col first only", conv_im2col_first_only), ("per-shift sum", conv_shift_sum),
+             ("dilated patches", conv_dilated_patches)]
+
 def net(conv, params, x):
     for W in params[:-1]:
         x = jax.nn.relu(conv(x, W))
@@ -63,24 +84,18 @@ def bench(conv, shapes, x, y, n=30):
     g = jax.grad(lambda p: jnp.sum(net(conv, p, x) ** 2))(params)
     return best, g
 
-def matmul_rate():
-    a = jnp.ones((2048, 2048), jnp.float32); f = jax.jit(lambda a: a @ a); f(a).block_until_ready()
-    t = time.perf_counter()
-    for _ in range(10): f(a).block_until_ready()
-    return 10 * 2 * 2048 ** 3 / (time.perf_counter() - t) / 1e9
-
-rate = matmul_rate(); print(f"matmul {rate:.0f} GFLOP/s")
-for hw, width, batch in [(8, 64, 100), (16, 64, 100), (32, 64, 64)]:
+rate = matmul_gflops(); print(f"matmul {rate:.0f} GFLOP/s")
+for hw, width, batch in [(8, 64, 100), (16, 64, 100), (32, 64, 64), (16, 128, 64)]:
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.normal(size=(batch, hw, hw, 3)).astype(np.float32)); y = jnp.asarray(rng.normal(size=(batch, 10)).astype(np.float32))
     shapes = [(3, 3, 3, width), (3, 3, width, width), (hw * hw * width, 10)]
     flops = 3 * batch * 2 * (hw * hw * 27 * width + hw * hw * 9 * width * width + hw * hw * width * 10)
     res = {}
-    for name, conv in [("xla", conv_xla), ("im2col", conv_im2col)]:
+    for name, conv in CNN_PATHS:
         t, g = bench(conv, shapes, x, y); res[name] = g
         print(f"CNN {hw}x{hw} w{width} b{batch} {name}: {t*1e3:.1f} ms/step {flops/t/1e9:.1f} GFLOP/s {100*flops/t/1e9/rate:.0f}%", flush=True)
-    print("  max rel grad diff", max(float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(a))) for a, b in zip(res["xla"], res["im2col"])))
-    if hw <= 16:
+    print("  im2col: max rel grad diff", max(float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(a))) for a, b in zip(res["xla"], res["im2col"])))
+    if hw <= 16 and width == 64:
         lw = 16
         lshapes = [(hw, hw, 27, lw), (hw, hw, 9 * lw, lw), (hw * hw * lw, 10)]
         lflops = 3 * batch * 2 * (hw * hw * 27 * lw + hw * hw * 9 * lw * lw + hw * hw * lw * 10)
