@@ -31,6 +31,7 @@ import math
 from typing import Optional, Sequence, Tuple
 
 import flax.linen as nn
+
 import jax.numpy as jnp
 from jax import lax
 from jax.scipy.special import erf as _erf
@@ -246,6 +247,18 @@ def ConvLocal(out_chan: int, filter_shape: Sequence[int] = (3, 3), strides: Sequ
                 parameterization, share_weights=False)
 
 
+def _patches(x, filter_shape, strides, geo, mode):
+    """Patches of NHWC images from shifted strided slices, for the LCN: ``(n, h_out, w_out, fh*fw*c)``,
+    in the order (dy, dx, c) of a flattened HWIO filter. ``geo`` is :meth:`Conv.geometry`'s padding;
+    ``mode`` is ``"constant"`` (zero padding) or ``"wrap"`` (circular)."""
+    (oh, (ph0, ph1)), (ow, (pw0, pw1)) = geo
+    (fh, fw), (sh, sw) = filter_shape, strides
+    xp = jnp.pad(x, ((0, 0), (ph0, ph1), (pw0, pw1), (0, 0)), mode=mode)
+    views = [xp[:, i:i + (oh - 1) * sh + 1:sh, j:j + (ow - 1) * sw + 1:sw, :]
+             for i in range(fh) for j in range(fw)]
+    return jnp.concatenate(views, axis=-1)
+
+
 class _ConvModule(nn.Module):
     layer: Conv
 
@@ -257,22 +270,28 @@ class _ConvModule(nn.Module):
         w_init, b_init = _init_std(L, fan_in)
         w_scale, b_scale = _scales(L, fan_in)
         geo = L.geometry(x.shape[1:3])
-        if L.padding == "CIRCULAR":
-            x = jnp.pad(x, [(0, 0)] + [p for _, p in geo] + [(0, 0)], mode="wrap")
-            pad = "VALID"
-        else:
-            pad = L.padding
+        mode = "wrap" if L.padding == "CIRCULAR" else "constant"
         out_hw = tuple(o for o, _ in geo)
-        dn = ("NHWC", "HWIO", "NHWC")
         if L.share_weights:
             W = self.param("W", nn.initializers.normal(w_init), L.filter_shape + (c_in, L.out_chan))
-            y = lax.conv_general_dilated(x, W.astype(x.dtype), L.strides, pad, dimension_numbers=dn)
+            if mode == "wrap":  # circular padding by hand, then a VALID convolution
+                x = jnp.pad(x, [(0, 0)] + [p for _, p in geo] + [(0, 0)], mode="wrap")
+            pad = "VALID" if mode == "wrap" else L.padding
+            y = lax.conv_general_dilated(x, W.astype(x.dtype), L.strides, pad,
+                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
             b_shape = (L.out_chan,)
         else:
-            patches = lax.conv_general_dilated_patches(x, L.filter_shape, L.strides, pad,
-                                                       dimension_numbers=dn)
-            W = self.param("W", nn.initializers.normal(w_init), out_hw + (patches.shape[-1], L.out_chan))
-            y = jnp.einsum("nhwp,hwpo->nhwo", patches, W.astype(x.dtype))
+            # W's patch axis keeps lax.conv_general_dilated_patches' order (c, dy, dx), which earlier
+            # versions used, so a seed gives the same network; it is permuted to the patches' (dy, dx, c).
+            fh, fw = L.filter_shape
+            W = self.param("W", nn.initializers.normal(w_init), out_hw + (c_in * fh * fw, L.out_chan))
+            Wp = W.reshape(out_hw + (c_in, fh * fw, L.out_chan)).swapaxes(-3, -2).reshape(W.shape)
+            p = _patches(x, L.filter_shape, L.strides, geo, mode)
+            n, s = x.shape[0], math.prod(out_hw)
+            # positions as the batch of one batched matrix product (an einsum over "nhwp,hwpo" runs
+            # at a few percent of the matmul rate on CPU: benchmarks/conv_paths.py)
+            y = jnp.matmul(p.reshape(n, s, -1).swapaxes(0, 1), Wp.reshape(s, -1, L.out_chan).astype(x.dtype))
+            y = y.swapaxes(0, 1).reshape((n,) + out_hw + (L.out_chan,))
             b_shape = out_hw + (L.out_chan,)
         y = w_scale * y
         if L.b_std is not None:

@@ -55,7 +55,8 @@ from tqdm.auto import tqdm
 from . import cache as cache_mod
 from .layers import Conv
 
-_VERSION = "train-2"  # 2: validation scores, per-image correctness, schedules, augmentation, failures
+_VERSION = "train-3"  # 2: validation scores, per-image correctness, schedules, augmentation, failures;
+# 3: the LCN as a batched product over positions (the same function; float32 rounding differs)
 _HISTORY = ("step", "train_loss", "test_loss", "test_acc", "member_test_acc", "val_acc", "val_loss")
 SCHEDULES = ("constant", "cosine", "step")
 

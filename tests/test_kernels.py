@@ -260,3 +260,27 @@ def test_network_shapes_and_lcn_is_unshared():
     net = nbk.fcn(1, 1000).network()
     p = net.init(jax.random.PRNGKey(1), jnp.ones((1, 6)))
     assert abs(float(jnp.std(p["params"]["1_Dense"]["W"])) - 1.0) < 0.01
+
+
+@pytest.mark.parametrize("padding,strides", [("SAME", (1, 1)), ("VALID", (1, 1)), ("SAME", (2, 1)),
+                                             ("CIRCULAR", (1, 1)), ("CIRCULAR", (2, 2))])
+def test_lcn_batched_product_equals_the_patch_einsum(padding, strides):
+    """The LCN's forward pass (patches from shifted slices, a batched product over positions) equals
+    the definition it replaced: lax.conv_general_dilated_patches' patches, in their (c, dy, dx) order,
+    contracted with a filter per output position. float64 (tests/conftest.py), to rounding."""
+    from jax import lax
+    layer = nbk.Conv(4, (3, 2), strides, padding, W_std=1.3, b_std=None, share_weights=False)
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(3, 7, 6, 5)))
+    net = nbk.Architecture((layer,)).network()
+    params = net.init(jax.random.PRNGKey(0), x)
+    got = net.apply(params, x)
+    xp, pad = x, padding
+    if padding == "CIRCULAR":
+        xp = jnp.pad(x, [(0, 0)] + [p for _, p in layer.geometry(x.shape[1:3])] + [(0, 0)], mode="wrap")
+        pad = "VALID"
+    patches = lax.conv_general_dilated_patches(xp, layer.filter_shape, strides, pad,
+                                               dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    W = params["params"]["0_Conv"]["W"]
+    want = 1.3 / np.sqrt(5 * 3 * 2) * jnp.einsum("nhwp,hwpo->nhwo", patches, W)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
