@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
-	$(PY) -c "from nbkernels import fused; fused.warm()"  # compiles the fused CPU kernels once (1.5 min), cached
+	$(PY) -c "from nbkernels import engine; engine.warm()"  # compiles the fused CPU kernel once (about a minute per dtype), cached
 	touch $@
 
 report: $(VENV)/.installed

@@ -68,8 +68,8 @@ def main():
         best = min(_timed(lambda: arch.kernel(x, dtype=np.float32, progress=False)) for _ in range(args.repeat))
         note = ""
         if name.startswith("(a)"):
-            from nbkernels import kernels as K
-            b = K.plan_blocks(n, n, 1, 4, True)
+            from nbkernels import blocks
+            b = blocks.plan_blocks(n, n, 1, 4, True)
             nb = -(-n // b)
             flops = 2 * (nb * (nb + 1) // 2) * b * b * shape[0]  # the symmetric kernel's blocks on and above the diagonal
             note = (f"input Gram blocks {flops / 1e9:.1f} GFLOP at {flops / best / 1e9:.0f} GFLOP/s: "

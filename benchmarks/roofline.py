@@ -83,7 +83,7 @@ def _numba_rows(repeats):
     from numba import njit
     from nbkernels import fused
     U = np.uint64
-    ct = tuple(fused._constants(np.float32))
+    ct = tuple(fused.constants(np.float32))
 
     @njit(error_model="numpy")
     def div(a, out):
@@ -102,7 +102,7 @@ def _numba_rows(repeats):
     @njit(error_model="numpy")
     def relu(k, t, f1, f2, out_k, out_t, ct):
         for m in range(U(k.shape[0])):
-            out_k[m], out_t[m] = fused._activate(fused.OP_RELU, True, k[m], t[m], f1[m], f2[m], False, ct)
+            out_k[m], out_t[m] = fused.activate(fused.OP_RELU, True, k[m], t[m], f1[m], f2[m], False, ct)
 
     @njit(error_model="numpy")
     def sum9(x, out, row):

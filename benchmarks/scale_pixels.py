@@ -1,5 +1,5 @@
 """Cost per entry and pass of CNN-GAP kernels against the image size, the fused CPU kernel beside the XLA
-programs (``NBKERNELS_FUSED=0``), interleaved in one process: does the cost per kernel entry grow no
+programs (``Settings(fused=False)``), interleaved in one process: does the cost per kernel entry grow no
 faster than the P^2 pixel pairs?
 
     .venv/bin/python benchmarks/scale_pixels.py --out benchmarks/scale_pixels_cpu.json
@@ -32,11 +32,11 @@ def main(argv=None):
         arch = nbk.cnn(depth, 1, readout="gap")
         best = {}
         for path in ("1", "0", "1", "0"):
-            os.environ["NBKERNELS_FUSED"] = path
-            arch.kernel(x1[:4], x2[:4], progress=False)
+            s = nbk.settings.Settings(fused=path == "1")
+            arch.kernel(x1[:4], x2[:4], progress=False, settings=s)
             for _ in range(a.repeats):
                 t0 = time.perf_counter()
-                arch.kernel(x1, x2, progress=False, max_hours=None)
+                arch.kernel(x1, x2, progress=False, max_hours=None, settings=s)
                 best[path] = min(best.get(path, np.inf), time.perf_counter() - t0)
         passes = n * n * side ** 4 * depth
         row = dict(image=side, inputs=n, depth=depth, fused_s=best["1"], xla_s=best["0"],
@@ -46,7 +46,6 @@ def main(argv=None):
         print(f"| {side}×{side} | {n}×{n} | {depth} | {row['fused_s']:.3f} s | {row['xla_s']:.3f} s | "
               f"{row['fused_ns_per_entry_pass']:.2f} | {row['xla_ns_per_entry_pass']:.2f} | "
               f"{row['fused_entries_per_s']:,.0f} |", flush=True)
-    os.environ.pop("NBKERNELS_FUSED")
     if a.out:
         Path(a.out).write_text(json.dumps(dict(cpu_count=os.cpu_count(), rows=rows), indent=1))
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from typing import Optional, Sequence, Tuple
 
 import flax.linen as nn
@@ -22,8 +23,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import engine
+from . import blocks, engine
 from . import kernels as K
+from . import settings as settings_mod
+from .settings import Settings
 from .layers import (LAYER_TYPES, Conv, ConvLocal, Dense, Erf, Flatten, GlobalAvgPool, Relu,
                      Spec)
 
@@ -40,11 +43,27 @@ class Network(nn.Module):
         return x
 
 
+class ChannelsFirstWarning(UserWarning):
+    """Images that look channels-first (N, C, H, W), as PyTorch holds them; nbkernels takes NHWC."""
+
+
+def warn_if_channels_first(x, name="x", stacklevel=1):
+    """Warn when 4-D images look channels-first: their second axis holds 1 or 3 entries and their last
+    axis more. Computed as given, ``(6, 3, 8, 8)`` would be 6 images of 3x8 pixels with 8 channels."""
+    shape = np.shape(x)
+    if len(shape) == 4 and shape[1] in (1, 3) and shape[3] > shape[1]:
+        warnings.warn(f"{name} has shape {shape}, which looks channels-first (N, C, H, W); nbkernels takes "
+                      f"NHWC images and reads it as {shape[1]}x{shape[2]} pixels with {shape[3]} channels. "
+                      f"If it is NCHW, pass np.transpose({name}, (0, 2, 3, 1)).", ChannelsFirstWarning,
+                      stacklevel=stacklevel + 1)
+
+
 def _validate_inputs(x, name):
     if not isinstance(x, (np.ndarray, jax.Array)):
         x = np.asarray(x)
     if x.ndim not in (2, 4):
         raise ValueError(f"{name} must be (N, D) vectors or (N, H, W, C) images, got shape {x.shape}.")
+    warn_if_channels_first(x, name, stacklevel=3)  # the caller of Architecture.kernel
     if x.shape[0] == 0:
         raise ValueError(f"{name} is empty (shape {x.shape}).")
     if not np.all(np.isfinite(np.asarray(x))):
@@ -105,19 +124,23 @@ class Architecture:
         return k.nngp, k.ntk
 
     def kernel(self, x1, x2=None, *, dtype=None, batch_size=None, cache=None, get=("nngp", "ntk"),
-               progress=True, max_hours="default") -> K.Kernel:
+               progress=True, max_hours="default", settings: Optional[Settings] = None) -> K.Kernel:
         """Exact infinite-width NNGP and NTK between ``x1`` and ``x2`` (``x1`` with itself when None).
 
         Computed in blocks of ``batch_size`` inputs per side so memory stays bounded (the default is
-        the largest block that fits the budget, ``$NBKERNELS_BLOCK_GB``); a request that cannot fit
+        the largest block that fits the budget, ``settings.block_gb``); a request that cannot fit
         is refused before anything is allocated. With ``x2=None`` only the blocks on and above the
         diagonal are computed and the result is exactly symmetric. ``dtype`` is float32 unless JAX's
         64-bit mode is on. ``get=("nngp",)`` skips the NTK. ``cache`` (a :class:`nbkernels.cache.Cache`
         or True for the default one) stores the result keyed by architecture, data and dtype.
         ``x2`` equal to ``x1`` is the symmetric kernel. After its first blocks a computation estimated
-        to take longer than ``max_hours`` (default ``$NBKERNELS_MAX_HOURS`` or 1; None: no limit) stops
+        to take longer than ``max_hours`` (default ``settings.max_hours``, 1; None: no limit) stops
         with :class:`nbkernels.engine.KernelTimeError`, pointing to the resumable store.
+        ``settings``: how to compute it (:class:`nbkernels.settings.Settings`; default, the ones in
+        effect, :func:`nbkernels.settings.get`); the result records them (``Kernel.settings``: None
+        when it comes from a cache entry that did not record them).
         """
+        settings = settings_mod.resolve(settings)
         if isinstance(get, str):
             get = (get,)
         if not set(get) <= {"nngp", "ntk"} or "nngp" not in get:
@@ -138,17 +161,18 @@ class Architecture:
             key = dict(kind="kernel", arch=repr(self), dtype=str(dtype), get=list(get),
                        x1=cache_mod.fingerprint(x1), x2=None if x2 is None else cache_mod.fingerprint(x2))
             arrays = store.get_or_compute(
-                key, lambda: self._kernel_arrays(x1, x2, dtype, batch_size, get, progress, max_hours),
+                key, lambda: self._kernel_arrays(x1, x2, dtype, batch_size, get, progress, max_hours, settings),
                 version=_KERNEL_VERSION)
-            return K.Kernel(arrays["nngp"], arrays.get("ntk"))
-        arrays = self._kernel_arrays(x1, x2, dtype, batch_size, get, progress, max_hours)
-        return K.Kernel(arrays["nngp"], arrays.get("ntk"))
+        else:
+            arrays = self._kernel_arrays(x1, x2, dtype, batch_size, get, progress, max_hours, settings)
+        made_by = arrays.get("settings")
+        return K.Kernel(arrays["nngp"], arrays.get("ntk"), None if made_by is None else Settings(**made_by))
 
-    def _kernel_arrays(self, x1, x2, dtype, batch_size, get, progress, max_hours="default"):
-        p = engine.plan(self, x1, x2, dtype=dtype, batch_size=batch_size, get=get)
+    def _kernel_arrays(self, x1, x2, dtype, batch_size, get, progress, max_hours, settings):
+        p = blocks.plan(self, x1, x2, dtype=dtype, batch_size=batch_size, get=get, settings=settings)
         sink = engine.MemorySink(p)
         engine.run(self, x1, x2, p, sink, progress=progress, max_hours=max_hours)
-        return sink.out
+        return dict(sink.out, settings=dataclasses.asdict(settings))
 
 
 _KERNEL_VERSION = "kernels-2"  # 2: an input paired with itself has angle exactly 0 (diagonal to rounding)

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import settings
+
 _MAGIC = b"NBKCACHE1\n"
 
 
@@ -55,7 +57,7 @@ class Cache:
     """A folder of entries ``<key>.pkl``; see the module docstring."""
 
     def __init__(self, root=None):
-        env = os.environ.get("NBKERNELS_CACHE")
+        env = settings.cache_dir()
         self.enabled = root is not None or env != "off"
         if root is None:
             root = Path(env) / "results" if env and env != "off" else Path.home() / ".cache" / "nbkernels" / "results"
@@ -127,7 +129,7 @@ _DEFAULT = None
 
 def default_cache() -> Cache:
     global _DEFAULT
-    env = os.environ.get("NBKERNELS_CACHE")
+    env = settings.cache_dir()
     if _DEFAULT is None or _DEFAULT._env != env:
         _DEFAULT = Cache()
         _DEFAULT._env = env

@@ -30,8 +30,9 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from . import blocks, engine
 from . import cache as cache_mod
-from . import engine
+from . import settings as settings_mod
 from . import kernels as K
 from .architecture import Architecture
 
@@ -116,15 +117,16 @@ def _atomic_write(path: Path, payload: bytes):
 
 
 def compute_store(arch: Architecture, x1, x2, out, *, batch_size=None, dtype=None, get=("nngp", "ntk"),
-                  progress=True, devices=None, max_hours=None):
-    """Compute every missing or corrupt block of the kernel into the store at ``out``; returns counts."""
+                  progress=True, devices=None, max_hours=None, settings=None):
+    """Compute every missing or corrupt block of the kernel into the store at ``out``; returns counts.
+    ``max_hours``: None (the default here) never stops; ``settings``: as :meth:`Architecture.kernel`'s."""
     dtype = K.resolve_dtype(dtype)
     x1 = np.asarray(x1, dtype)
     x2 = None if x2 is None else np.asarray(x2, dtype)
     arch.specs(x1.shape[1:])
     devices = list(devices or jax.local_devices())
-    p = engine.plan(arch, x1, x2, dtype=dtype, batch_size=batch_size, get=get, devices=len(devices),
-                    in_memory=False)
+    p = blocks.plan(arch, x1, x2, dtype=dtype, batch_size=batch_size, get=get, devices=len(devices),
+                    in_memory=False, settings=settings)
     store = BlockStore(out)
     store.create(dict(format=_FORMAT, arch=repr(arch), n1=p.n1, n2=p.n2, symmetric=p.symmetric,
                       batch_size=p.batch_size, dtype=dtype.name, get=list(get), x1=cache_mod.fingerprint(x1),
@@ -147,7 +149,7 @@ def load(out) -> K.Kernel:
     be present and intact; a symmetric kernel's lower triangle is the mirror of its upper one)."""
     store = BlockStore(out)
     man = store.manifest()
-    p = engine.Plan(man["n1"], man["n2"], man["batch_size"], man["symmetric"], np.dtype(man["dtype"]),
+    p = blocks.Plan(man["n1"], man["n2"], man["batch_size"], man["symmetric"], np.dtype(man["dtype"]),
                     tuple(man["get"]))
     sink = engine.MemorySink(p)
     for i, j in p.blocks:
@@ -159,18 +161,14 @@ def load(out) -> K.Kernel:
     return K.Kernel(sink.out["nngp"], sink.out.get("ntk"))
 
 
-def _architecture(name, depth, width):
+def named_architecture(name, depth, width):
+    """The architecture ``--arch name`` names (fc, cnn-vec, cnn-gap, lcn) at this depth and width."""
     from .architecture import cnn, fcn
     if name == "fc":
         return fcn(depth, width)
     if name in ("cnn-vec", "cnn-gap", "lcn"):
         return cnn(depth, width, readout="gap" if name == "cnn-gap" else "vec", weight_sharing=name != "lcn")
     raise SystemExit(f"unknown --arch {name!r}; use fc, cnn-vec, cnn-gap or lcn.")
-
-
-def _env_int(name):
-    v = os.environ.get(name)
-    return int(v) if v not in (None, "") else None
 
 
 def main(argv=None):
@@ -189,12 +187,13 @@ def main(argv=None):
     ap.add_argument("--nngp-only", action="store_true")
     ap.add_argument("--distributed", action="store_true",
                     help="several processes (hosts) share the store: jax.distributed.initialize() first")
-    ap.add_argument("--coordinator", default=os.environ.get("JAX_COORDINATOR_ADDRESS"),
+    env = settings_mod.distributed_defaults()
+    ap.add_argument("--coordinator", default=env["coordinator"],
                     help="with --distributed: host:port of process 0 (default $JAX_COORDINATOR_ADDRESS, else "
                          "JAX's cluster auto-detection)")
-    ap.add_argument("--num-processes", type=int, default=_env_int("JAX_NUM_PROCESSES"),
+    ap.add_argument("--num-processes", type=int, default=env["num_processes"],
                     help="with --distributed: how many processes (default $JAX_NUM_PROCESSES)")
-    ap.add_argument("--process-id", type=int, default=_env_int("JAX_PROCESS_ID"),
+    ap.add_argument("--process-id", type=int, default=env["process_id"],
                     help="with --distributed: this process's id, 0 .. N-1 (default $JAX_PROCESS_ID)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
@@ -207,7 +206,7 @@ def main(argv=None):
     from . import data
     ds = data.load(a.dataset, n_train=a.n_train, n_test=a.n_test)
     x_tr, _, x_te, _ = data.prepare(ds, downsample_to=a.downsample)
-    arch = _architecture(a.arch, a.depth, a.width)
+    arch = named_architecture(a.arch, a.depth, a.width)
     x1, x2 = (x_tr, None) if a.split == "train" else (x_te, x_tr)
     t0 = time.time()
     res = compute_store(arch, x1, x2, a.out, batch_size=a.batch_size, dtype=a.dtype,

@@ -26,6 +26,8 @@ from typing import Optional
 
 import numpy as np
 
+from . import settings
+
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
 CIFAR10_DIRNAME = "cifar-10-batches-py"
@@ -71,8 +73,8 @@ def _candidate_roots(data_dir):
     roots = []
     if data_dir is not None:
         roots.append(Path(data_dir))
-    if os.environ.get("NBKERNELS_DATA"):
-        roots.append(Path(os.environ["NBKERNELS_DATA"]))
+    if settings.data_dir() is not None:
+        roots.append(settings.data_dir())
     roots.append(Path.home() / ".cache" / "nbkernels")
     return roots
 

@@ -1,17 +1,17 @@
 """The block engine: every kernel computation, in memory or into the resumable store, runs here.
 
-    >>> p = engine.plan(arch, x1, x2, dtype=None, batch_size=None)        # refuses what cannot fit
+    >>> p = blocks.plan(arch, x1, x2, dtype=None, batch_size=None)        # refuses what cannot fit
     >>> out = engine.run(arch, x1, x2, p, engine.MemorySink(p))            # dict of (n1, n2) arrays
 
 A kernel is cut into ``b x b`` blocks of input pairs (only those on and above the diagonal when it is
-symmetric). :func:`plan` chooses ``b`` (or checks the one asked for) against the memory budget before
-anything is allocated. :func:`run` computes the blocks with one XLA program per layer
-(:func:`block_program`; on the CPU, a convolutional network's image layers run fused instead,
-:mod:`nbkernels.fused`), ``len(devices)`` blocks at a time sharded over the devices (``jax.sharding``),
+symmetric); :func:`nbkernels.blocks.plan` chooses ``b`` and the path before anything is allocated.
+:func:`run` computes the blocks as the plan says: with one XLA program per layer
+(:func:`block_program`) or, on the CPU, a convolutional network's image layers fused
+(:mod:`nbkernels.fused`), ``len(devices)`` blocks at a time sharded over the devices (``jax.sharding``),
 and hands each finished block to a *sink*: :class:`MemorySink` fills preallocated matrices;
 ``nbkernels.compute.StoreSink`` writes the store on disk and says which blocks are already done. After
 the first blocks :func:`run` estimates the whole computation from their measured throughput and stops
-with that estimate when it is over ``max_hours``.
+with that estimate when it is over the plan's ``settings.max_hours``.
 
 Exactness: the blocks see the same inputs whatever the block size, and the pairs of an input with
 itself (the diagonal of a symmetric kernel) are marked (``same``), so their angle is exactly 0 and
@@ -20,12 +20,11 @@ blocked, one-block, sharded and stored kernels agree to rounding (tests: 1e-12 r
 from __future__ import annotations
 
 import ctypes
-import dataclasses
 import functools
 import math
-import os
 import time
-from typing import Optional, Sequence
+import types
+from typing import Optional
 
 import jax
 import numpy as np
@@ -34,6 +33,8 @@ from tqdm.auto import tqdm
 
 from . import fused
 from . import kernels as K
+from .blocks import Plan
+from .settings import Settings, resolve
 
 FIELDS = ("nngp", "ntk", "var1", "var2", "same")
 _PROGRAMS = {}
@@ -45,24 +46,6 @@ class KernelTimeError(RuntimeError):
 
 # ----------------------------------------------------------------------------------------------
 # per-layer programs
-
-
-def packs_complex(with_ntk: bool) -> bool:
-    """Whether the layer programs carry NNGP and NTK as one complex array (``nngp + i ntk``).
-
-    XLA's CPU fusion cuts a loop wherever a division or square root has several users, so a ReLU map
-    writing two real arrays (the NNGP and the NTK) runs as about six loops over memory; with one complex
-    output it is one loop, and each convolution's nine shifted reads become one pass instead of two.
-    The arithmetic is the same, element for element (XLA may contract a multiply-add differently in the
-    fused loop: entries then differ in their last bit, at most 8e-17 relative in float64; the NTK-
-    parameterized ReLU CNNs of the notebooks came out bit-identical in float32). Measured interleaved on
-    2 cores (float32, x1 != x2, one block): CNN-GAP 8x8 7.0 -> 4.5 ms, 16x16 29.1 -> 26.3 ms, CNN-VEC
-    depth 8 16x16 22.7 -> 18.9 ms. On by default on the CPU only (not measured on accelerators);
-    ``$NBKERNELS_PACK=0`` or ``1`` overrides."""
-    if not with_ntk:
-        return False
-    v = os.environ.get("NBKERNELS_PACK", "")
-    return v == "1" if v in ("0", "1") else jax.default_backend() == "cpu"
 
 
 def _unpack(arrays, packed):
@@ -82,7 +65,7 @@ def _pack(state, packed):
 
 def _layer_program(layer, width, spatial, full, batched=False, packed=False):
     """One layer's kernel map as its own XLA program; ``batched`` maps it over a leading axis of blocks;
-    ``packed`` (:func:`packs_complex`) takes and returns NNGP and NTK as one complex array."""
+    ``packed`` (:func:`nbkernels.blocks.packs_complex`) takes and returns NNGP and NTK as one complex array."""
     key = (layer, width, spatial, full, batched, packed)
     if key not in _PROGRAMS:
         def step(*arrays):
@@ -92,29 +75,18 @@ def _layer_program(layer, width, spatial, full, batched=False, packed=False):
     return _PROGRAMS[key]
 
 
-def fused_prefix(arch, input_shape, devices: int = 1) -> Optional[fused.Prefix]:
-    """The image layers the fused CPU kernel computes for ``arch`` (:mod:`nbkernels.fused`), or None
-    where the per-layer XLA programs do: on accelerators, with more than one device, for layers it does
-    not cover, or with ``$NBKERNELS_FUSED=0``."""
-    if devices != 1 or not fused.enabled():
-        return None
-    return fused.prefix(arch, tuple(input_shape))
+def block_program(arch, p: Plan, batched: bool = False):
+    """The block computation ``(x1, x2, same) -> (nngp, ntk)`` on the path ``p`` chose.
 
-
-def block_program(arch, get: Sequence[str], batched: bool = False):
-    """The block computation ``(x1, x2, same) -> (nngp, ntk)``.
-
-    On the CPU the image layers of a convolutional network run fused (:func:`fused_prefix`), and the
-    layers after its readout as XLA programs. Otherwise every layer is one XLA program: compiled as one
+    ``p.fused``: the image layers of a convolutional network run in the fused CPU kernel, the layers
+    after its readout as XLA programs. Otherwise every layer is one XLA program: compiled as one
     program, XLA fuses each layer's nonlinearity into the next convolution's shifted sums and
-    recomputes it once per shift, compounding with depth (CNN-VEC depth 8 ran 3x slower than eight
-    separate programs); layer by layer, every kernel is materialized exactly once.
-    ``same`` is (b1, b2) bool, True where the two rows are one input. ``batched`` maps every
+    recomputes it once per shift, compounding with depth; layer by layer, every kernel is materialized
+    exactly once. ``same`` is (b1, b2) bool, True where the two rows are one input. ``batched`` maps every
     program over a leading axis of blocks (sharded over devices by :func:`run`). Between programs the
-    NNGP and NTK travel as one complex array where :func:`packs_complex` says so.
+    NNGP and NTK travel as one complex array where ``p.packed``.
     """
-    full, with_ntk = arch.needs_all_pixel_pairs, "ntk" in get
-    packed = packs_complex(with_ntk)
+    full, with_ntk, packed = arch.needs_all_pixel_pairs, "ntk" in p.get, p.packed
     key = ("input", full, with_ntk, batched, packed)
     if key not in _PROGRAMS:
         def inputs(a, b, same):
@@ -124,9 +96,9 @@ def block_program(arch, get: Sequence[str], batched: bool = False):
     def run_block(x1, x2, same):
         shape = x1.shape[1 + batched:]
         specs = arch.specs(shape)
-        pre = None if batched else fused_prefix(arch, shape)
+        pre = fused.prefix(arch, shape) if p.fused and not batched else None
         if pre is not None:
-            k = fused.block(pre, x1, x2, same, with_ntk, x1.dtype) + (same,)
+            k = fused.block(pre, x1, x2, same, with_ntk, x1.dtype, p.settings.fused_pairs) + (same,)
             for layer, spec in zip(arch.layers[pre.n_layers:], specs[pre.n_layers:]):
                 k = _layer_program(layer, spec.channels, spec.spatial, False)(*k)
             return k[0], k[1]
@@ -139,50 +111,6 @@ def block_program(arch, get: Sequence[str], batched: bool = False):
         return k[0], k[1]
 
     return run_block
-
-
-# ----------------------------------------------------------------------------------------------
-# the plan
-
-
-@dataclasses.dataclass(frozen=True)
-class Plan:
-    n1: int
-    n2: int
-    batch_size: int
-    symmetric: bool
-    dtype: np.dtype
-    get: tuple
-
-    @property
-    def blocks(self) -> list:
-        """Block origins (i, j), row-major; only j >= i for a symmetric kernel."""
-        b = self.batch_size
-        return [(i, j) for i in range(0, self.n1, b) for j in range(0, self.n2, b) if not self.symmetric or j >= i]
-
-    def shape(self, i, j):
-        b = self.batch_size
-        return min(b, self.n1 - i), min(b, self.n2 - j)
-
-
-def plan(arch, x1, x2, *, dtype=None, batch_size=None, get=("nngp", "ntk"), devices: int = 1,
-         in_memory: bool = True) -> Plan:
-    """Choose (or check) the block size for ``arch`` on these inputs; refuse, before allocating, a
-    request whose blocks or (``in_memory``) whose result matrices cannot fit. ``devices`` blocks run at
-    once, so each gets that share of the block budget."""
-    dtype = K.resolve_dtype(dtype)
-    n1 = len(x1)
-    n2 = n1 if x2 is None else len(x2)
-    shape = np.shape(x1)[1:]
-    pre = fused_prefix(arch, shape, devices)
-    if pre is not None:
-        b = K.plan_blocks(n1, n2, 0, dtype.itemsize, "ntk" in get, batch_size, devices=devices, in_memory=in_memory,
-                          per_pair=fused.bytes_per_pair(pre, dtype), side=fused.block_side(pre, shape))
-    else:
-        entries = arch.kernel_entries_per_pair(shape)
-        b = K.plan_blocks(n1, n2, entries, dtype.itemsize, "ntk" in get, batch_size, devices=devices,
-                          in_memory=in_memory, full=arch.needs_all_pixel_pairs)
-    return Plan(n1, n2, min(b, max(n1, n2)), x2 is None, dtype, tuple(get))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -231,10 +159,10 @@ def _same(p: Plan, i, j, shape):
 # glibc's malloc on the CPU: XLA allocates every layer's output arrays (a few MiB each) anew and frees
 # its inputs. With glibc's default (dynamic) thresholds the freed top of the heap is handed back to the
 # system whenever it exceeds twice the largest array freed, and taken again, page fault by page fault,
-# by the next layer: CNN-VEC depth 8 (200x200, 16x16) spent half its time there (0.59-0.88 s against
-# 0.33-0.46 s with the settings below, interleaved runs). Arrays above 32 MiB (kernel matrices) are
+# by the next layer, where deep CNN-VEC kernels spent about half their time (benchmarks/README.md, "The
+# allocator setting"). Arrays above 32 MiB (kernel matrices) are
 # still mapped and unmapped on their own, so the heap keeps at most 256 MiB it does not use.
-# ``$NBKERNELS_MALLOPT=0`` leaves the allocator alone.
+# ``Settings.mallopt=False`` (``$NBKERNELS_MALLOPT=0``) leaves the allocator alone.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _MALLOC_SETTINGS = {_M_TRIM_THRESHOLD: 256 * 2 ** 20, _M_MMAP_THRESHOLD: 32 * 2 ** 20}
 
@@ -245,23 +173,22 @@ def malloc_env() -> dict:
             "MALLOC_MMAP_THRESHOLD_": str(_MALLOC_SETTINGS[_M_MMAP_THRESHOLD])}
 
 
-@functools.lru_cache(maxsize=None)
-def tune_allocator() -> bool:
-    """Keep freed block arrays in glibc's heap (see above); once per process, CPU only. Returns whether
-    the settings are in effect (False off glibc, on accelerators, or with ``$NBKERNELS_MALLOPT=0``)."""
-    if os.environ.get("NBKERNELS_MALLOPT", "1") == "0" or jax.default_backend() != "cpu":
+def tune_allocator(settings: Optional[Settings] = None) -> bool:
+    """Keep freed block arrays in glibc's heap (see above), CPU only, unless ``settings.mallopt`` is
+    off. Returns whether the thresholds are in effect (False off glibc or on accelerators). They are
+    process-wide (glibc has one heap): the first kernel that runs sets them, once."""
+    if not resolve(settings).mallopt or jax.default_backend() != "cpu":
         return False
+    return _set_malloc_thresholds()
+
+
+@functools.lru_cache(maxsize=None)
+def _set_malloc_thresholds() -> bool:
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
     return all(mallopt(k, v) == 1 for k, v in _MALLOC_SETTINGS.items())
-
-
-def default_max_hours() -> Optional[float]:
-    """``$NBKERNELS_MAX_HOURS`` (default 1); 'none' turns the estimate's refusal off."""
-    v = os.environ.get("NBKERNELS_MAX_HOURS", "1")
-    return None if v.strip().lower() in ("none", "inf", "") else float(v)
 
 
 def _fmt_hours(s):
@@ -275,19 +202,19 @@ def run(arch, x1, x2, p: Plan, sink, *, blocks=None, devices=None, progress=True
     ``devices``: the devices that share the blocks (default: this process's first local device; more than one
     shards ``len(devices)`` blocks at a time over them). ``max_hours``: after the first blocks, stop
     with :class:`KernelTimeError` if the rest is estimated (from their measured time, compilation
-    excluded) to take longer; None never stops; "default" is :func:`default_max_hours`.
+    excluded) to take longer; None never stops; "default" is the plan's ``settings.max_hours``.
     ``done``: blocks finished before (the progress bar starts there). Returns the blocks computed.
     """
     if max_hours == "default":
-        max_hours = default_max_hours()
+        max_hours = p.settings.max_hours
     x1 = np.asarray(x1, p.dtype)
     x2 = x1 if x2 is None else np.asarray(x2, p.dtype)
     b = p.batch_size
     todo = list(p.blocks if blocks is None else blocks)
-    tune_allocator()
+    tune_allocator(p.settings)
     devices = list(devices) if devices else jax.local_devices()[:1]
     d = len(devices)
-    program = block_program(arch, p.get, batched=d > 1)
+    program = block_program(arch, p, batched=d > 1)
     if d > 1:
         sharding = NamedSharding(Mesh(np.array(devices), ("blocks",)), PartitionSpec("blocks"))
     timings = []
@@ -337,4 +264,15 @@ def _check_time(timings, remaining, d, max_hours, p: Plan):
             f"{max_hours:g} hours. Compute it with the resumable store, which survives interruptions and "
             "spreads over devices and hosts (`python -m nbkernels.compute ... --out DIR`, see the README), "
             "on an accelerator; use fewer or smaller images; or raise the limit (max_hours=..., "
-            "$NBKERNELS_MAX_HOURS, 'none' for no limit).")
+            "settings.context(max_hours=...) or $NBKERNELS_MAX_HOURS; None or 'none' for no limit).")
+
+
+def warm():
+    """Compile (or load from Numba's cache) the fused CPU kernel for float32 and float64, as ``make``'s
+    set-up does once. It calls the kernel on NumPy arrays directly, so JAX's 64-bit mode is left alone."""
+    from .layers import Conv, GlobalAvgPool, Relu
+    arch = types.SimpleNamespace(layers=(Conv(1), Relu(), GlobalAvgPool()))
+    pre = fused.prefix(arch, (4, 4, 2))
+    x = np.random.default_rng(0).normal(size=(3, 4, 4, 2))
+    for dtype in (np.float32, np.float64):
+        fused.block(pre, x, x, np.eye(3, dtype=bool), True, dtype)

@@ -2,8 +2,8 @@
 
 The block engine's per-layer XLA programs (:mod:`nbkernels.engine`) pass over a block's whole kernel
 array once per layer and operation. On a CPU that is where the time goes: XLA's loops over the 6-D
-``(H, W, H, W, n1, n2)`` arrays run at about 1 ns per entry and operation, far from what the arithmetic
-needs. This module computes the same kernels in one compiled loop nest (Numba) that keeps its working
+``(H, W, H, W, n1, n2)`` arrays are bound by memory traffic, far from what the arithmetic needs
+(benchmarks/README.md, "Kernel throughput", has the measurements). This module computes the same kernels in one compiled loop nest (Numba) that keeps its working
 set in cache and runs every layer on it before moving on.
 
 **Tiling over pixel pairs by their offset.** With unit strides and zero padding (``SAME`` or
@@ -29,13 +29,13 @@ What it covers (:func:`prefix` says, and returns None otherwise): images through
 strides, ``SAME`` or ``VALID``, any filter, NTK or standard parameterization, with or without bias;
 ``ConvLocal`` too when the readout is ``Flatten``, whose kernel is the CNN's), ``Relu`` and ``Erf``,
 up to a ``GlobalAvgPool`` or ``Flatten`` readout. The layers after the readout (dense ones) run as XLA
-programs as before. ``$NBKERNELS_FUSED=0`` turns it off.
+programs as before. Whether the engine takes this path, and the block sides, are
+:mod:`nbkernels.blocks`' decisions (``Settings.fused=False``, ``$NBKERNELS_FUSED=0``, turns it off).
 """
 from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import sys
 from typing import Optional
 
@@ -51,12 +51,6 @@ READ_GAP, READ_FLATTEN = 0, 1
 _KIND, _FH, _FW, _LOH, _LOW, _HO, _WO, _STD, _BIAS = range(9)
 # columns of Prefix.params: W_std^2, b_std^2, fan_in
 _W2, _B2, _FAN = range(3)
-
-
-def enabled() -> bool:
-    """Whether the engine takes this path: on the CPU, unless ``$NBKERNELS_FUSED=0``."""
-    import jax
-    return os.environ.get("NBKERNELS_FUSED", "1") != "0" and jax.default_backend() == "cpu"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,31 +109,31 @@ def prefix(arch, input_shape) -> Optional[Prefix]:
     return None
 
 
-def _constants(dtype):
+def constants(dtype):
     """The numbers the compiled loops need, in the computation's dtype (a float32 kernel stays float32)."""
     return np.array((0.0, 1.0, math.pi, math.pi / 2, math.pi / 4, K.ATAN_MOREBITS, 0.66, 1 / (2 * math.pi),
                      2 / math.pi, 4 / math.pi) + K.ATAN_P + K.ATAN_Q, dtype)
 
 
-def block(pre: Prefix, x1, x2, same, with_ntk: bool, dtype, chunk_pairs: int = 0):
+def block(pre: Prefix, x1, x2, same, with_ntk: bool, dtype, chunk_pairs: int = 256):
     """The kernel state after the readout for the input pairs of ``x1`` (n1, H, W, C) and ``x2``:
     ``(nngp, ntk, var1, var2)``, each (n1, n2) or (n,) (``ntk`` None without ``with_ntk``; the
     variances None after ``GlobalAvgPool``, as :meth:`KernelState.global_avg_pool` leaves them).
     ``same`` (n1, n2) bool marks the pairs of one input with itself (exact angle 0 there).
-    ``chunk_pairs``: input pairs one work item holds (default ``$NBKERNELS_FUSED_PAIRS``, 256: longer rows
-    of pairs amortize each pixel's set-up; measured in benchmarks/README.md)."""
+    ``chunk_pairs``: input pairs one work item holds (``Settings.fused_pairs``: longer rows of pairs
+    amortize each pixel's set-up; measured in benchmarks/README.md)."""
     x1 = np.ascontiguousarray(x1, dtype)
     n2 = len(x2)
-    pad = -n2 % _LANES  # whole vectors in the innermost loop (a ragged tail runs scalar, 3-4x slower)
+    pad = -n2 % LANES  # whole vectors in the innermost loop (a ragged tail runs scalar)
     x2 = np.concatenate([x2, np.repeat(x2[-1:], pad, axis=0)]) if pad else x2
     same = np.pad(same, ((0, 0), (0, pad))) if pad else same
-    rows = -(-(chunk_pairs or int(os.environ.get("NBKERNELS_FUSED_PAIRS", "256"))) // len(x2))
+    rows = -(-int(chunk_pairs) // len(x2))
     # at least two work items per thread (the slab rows are uneven: those of small offsets hold more)
     rows = max(1, min(rows, -(-len(x1) // -(-2 * numba.get_num_threads() // pre.slab_rows))))
     x2t = np.ascontiguousarray(np.moveaxis(np.asarray(x2, dtype), 0, -1))  # (H, W, C, n2): input pairs innermost
     _announce_compilation(np.dtype(dtype))
     nngp, ntk, v1, v2 = _block(x1, x2t, np.ascontiguousarray(same, np.bool_), pre.ops,
-                               pre.params.astype(dtype), _constants(dtype), pre.readout, with_ntk, rows, pre.pad)
+                               pre.params.astype(dtype), constants(dtype), pre.readout, with_ntk, rows, pre.pad)
     nngp, ntk, v2 = nngp[:, :n2], ntk[:, :n2], v2[:n2]
     if pre.readout == READ_GAP:
         v1 = v2 = None
@@ -147,9 +141,9 @@ def block(pre: Prefix, x1, x2, same, with_ntk: bool, dtype, chunk_pairs: int = 0
 
 
 # The innermost loops run over one block row's input pairs, 16 float32 (or 8 float64) to a vector on
-# this CPU (AVX-512): blocks are padded to a multiple of 16 columns. Measured on the ReLU map alone:
-# 0.72-0.80 ns per entry for 16, 32, 48, 64 columns, 2.35 for 30, 2.66 for 8 (all scalar).
-_LANES = 16
+# an AVX-512 CPU: blocks are padded to a multiple of 16 columns, since a ragged tail runs scalar, several
+# times slower (benchmarks/README.md, "Kernel throughput", the ReLU map by row length).
+LANES = 16
 
 
 _announced = set()
@@ -171,35 +165,6 @@ def _announce_compilation(dtype):
         pass
     print(f"nbkernels: compiling the fused CPU kernel for {dtype} (once per installation, about a minute)",
           file=sys.stderr, flush=True)
-
-
-def warm():
-    """Compile (or load) the kernel for float32 and float64 (``make``'s set-up does, once)."""
-    import jax
-    jax.config.update("jax_enable_x64", True)
-    from .architecture import cnn
-    x = np.random.default_rng(0).normal(size=(3, 4, 4, 2))
-    for dtype in (np.float32, np.float64):
-        cnn(1, 1, readout="gap").kernel(x, dtype=dtype, progress=False)
-
-
-def bytes_per_pair(pre: Prefix, dtype) -> int:
-    """Memory a block holds per input pair: every slab row's partial NNGP and NTK sums, and the results."""
-    return (2 * pre.slab_rows + 4) * np.dtype(dtype).itemsize
-
-
-# Entry-passes (a pixel pair of one input pair through one pass) a block aims at: about 0.3 s at the
-# measured 1 ns each, so the first blocks time the rest (engine.run's estimate) and the progress bar moves.
-_BLOCK_WORK = 3e8
-
-
-def block_side(pre: Prefix, input_shape) -> int:
-    """The block side to prefer: about :data:`_BLOCK_WORK` per block, a multiple of 16 from 16 to 256
-    (whole vectors in the innermost loop, see :data:`_LANES`)."""
-    p = input_shape[0] * input_shape[1]
-    work = max(1, pre.passes()) * (p * p if pre.readout == READ_GAP else p)
-    side = math.isqrt(int(_BLOCK_WORK // work))
-    return int(min(256, max(_LANES, side + -side % _LANES)))
 
 
 _jit = njit(cache=True, error_model="numpy", nogil=True)
@@ -292,7 +257,7 @@ def _zero_ring(buf, a0, a1, b0, b1, pad, HP, WP, M):
 
 
 @_inline
-def _activate(act, ntk, k, th, f1, f2, same, cst):
+def activate(act, ntk, k, th, f1, f2, same, cst):
     """The nonlinearity's map of one entry's (nngp, ntk); f1, f2 are the two pixels' variances (ReLU) or
     1 + 2 variances (erf). ``act`` and ``ntk`` are constants where it is inlined, so each loop that
     calls it compiles to its own branch-free, vectorized body."""
@@ -325,7 +290,7 @@ def _finish_pixel(act, ntk, S, T, dst, acc_s, acc_t, nr, n2, aff, f1, f1_at, f2,
             ms = acc_s[m] * inv
             k = w2 * ms + b2
             th = (alpha * ms + gamma) + w2 * (acc_t[m] * inv) if ntk else cst[0]
-            k, th = _activate(act, ntk, k, th, g1, f2[f2_at + j], same[sm + j] & diag, cst)
+            k, th = activate(act, ntk, k, th, g1, f2[f2_at + j], same[sm + j] & diag, cst)
             S[dst + m] = k
             if ntk:
                 T[dst + m] = th
@@ -352,7 +317,7 @@ def _conv3_pixel(act, ntk, S, T, S2, T2, tl, dst, RM, M, nr, n2, aff, f1, f1_at,
                 mt = (T[q] + T[q + M] + T[q + M2] + T[q + RM] + T[q + RM + M] + T[q + RM + M2]
                       + T[q + R2] + T[q + R2 + M] + T[q + R2 + M2]) * inv
                 th = (alpha * ms + gamma) + w2 * mt
-            k, th = _activate(act, ntk, k, th, g1, f2[f2_at + j], same[sm + j] & diag, cst)
+            k, th = activate(act, ntk, k, th, g1, f2[f2_at + j], same[sm + j] & diag, cst)
             S2[dst + m] = k
             if ntk:
                 T2[dst + m] = th
@@ -367,7 +332,7 @@ def _activate_pixel(act, ntk, S, T, dst, nr, n2, f1, f1_at, f2, f2_at, same, sam
         sm = same_at + _U(r * n2)
         for j in range(_U(n2)):
             th = T[row + j] if ntk else cst[0]
-            k, th = _activate(act, ntk, S[row + j], th, g1, f2[f2_at + j], same[sm + j] & diag, cst)
+            k, th = activate(act, ntk, S[row + j], th, g1, f2[f2_at + j], same[sm + j] & diag, cst)
             S[row + j] = k
             if ntk:
                 T[row + j] = th

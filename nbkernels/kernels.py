@@ -1,4 +1,4 @@
-"""Infinite-width kernels: the state that flows through the layers and the blocked computation.
+"""Infinite-width kernels, the mathematics: the state that flows through the layers and their maps.
 
 A :class:`KernelState` holds, for a block of ``n1 x n2`` input pairs, the cross kernels ``nngp``
 and ``ntk`` and the diagonal variances ``var1`` / ``var2`` of each input (carried alongside so each
@@ -11,13 +11,15 @@ the shifts of a convolution move whole contiguous slabs of pairs:
 
 Numerics follow Neural Tangents: the ReLU and Erf maps are written with ``arctan2`` so they keep
 their precision where the correlation nears +-1 (every diagonal entry).
+
+Planning (memory, block sides, which path computes a block) is :mod:`nbkernels.blocks`; running the
+blocks is :mod:`nbkernels.engine`.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
-import os
-from typing import NamedTuple, Optional, Tuple
+from typing import Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -26,15 +28,15 @@ import numpy as np
 _2PI = 2.0 * math.pi
 
 
-class Kernel(NamedTuple):
-    """The NNGP and NTK of an architecture between two sets of inputs, each ``(N1, N2)``."""
+@dataclasses.dataclass(frozen=True, eq=False)
+class Kernel:
+    """The NNGP and NTK of an architecture between two sets of inputs, each ``(N1, N2)`` (``ntk`` None
+    when only the NNGP was asked for), and the compute settings that produced them
+    (:class:`nbkernels.settings.Settings`; None when it came from a cache entry that did not record them)."""
 
     nngp: np.ndarray
     ntk: Optional[np.ndarray]
-
-
-class KernelMemoryError(MemoryError):
-    """A kernel request that would not fit in memory; raised before anything is allocated."""
+    settings: Optional[object] = None
 
 
 @dataclasses.dataclass
@@ -283,7 +285,7 @@ def input_state(x1, x2, full: bool, with_ntk: bool, same=None) -> KernelState:
 
 
 # ----------------------------------------------------------------------------------------------
-# dtype and memory
+# dtype (the block policy, memory and block sides, is nbkernels.blocks)
 
 
 def resolve_dtype(dtype=None):
@@ -299,101 +301,3 @@ def resolve_dtype(dtype=None):
                          "any JAX computation: jax.config.update('jax_enable_x64', True), or set the "
                          "environment variable JAX_ENABLE_X64=1.")
     return dtype
-
-
-def available_memory() -> int:
-    """Bytes of memory available now (MemAvailable), or physical memory when that is unknown."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-
-def block_budget() -> int:
-    """Bytes one kernel block may use: ``$NBKERNELS_BLOCK_GB`` (default 2 GiB), at most half the free memory."""
-    gb = float(os.environ.get("NBKERNELS_BLOCK_GB", "2"))
-    return int(min(gb * 2 ** 30, available_memory() // 2))
-
-
-# Arrays alive at once inside a block, each the size of the cross kernel (nngp, ntk, the padded
-# copies a convolution makes, the temporaries of the nonlinearity). Measured peaks stay below it.
-_LIVE_ARRAYS = 8
-
-
-def bytes_per_pair(entries_per_pair: int, itemsize: int, with_ntk: bool) -> int:
-    return entries_per_pair * itemsize * (_LIVE_ARRAYS if with_ntk else _LIVE_ARRAYS // 2 + 1)
-
-
-def fit_batch_size(n_max: int, per_pair: int, budget: int) -> int:
-    return int(max(1, min(n_max, math.isqrt(max(budget // per_pair, 1)))))
-
-
-# Block sides tried, largest first, for kernels that keep every pixel pair (CNN-GAP), and the most
-# bytes one of their arrays may hold. Measured on the 2-core CPU (float32, x1 != x2, interleaved, best
-# of 4): 8x8 images, 100x100 inputs: b = 8 0.53 s, 4 0.74, 10 (the old rule) 0.76, 12 0.82, 16 0.96;
-# 16x16, 30x30: b = 4 1.06 s, 1 1.88, 8 (the old rule's minimum) 2.52, 2 2.86. The pair axes are
-# last: 8 or 4 of them fill whole vectors, 1 leaves the pixel axes innermost; odd sides and 2 do not.
-_FULL_SIDES = (8, 4, 1)
-_FULL_ARRAY_BYTES = 4 * 2 ** 20
-
-
-def cache_batch_size(entries_per_pair: int, itemsize: int, full: bool = False) -> Optional[int]:
-    """On a CPU, the block size whose kernel arrays stay cache-sized; None on accelerators (bigger wins).
-
-    The convolutional kernels are memory-bound. Pixel-diagonal kernels (CNN-VEC, LCN): arrays of
-    ``$NBKERNELS_BLOCK_CACHE_MB`` (2 MiB) keep a layer's passes in cache and ran 3-7x faster here than
-    one block holding everything (CNN-VEC depth 8, 200x200: 0.4 s in 50x50 blocks against 3.0 s in
-    one). Every-pixel-pair kernels (``full``): the largest of 8, 4, 1 whose arrays stay within 4 MiB
-    (measured, see ``_FULL_SIDES``).
-    """
-    if jax.default_backend() != "cpu":
-        return None
-    if full:
-        return next((b for b in _FULL_SIDES if b * b * entries_per_pair * itemsize <= _FULL_ARRAY_BYTES), 1)
-    target = float(os.environ.get("NBKERNELS_BLOCK_CACHE_MB", "2")) * 2 ** 20 / itemsize
-    return max(8, math.isqrt(int(target // entries_per_pair)))
-
-
-def _fmt_bytes(n):
-    return f"{n / 2 ** 30:.2f} GiB" if n >= 2 ** 28 else f"{n / 2 ** 20:.1f} MiB"
-
-
-def plan_blocks(n1, n2, entries_per_pair, itemsize, with_ntk, batch_size=None, devices=1, in_memory=True,
-                full=False, per_pair=None, side=None):
-    """Choose (or check) the block size; refuse a request that cannot fit, before allocating.
-
-    ``devices`` blocks are live at once (one per device), each with that share of the budget;
-    ``in_memory=False`` (the store on disk) does not hold the result matrices; ``full``: the kernel keeps
-    every pixel pair (see :func:`cache_batch_size`). ``per_pair`` and ``side``, for the fused CPU kernel
-    (:mod:`nbkernels.fused`): the bytes a block holds per input pair, and the block side it prefers."""
-    what = f"{per_pair:,} bytes per input pair" if per_pair else f"{entries_per_pair} kernel entries per input pair"
-    per_pair = per_pair or bytes_per_pair(entries_per_pair, itemsize, with_ntk)
-    budget = block_budget() // max(1, devices)
-    fits = fit_batch_size(max(n1, n2), per_pair, budget)
-    out_bytes = n1 * n2 * itemsize * (2 if with_ntk else 1)
-    if in_memory and out_bytes > available_memory() // 2:
-        raise KernelMemoryError(
-            f"the kernel matrices alone need {_fmt_bytes(out_bytes)} ({n1} x {n2} entries) but only "
-            f"{_fmt_bytes(available_memory())} is free: compute fewer inputs at a time, or use "
-            f"`python -m nbkernels.compute`, which writes blocks to disk.")
-    if batch_size is None:
-        cache = side or cache_batch_size(entries_per_pair, itemsize, full)
-        b = min(fits, cache or fits)
-        n = max(n1, n2)
-        if full and side is None and cache is not None and b == cache:
-            return b  # the measured sides; evening the blocks out would leave them
-        return -(-n // -(-n // b))  # the same number of blocks, as even as they can be
-    batch_size = int(batch_size)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
-    b1, b2 = min(batch_size, n1), min(batch_size, n2)
-    need = b1 * b2 * per_pair
-    if need > max(budget, available_memory() // 2):
-        raise KernelMemoryError(
-            f"batch_size={batch_size} needs about {_fmt_bytes(need)} per block ({what}) but the block "
-            f"budget is {_fmt_bytes(budget)}: use batch_size={fits} or smaller (or raise $NBKERNELS_BLOCK_GB).")
-    return batch_size

@@ -150,7 +150,7 @@ class _DenseModule(nn.Module):
         return y
 
 
-def _conv_geometry(size, f, s, padding):
+def conv_geometry(size, f, s, padding):
     """Output length and (low, high) padding of one spatial dimension, as ``lax`` computes it."""
     if padding == "VALID":
         return (size - f) // s + 1, (0, 0)
@@ -193,7 +193,7 @@ class Conv:
         return "Conv" if self.share_weights else "ConvLocal"
 
     def geometry(self, spatial):
-        return [_conv_geometry(n, f, s, self.padding)
+        return [conv_geometry(n, f, s, self.padding)
                 for n, f, s in zip(spatial, self.filter_shape, self.strides)]
 
     def out_spec(self, spec: Spec) -> Spec:

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 
-from . import plots, stats
+from . import plots, settings, stats
 
 PRESET_NAMES = ("ci", "default", "gpu", "paper")
 # What the prepared GPU run (benchmarks/gpu_run.py) carries to the device: the class-balanced CIFAR-10
@@ -105,8 +104,6 @@ def table(rows: list):
     display(HTML(f"<table><tr>{head}</tr>{body}</table>"))
 
 
-STATIC_WIDGETS_ENV = "NBKERNELS_STATIC_WIDGETS"
-
 
 def interact(show, **controls):
     """``ipywidgets.interact(show, **controls)`` in JupyterLab; in a headless report, one static call.
@@ -116,7 +113,7 @@ def interact(show, **controls):
     comm messages (nbclient can deadlock on an ``interact`` cell: jupyter/nbclient#312, seen here
     holding a report for 20 minutes with the kernel idle).
     """
-    if os.environ.get(STATIC_WIDGETS_ENV):
+    if settings.static_widgets():
         return show(**{name: getattr(c, "value", c) for name, c in controls.items()})
     import ipywidgets
 

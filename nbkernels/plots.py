@@ -13,7 +13,6 @@ explicitly, :func:`style` within a ``with`` block.
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 from typing import Sequence, Union
 
@@ -21,6 +20,8 @@ import matplotlib
 import numpy as np
 
 import matplotlib.pyplot as plt
+
+from . import settings
 
 # Okabe & Ito's colour-blind-safe palette.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
@@ -116,9 +117,9 @@ def figures_dir(preset: str = COMMITTED_PRESET) -> Path:
     ``reports/<preset>/figures`` (ignored by git), so an interactive run at ``ci`` leaves the committed
     results alone. Outside a checkout the same layout under the current directory.
     """
-    env = os.environ.get("NBKERNELS_FIGURES")
-    if env:
-        return Path(env)
+    env = settings.figures_dir()
+    if env is not None:
+        return env
     repo = Path(__file__).resolve().parent.parent
     base = repo if (repo / "pyproject.toml").exists() else Path.cwd()
     return base / "figures" if preset == COMMITTED_PRESET else base / "reports" / preset / "figures"

@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import notebook, plots
+from . import notebook, plots, settings
 from .notebook import PRESET_NAMES
 
 REPO = Path(__file__).resolve().parent.parent
@@ -67,16 +67,18 @@ def select_notebooks(names) -> list:
 # numpy/scipy's OpenBLAS spins a thread per core: two notebooks each doing so on two cores ran a
 # 3000x3072 SVD 2.7x slower than one thread each (measured here), so concurrent notebooks share them out.
 # Numba's thread pool (the fused CPU kernels, nbkernels.fused) likewise.
-_BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 _XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 
-def _child_env(preset, figures_root, jobs) -> dict:
+def child_env(preset, figures_root, jobs) -> dict:
+    """The environment of a notebook the report runs: its preset and figures folder, widgets drawn once,
+    and with ``jobs`` notebooks at a time each one's share of the cores for BLAS, Numba and XLA."""
     env = dict(os.environ, NBKERNELS_FIGURES=str(figures_root), NBKERNELS_PRESET=preset)
-    env[notebook.STATIC_WIDGETS_ENV] = "1"  # pages no kernel will drive: each widget's figure drawn once
+    env[settings.STATIC_WIDGETS_ENV] = "1"  # pages no kernel will drive: each widget's figure drawn once
     if jobs > 1:
         share = str(max(1, (os.cpu_count() or 1) // jobs))
-        for var in _BLAS_THREADS:
+        for var in BLAS_THREADS:
             env.setdefault(var, share)  # a user's own setting wins
         if share == "1":  # XLA's CPU thread pool likewise (one process per core is as fast, measured)
             env.setdefault("XLA_FLAGS", _XLA_ONE_THREAD)
@@ -86,7 +88,7 @@ def _child_env(preset, figures_root, jobs) -> dict:
 def _run_one(name, preset, out_dir, figures_root, timeout, jobs=1):
     executed = out_dir / "executed" / f"{name}.ipynb"
     executed.parent.mkdir(parents=True, exist_ok=True)
-    env = _child_env(preset, figures_root, jobs)
+    env = child_env(preset, figures_root, jobs)
     t0 = time.time()
     cmd = [sys.executable, "-m", "papermill", str(NOTEBOOKS / f"{name}.ipynb"), str(executed),
            "-p", "preset", preset, "--cwd", str(NOTEBOOKS), "--no-progress-bar", "--log-level", "ERROR",
@@ -362,10 +364,10 @@ def findings_table(repo: Path = REPO) -> str:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--preset", default=os.environ.get("PRESET", "default"), help=f"one of {PRESET_NAMES}")
-    ap.add_argument("--notebooks", default=os.environ.get("NOTEBOOKS", ""),
+    ap.add_argument("--preset", default="default", help=f"one of {PRESET_NAMES}")
+    ap.add_argument("--notebooks", default="",
                     help="comma-separated names or numbers (default: all)")
-    ap.add_argument("--jobs", type=int, default=int(os.environ.get("JOBS", "2")))
+    ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", default=None)
     ap.add_argument("--timeout", type=int, default=3600, help="per-cell timeout in seconds")
     ap.add_argument("--findings-table", action="store_true",

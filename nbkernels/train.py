@@ -53,6 +53,7 @@ import optax
 from tqdm.auto import tqdm
 
 from . import cache as cache_mod
+from .architecture import warn_if_channels_first
 from .layers import Conv
 
 _VERSION = "train-3"  # 2: validation scores, per-image correctness, schedules, augmentation, failures;
@@ -206,9 +207,9 @@ def augment_batch(x, key, flip: bool, crop: int):
 def _over_members(f, in_axes, unroll: bool):
     """``f`` mapped over the ensemble axis (axis 0 of the arguments whose ``in_axes`` is 0): ``jax.vmap``,
     or with ``unroll`` one call per member inside the same program, results stacked. XLA's CPU backend
-    runs a vmapped convolution (a grouped convolution) about 20x slower than the members one after
-    another, and a ``lax.map`` loop slower still (CNN-VEC width 64, 8x8, batch 100: one member 28 steps/s;
-    4 members vmapped 1.5 steps/s; a ``lax.map`` over members 0.3), so convolutional networks unroll."""
+    runs a vmapped convolution (a grouped convolution) several times slower than the members one after
+    another, and a ``lax.map`` loop slower still, so convolutional networks unroll (benchmarks/README.md,
+    "Training throughput", has the measurements)."""
     if not unroll:
         return jax.vmap(f, in_axes=in_axes)
 
@@ -356,6 +357,7 @@ def train(arch, x_train, y_train, x_test, y_test, *, x_val=None, y_val=None, ste
         if y_val.ndim != 2 or y_val.shape[0] != x_val.shape[0] or len(x_val) == 0:
             raise ValueError(f"y_val must be one-hot (n, k) with n = {x_val.shape[0]} > 0, got {y_val.shape}.")
     for name, xs in (("x_train", x_train), ("x_test", x_test), ("x_val", x_val)):
+        warn_if_channels_first(xs, name, stacklevel=2)  # the caller of train()
         if xs is not None and not np.all(np.isfinite(xs)):
             raise ValueError(f"{name} holds NaN or infinite values; clean or re-standardize the inputs.")
     m = len(x_train)

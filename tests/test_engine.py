@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import nbkernels as nbk
-from nbkernels import compute, engine, fused
+from nbkernels import blocks, compute, engine, fused, settings
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = dict(os.environ, PYTHONPATH=str(ROOT), JAX_ENABLE_X64="1")  # the CLI's stores are float64 here
@@ -69,22 +69,21 @@ def _packing_archs():
 
 @pytest.mark.parametrize("name,arch,x", _packing_archs(), ids=[a[0] for a in _packing_archs()])
 def test_nngp_and_ntk_packed_as_one_complex_array_give_bit_identical_kernels(name, arch, x, monkeypatch):
-    """The layer programs carry NNGP + i NTK as one array on the CPU (``engine.packs_complex``): the same
+    """The layer programs carry NNGP + i NTK as one array on the CPU (``blocks.packs_complex``): the same
     arithmetic element for element, though XLA may contract a multiply-add differently in the one fused
     loop, so an entry can differ in its last bit (measured: at most 8e-17 relative, float64). The XLA
     programs are what runs here, not the fused CPU kernel."""
-    monkeypatch.setenv("NBKERNELS_FUSED", "0")
     out = {}
-    for pack in ("0", "1"):
-        monkeypatch.setenv("NBKERNELS_PACK", pack)
-        assert engine.packs_complex(True) == (pack == "1") and not engine.packs_complex(False)
-        out[pack] = (arch.kernel(x, batch_size=4, progress=False), arch.kernel(x[:5], x[5:], batch_size=3, progress=False))
-    for a, b in zip(out["0"], out["1"]):
+    for pack in (False, True):
+        with settings.context(fused=False, pack=pack):
+            assert blocks.packs_complex(True) == pack and not blocks.packs_complex(False)
+            out[pack] = (arch.kernel(x, batch_size=4, progress=False), arch.kernel(x[:5], x[5:], batch_size=3, progress=False))
+            assert out[pack][0].settings == settings.get()  # the kernel says how it was computed
+    for a, b in zip(out[False], out[True]):
         for g in ("nngp", "ntk"):
             u, v = getattr(a, g), getattr(b, g)
             assert np.abs(u - v).max() <= 1e-15 * np.abs(u).max(), (name, g, np.abs(u - v).max() / np.abs(u).max())
-    monkeypatch.delenv("NBKERNELS_PACK")
-    assert engine.packs_complex(True) == (jax.default_backend() == "cpu")
+    assert blocks.packs_complex(True, settings.Settings()) == (jax.default_backend() == "cpu")
 
 
 def _fused_archs():
@@ -112,13 +111,13 @@ def test_the_fused_cpu_kernel_equals_the_layer_programs(name, arch, x, monkeypat
     x1 != x2, NNGP and NTK and NNGP alone, blocks of 4, 5 and one block, in float64: agree to 1e-14
     relative, the diagonal entry by entry. Fused blocks of x1 != x2 are bit-identical to one fused block
     (a symmetric kernel's blocks are symmetrized differently by their sink, one block or many)."""
-    assert engine.fused_prefix(arch, x.shape[1:]) is not None
+    assert blocks.fused_prefix(arch, x.shape[1:]) is not None
     got = {}
     for on in ("0", "1"):
-        monkeypatch.setenv("NBKERNELS_FUSED", on)
-        got[on] = [arch.kernel(x, progress=False), arch.kernel(x, batch_size=4, progress=False),
-                   arch.kernel(x[:6], x[6:], batch_size=5, progress=False), arch.kernel(x[:6], x[6:], progress=False),
-                   arch.kernel(x[:6], x[6:], progress=False, get=("nngp",))]
+        with settings.context(fused=on == "1"):
+            got[on] = [arch.kernel(x, progress=False), arch.kernel(x, batch_size=4, progress=False),
+                       arch.kernel(x[:6], x[6:], batch_size=5, progress=False), arch.kernel(x[:6], x[6:], progress=False),
+                       arch.kernel(x[:6], x[6:], progress=False, get=("nngp",))]
     for (a, b) in zip(got["0"], got["1"]):
         for g in ("nngp", "ntk"):
             u, v = getattr(a, g), getattr(b, g)
@@ -151,7 +150,7 @@ def test_patch_mean_equals_the_padded_copy_read_at_every_shift_bit_for_bit():
     import math
     import jax.numpy as jnp
     from nbkernels.kernels import patch_mean
-    from nbkernels.layers import _conv_geometry
+    from nbkernels.layers import conv_geometry
 
     def textbook(x, filter_shape, strides, geometry, circular, full):
         groups = [(d, d + 2) if full else (d,) for d in range(len(filter_shape))]
@@ -173,7 +172,7 @@ def test_patch_mean_equals_the_padded_copy_read_at_every_shift_bit_for_bit():
     for (h, w), fs, st, pad, full, cplx in itertools.product([(7, 5), (4, 6)], [(3, 3), (5, 2), (1, 1)],
                                                              [(1, 1), (2, 1), (3, 2)], ["SAME", "VALID", "CIRCULAR"],
                                                              [True, False], [False, True]):
-        geo = [_conv_geometry(n, f, s, "SAME" if pad == "CIRCULAR" else pad) for n, f, s in zip((h, w), fs, st)]
+        geo = [conv_geometry(n, f, s, "SAME" if pad == "CIRCULAR" else pad) for n, f, s in zip((h, w), fs, st)]
         if min(o for o, _ in geo) < 1:
             continue
         shape = (h, w, h, w, 2, 3) if full else (h, w, 2, 3)
@@ -230,32 +229,31 @@ def test_a_request_that_would_run_for_days_stops_with_its_estimate():
     assert k.ntk.shape == (40, 40)
 
 
-@pytest.mark.parametrize("fused_on", ["1", "0"])
-def test_a_request_that_cannot_fit_names_a_block_size_that_does(fused_on, monkeypatch):
+@pytest.mark.parametrize("fused_on", [True, False])
+def test_a_request_that_cannot_fit_names_a_block_size_that_does(fused_on):
     """Refused before allocating, on either path (the fused CPU kernel holds partial sums per input pair,
     the XLA programs every pixel pair), naming a block size that the plan then accepts."""
     import re
-    monkeypatch.setenv("NBKERNELS_FUSED", fused_on)
+    s = settings.Settings(fused=fused_on)
     arch, x = nbk.cnn(8, 1, readout="gap"), np.zeros((20000, 32, 32, 3), np.float32)
-    with pytest.raises(nbk.kernels.KernelMemoryError, match=r"use batch_size=\d+ or smaller") as info:
-        arch.kernel(x, batch_size=20000, dtype="float32")
+    with pytest.raises(nbk.KernelMemoryError, match=r"use batch_size=\d+ or smaller") as info:
+        arch.kernel(x, batch_size=20000, dtype="float32", settings=s)
     fits = int(re.search(r"use batch_size=(\d+)", str(info.value)).group(1))
-    assert engine.plan(arch, x, None, batch_size=fits, dtype="float32").batch_size == fits
+    assert blocks.plan(arch, x, None, batch_size=fits, dtype="float32", settings=s).batch_size == fits
 
 
-def test_every_pixel_pair_kernels_take_the_measured_block_sides_on_a_cpu(monkeypatch):
-    """The XLA programs (``$NBKERNELS_FUSED=0``): 8x8 images: 8 inputs a side; 16x16: 4; 32x32: 1
+def test_every_pixel_pair_kernels_take_the_measured_block_sides_on_a_cpu():
+    """The XLA programs (``Settings(fused=False)``): 8x8 images: 8 inputs a side; 16x16: 4; 32x32: 1
     (benchmarks/README.md has the timings); the pixel-diagonal kernels keep the cache-sized rule, evened
     out over the inputs."""
-    monkeypatch.setenv("NBKERNELS_FUSED", "0")
     x = lambda n, h: np.zeros((n, h, h, 3), np.float32)
     gap = nbk.cnn(2, 1, readout="gap")
-    f32 = dict(dtype="float32")  # the sides are for 4 MiB arrays: float64 halves them
+    f32 = dict(dtype="float32", settings=settings.Settings(fused=False))  # the sides are for 4 MiB arrays: float64 halves them
     if jax.default_backend() == "cpu":
-        assert [engine.plan(gap, x(100, h), None, **f32).batch_size for h in (8, 16, 32)] == [8, 4, 1]
-        assert engine.plan(gap, x(30, 16), x(30, 16), **f32).batch_size == 4  # not evened out to 30 / 7
-        assert engine.plan(nbk.cnn(2, 1, readout="vec"), x(200, 16), None, **f32).batch_size == 40  # 45, evened out
-    assert engine.plan(gap, x(3, 8), None, **f32).batch_size == 3  # never more than the inputs
+        assert [blocks.plan(gap, x(100, h), None, **f32).batch_size for h in (8, 16, 32)] == [8, 4, 1]
+        assert blocks.plan(gap, x(30, 16), x(30, 16), **f32).batch_size == 4  # not evened out to 30 / 7
+        assert blocks.plan(nbk.cnn(2, 1, readout="vec"), x(200, 16), None, **f32).batch_size == 40  # 45, evened out
+    assert blocks.plan(gap, x(3, 8), None, **f32).batch_size == 3  # never more than the inputs
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="the fused kernel is the CPU's")
@@ -264,17 +262,17 @@ def test_fused_blocks_are_whole_vectors_wide_and_sized_by_their_work():
     out over the inputs; never more than the inputs."""
     x = lambda n, h: np.zeros((n, h, h, 3), np.float32)
     gap = nbk.cnn(2, 1, readout="gap")
-    assert [fused.block_side(engine.fused_prefix(gap, (h, h, 3)), (h, h, 3)) for h in (8, 16, 32)] == [192, 48, 16]
-    assert fused.block_side(engine.fused_prefix(nbk.cnn(8, 1), (16, 16, 3)), (16, 16, 3)) == 256
-    assert engine.plan(gap, x(1000, 16), None).batch_size == 48       # 21 blocks a side, as even as can be
-    assert engine.plan(gap, x(100, 8), None).batch_size == 100        # one block
-    assert engine.plan(gap, x(3, 8), None).batch_size == 3
+    assert [blocks.fused_block_side(blocks.fused_prefix(gap, (h, h, 3)), (h, h, 3)) for h in (8, 16, 32)] == [192, 48, 16]
+    assert blocks.fused_block_side(blocks.fused_prefix(nbk.cnn(8, 1), (16, 16, 3)), (16, 16, 3)) == 256
+    assert blocks.plan(gap, x(1000, 16), None).batch_size == 48       # 21 blocks a side, as even as can be
+    assert blocks.plan(gap, x(100, 8), None).batch_size == 100        # one block
+    assert blocks.plan(gap, x(3, 8), None).batch_size == 3
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 def test_the_cpu_engine_keeps_freed_block_arrays_in_the_heap_unless_told_not_to():
     """engine.tune_allocator sets glibc's trim and mmap thresholds once a kernel runs on the CPU (it made
-    CNN-VEC depth 8 1.5-2x faster, benchmarks/README.md); NBKERNELS_MALLOPT=0 leaves them alone."""
+    CNN-VEC depth 8 1.5-2x faster, benchmarks/README.md); NBKERNELS_MALLOPT=0 (Settings.mallopt) leaves them alone."""
     code = ("import numpy as np, nbkernels as nbk; from nbkernels import engine; "
             "nbk.fcn(1, 4).kernel(np.eye(3, 4), progress=False); print(engine.tune_allocator())")
     env = dict(os.environ, JAX_PLATFORMS="cpu")
@@ -301,7 +299,7 @@ def _in_memory():
     """The same kernel in memory, in one block (the store's blocks are 8 inputs a side)."""
     from nbkernels import data
     x_tr, _, _, _ = data.prepare(data.load("digits", n_train=N_TRAIN, verbose=False))
-    return compute._architecture("cnn-gap", 3, 1).kernel(x_tr, batch_size=N_TRAIN, progress=False)
+    return compute.named_architecture("cnn-gap", 3, 1).kernel(x_tr, batch_size=N_TRAIN, progress=False)
 
 
 def _assert_equals_in_memory(store):

@@ -238,13 +238,13 @@ def test_float64_without_x64_says_how():
 
 
 def test_request_that_cannot_fit_is_refused_before_allocating(monkeypatch):
-    monkeypatch.setenv("NBKERNELS_BLOCK_GB", "0.01")
     arch = nbk.cnn(2, 8, readout="gap")
     x = np.zeros((5000, 16, 16, 3))  # one block: its partial sums alone (fused, on the CPU) need 98 GiB
-    with pytest.raises(nbk.KernelMemoryError, match=r"batch_size=5000 needs about .* use batch_size=\d+"):
-        arch.kernel(x, batch_size=5000)
-    from nbkernels import kernels as K
-    monkeypatch.setattr(K, "available_memory", lambda: 10 * 2 ** 20)
+    with nbk.settings.context(block_gb=0.01):
+        with pytest.raises(nbk.KernelMemoryError, match=r"batch_size=5000 needs about .* use batch_size=\d+"):
+            arch.kernel(x, batch_size=5000)
+    from nbkernels import blocks
+    monkeypatch.setattr(blocks, "available_memory", lambda: 10 * 2 ** 20)
     with pytest.raises(nbk.KernelMemoryError, match="kernel matrices alone need"):
         nbk.fcn(1, 8).kernel(np.zeros((3000, 4)))
 
