@@ -73,8 +73,9 @@ def _candidate_roots(data_dir):
     roots = []
     if data_dir is not None:
         roots.append(Path(data_dir))
-    if settings.data_dir() is not None:
-        roots.append(settings.data_dir())
+    env = settings.data_dir()
+    if env is not None:
+        roots.append(env)
     roots.append(Path.home() / ".cache" / "nbkernels")
     return roots
 

@@ -3,7 +3,8 @@
 The block engine's per-layer XLA programs (:mod:`nbkernels.engine`) pass over a block's whole kernel
 array once per layer and operation. On a CPU that is where the time goes: XLA's loops over the 6-D
 ``(H, W, H, W, n1, n2)`` arrays are bound by memory traffic, far from what the arithmetic needs
-(benchmarks/README.md, "Kernel throughput", has the measurements). This module computes the same kernels in one compiled loop nest (Numba) that keeps its working
+(benchmarks/README.md, "Kernel throughput", has the measurements). This module computes the same
+kernels in one compiled loop nest (Numba) that keeps its working
 set in cache and runs every layer on it before moving on.
 
 **Tiling over pixel pairs by their offset.** With unit strides and zero padding (``SAME`` or

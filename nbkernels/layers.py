@@ -247,13 +247,12 @@ def ConvLocal(out_chan: int, filter_shape: Sequence[int] = (3, 3), strides: Sequ
                 parameterization, share_weights=False)
 
 
-def _patches(x, filter_shape, strides, geo, mode):
+def _patches(x, filter_shape, strides, out_hw, pads):
     """Patches of NHWC images from shifted strided slices, for the LCN: ``(n, h_out, w_out, fh*fw*c)``,
-    in the order (dy, dx, c) of a flattened HWIO filter. ``geo`` is :meth:`Conv.geometry`'s padding;
-    ``mode`` is ``"constant"`` (zero padding) or ``"wrap"`` (circular)."""
-    (oh, (ph0, ph1)), (ow, (pw0, pw1)) = geo
-    (fh, fw), (sh, sw) = filter_shape, strides
-    xp = jnp.pad(x, ((0, 0), (ph0, ph1), (pw0, pw1), (0, 0)), mode=mode)
+    in the order (dy, dx, c) of a flattened HWIO filter; ``pads``: the (low, high) zero padding of
+    each spatial axis."""
+    (oh, ow), (fh, fw), (sh, sw) = out_hw, filter_shape, strides
+    xp = jnp.pad(x, ((0, 0),) + tuple(pads) + ((0, 0),))
     views = [xp[:, i:i + (oh - 1) * sh + 1:sh, j:j + (ow - 1) * sw + 1:sw, :]
              for i in range(fh) for j in range(fw)]
     return jnp.concatenate(views, axis=-1)
@@ -270,13 +269,14 @@ class _ConvModule(nn.Module):
         w_init, b_init = _init_std(L, fan_in)
         w_scale, b_scale = _scales(L, fan_in)
         geo = L.geometry(x.shape[1:3])
-        mode = "wrap" if L.padding == "CIRCULAR" else "constant"
         out_hw = tuple(o for o, _ in geo)
+        if L.padding == "CIRCULAR":  # circular padding by hand, then as VALID
+            x = jnp.pad(x, [(0, 0)] + [p for _, p in geo] + [(0, 0)], mode="wrap")
+            pad, pads = "VALID", ((0, 0), (0, 0))
+        else:
+            pad, pads = L.padding, tuple(p for _, p in geo)
         if L.share_weights:
             W = self.param("W", nn.initializers.normal(w_init), L.filter_shape + (c_in, L.out_chan))
-            if mode == "wrap":  # circular padding by hand, then a VALID convolution
-                x = jnp.pad(x, [(0, 0)] + [p for _, p in geo] + [(0, 0)], mode="wrap")
-            pad = "VALID" if mode == "wrap" else L.padding
             y = lax.conv_general_dilated(x, W.astype(x.dtype), L.strides, pad,
                                          dimension_numbers=("NHWC", "HWIO", "NHWC"))
             b_shape = (L.out_chan,)
@@ -286,7 +286,7 @@ class _ConvModule(nn.Module):
             fh, fw = L.filter_shape
             W = self.param("W", nn.initializers.normal(w_init), out_hw + (c_in * fh * fw, L.out_chan))
             Wp = W.reshape(out_hw + (c_in, fh * fw, L.out_chan)).swapaxes(-3, -2).reshape(W.shape)
-            p = _patches(x, L.filter_shape, L.strides, geo, mode)
+            p = _patches(x, L.filter_shape, L.strides, out_hw, pads)
             n, s = x.shape[0], math.prod(out_hw)
             # positions as the batch of one batched matrix product (an einsum over "nhwp,hwpo" runs
             # at a few percent of the matmul rate on CPU: benchmarks/conv_paths.py)
