@@ -76,10 +76,10 @@ def ensemble_rows(rate, only=()):
         # would gain by running as members (train() takes lr and L2 as arguments, so it compiles once)
         for members, unroll in [(1, None), (4, True), (4, False)]:
             net = arch.network()
-            p0 = train._stack_init(net, jax.random.split(jax.random.PRNGKey(0), members), x)
+            p0 = train.init_members(net, jax.random.split(jax.random.PRNGKey(0), members), x)
             ones = jax.tree_util.tree_map(lambda _: 1.0, jax.tree_util.tree_map(lambda a: a[0], p0))
-            s0 = jax.vmap(train._optimizer(0.1, "momentum", 0.9, 0.0, ones).init)(p0)
-            step, _, apply_all = train._programs(arch, "momentum", 0.9, False, False, batch, unroll=unroll)
+            s0 = jax.vmap(train.make_optimizer(0.1, "momentum", 0.9, 0.0, ones).init)(p0)
+            step, _, apply_all = train.programs(arch, train.TrainConfig(lr=0.01, optimizer="momentum", batch_size=batch), unroll=unroll)
             f0 = apply_all(p0, x)
             hyper = (jnp.float32(0.01), jnp.float32(0.0), jax.tree_util.tree_map(jnp.float32, ones), jax.random.PRNGKey(1))
             p, s, loss = step(p0, s0, 0, p0, x, y, f0, *hyper)

@@ -48,7 +48,7 @@ def main():
     ap.add_argument("--out", default="benchmarks/recipe_cpu.json")
     a = ap.parse_args()
     ds = data.load("auto", n_train=a.n_train, n_test=1000, seed=0)
-    x_tr, y_tr, x_te, y_te = study.prepared(ds, downsample_to=8)
+    x_tr, y_tr, x_te, y_te = data.prepare(ds, downsample_to=8)
     (x_val, y_val), (x_rep, y_rep) = study.split_validation(x_te, y_te)
     out = dict(dataset=ds.describe(), n_train=a.n_train, n_val=len(y_val), n_report=len(y_rep), archs={})
     for name, arch in ARCHS.items():

@@ -6,9 +6,9 @@ Three findings stay "no" at `default` because their claimed difference does not 
 This script measures each difference against the training-set size (one kernel on the largest set serves
 every smaller one through its leading blocks) and against the image size, on CIFAR-10 with the
 notebooks' architectures, 2,000 test images halved into validation (every choice: diag_reg, ZCA ε) and
-report. Per point: the difference in points and its paired standard error (`study.paired_difference_se`,
+report. Per point: the difference in points and its paired standard error (`stats.paired(...).se`,
 kernels being deterministic and scored on the same images). Per curve: a straight-line fit against
-log training-set size (`study.log_trend`, the slope per doubling), whether the largest size's
+log training-set size (`stats.log_trend`, the slope per doubling), whether the largest size's
 difference would clear its paired error on the full 10,000-image test batch (5,000 reported, the error
 scaled by sqrt(n_report / 5,000)), and where the fitted line would cross that error (from below: where
 it would start to clear; from above: where it would stop). Those are extrapolations of a measured
@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 import nbkernels as nbk
-from nbkernels import data, predict, study
+from nbkernels import data, predict, stats, study
 
 HERE = Path(__file__).resolve().parent
 N_TEST = 2000
@@ -44,7 +44,7 @@ REGS = [1e-4, 1e-3, 1e-2, 1e-1, 1.0]
 def point(size, a_score, b_score, **extra):
     """One measured difference a − b (points) on the same reported images, with its paired error."""
     return dict(extra, n_train=int(size), diff=100 * float(np.mean(a_score) - np.mean(b_score)),
-                se=100 * study.paired_difference_se(a_score, b_score), n_report=int(len(a_score)),
+                se=100 * stats.paired(a_score, b_score).se, n_report=int(len(a_score)),
                 a=100 * float(np.mean(a_score)), b=100 * float(np.mean(b_score)))
 
 
@@ -57,7 +57,7 @@ def summarize(curve):
     base = {k: v for k, v in curve.items() if k in ("what", "image", "kernel", "arch", "points")}
     out = dict(base, se_at_full_report=se_full, clears_at_full_report=bool(diff[-1] > se_full))
     if len(pts) >= 2:
-        t = study.log_trend(sizes, diff)
+        t = stats.log_trend(sizes, diff)
         # rising toward the level from below: where it would clear; falling from above: where it would not
         out.update(slope_per_doubling=t.slope * np.log(2), reaches_full_report_se_at=t.reaches(se_full))
     return out
@@ -65,7 +65,7 @@ def summarize(curve):
 
 def load(n_train, n_test, image, seed=0):
     """(x_train, y_train, x_test, y_test) as the notebooks prepare them."""
-    return study.prepared(data.load("auto", n_train=n_train, n_test=n_test, seed=seed), downsample_to=image)
+    return data.prepare(data.load("auto", n_train=n_train, n_test=n_test, seed=seed), downsample_to=image)
 
 
 def trend_13():
@@ -74,12 +74,12 @@ def trend_13():
     for image, sizes in [(4, [100, 200, 400, 800]), (8, [100, 200, 400, 800]), (16, [100, 200])]:
         x_tr, y_tr, x_te, y_te = load(max(sizes), N_TEST, image)
         t0 = time.perf_counter()
-        res = {ro: study.kernel_accuracies(nbk.cnn(2, 256, readout=ro), x_tr, y_tr, x_te, y_te, diag_regs=REGS,
-                                           sizes=sizes) for ro in ("gap", "vec")}
+        res = {ro: study.kernel_curve(nbk.cnn(2, 256, readout=ro), x_tr, y_tr, x_te, y_te, sizes, diag_regs=REGS)
+               for ro in ("gap", "vec")}
         for g in ("nngp", "ntk"):
             curves.append(summarize(dict(
                 what=f"13: CNN-GAP − CNN-VEC {g.upper()}, depth 2, {image}x{image}", image=image, kernel=g,
-                points=[point(m, res["gap"][m][g].score, res["vec"][m][g].score) for m in sizes])))
+                points=[point(m, res["gap"].at(m).fit(g).score, res["vec"].at(m).fit(g).score) for m in sizes])))
         print(f"13 {image}x{image}: {time.perf_counter() - t0:.0f} s; " + "; ".join(
             f"{c['kernel']} " + ", ".join(f"{p['n_train']}: {p['diff']:+.1f}±{p['se']:.1f}" for p in c["points"])
             for c in curves[-2:]), flush=True)
@@ -88,19 +88,19 @@ def trend_13():
 
 def ensemble_gain(arch, x_tr, y_tr, x_te, y_te, sizes, draws, crop):
     """NTK ensemble over augmented draws of the largest training set, sliced to each size: k = 1 -> draws."""
-    base = study.kernel_accuracies(arch, x_tr, y_tr, x_te, y_te, diag_regs=REGS, sizes=sizes)
+    base = study.kernel_curve(arch, x_tr, y_tr, x_te, y_te, sizes, diag_regs=REGS)
     n_val = len(x_te) // 2
     total = {m: 0.0 for m in sizes}
     for i in range(draws):
         xa = x_tr if i == 0 else data.augment(x_tr, seed=i, flip=True, crop_padding=crop)
-        k_tt = study.timed_kernel(arch, xa, None)["ntk"]
-        k_st = study.timed_kernel(arch, x_te, xa)["ntk"]
+        k_tt = study.timed_kernel(arch, xa, None).ntk
+        k_st = study.timed_kernel(arch, x_te, xa).ntk
         for m in sizes:
             total[m] = total[m] + predict.gradient_descent_mse(k_tt[:m, :m], k_st[:, :m], y_tr[:m],
-                                                               diag_reg=base[m].ntk.diag_reg, on_precision="ignore")
+                                                               diag_reg=base.at(m).ntk.diag_reg, on_precision="ignore")
     y_rep = y_te[n_val:]
-    return [point(m, predict.correct(total[m][n_val:] / draws, y_rep), base[m].ntk.score, draws=draws,
-                  diag_reg=base[m].ntk.diag_reg) for m in sizes]
+    return [point(m, predict.correct(total[m][n_val:] / draws, y_rep), base.at(m).ntk.score, draws=draws,
+                  diag_reg=base.at(m).ntk.diag_reg) for m in sizes]
 
 
 def trend_11():
@@ -133,12 +133,12 @@ def trend_09():
         for e in eps_grid:
             z = zca.with_eps(e)
             cases[e] = (data.standardize_images(z.transform(x_tr)), data.standardize_images(z.transform(x_te)))
-        res = {c: study.kernel_accuracies(arch, a, y_tr, b, y_te, diag_regs=REGS, sizes=sizes) for c, (a, b) in cases.items()}
+        res = {c: study.kernel_curve(arch, a, y_tr, b, y_te, sizes, diag_regs=REGS) for c, (a, b) in cases.items()}
         for g in ("nngp", "ntk"):
             pts = []
             for m in sizes:
-                best = max(eps_grid, key=lambda e: res[e][m][g].best_val)   # chosen on the validation half
-                pts.append(point(m, res[best][m][g].score, res["none"][m][g].score, eps=best))
+                best = max(eps_grid, key=lambda e: res[e].at(m).fit(g).best_val)   # chosen on the validation half
+                pts.append(point(m, res[best].at(m).fit(g).score, res["none"].at(m).fit(g).score, eps=best))
             curves.append(summarize(dict(what=f"09: {name} {g.upper()} best ε − no ZCA, depth 3, {image}x{image}",
                                          image=image, arch=name, kernel=g, points=pts)))
         print(f"09 {name} {image}x{image}: {time.perf_counter() - t0:.0f} s; " + "; ".join(

@@ -18,6 +18,7 @@ assembles the matrices for notebooks into one preallocated array per field.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import io
 import json
@@ -116,9 +117,20 @@ def _atomic_write(path: Path, payload: bytes):
     os.replace(tmp, path)
 
 
+@dataclasses.dataclass(frozen=True)
+class StoreReport:
+    """What :func:`compute_store` did: the store's blocks, this process's share, how many of those it
+    computed (missing or corrupt ones), how many failed their checksum, and the block side."""
+    blocks: int
+    mine: int
+    computed: int
+    recomputed_corrupt: int
+    batch_size: int
+
+
 def compute_store(arch: Architecture, x1, x2, out, *, batch_size=None, dtype=None, get=("nngp", "ntk"),
                   progress=True, devices=None, max_hours=None, settings=None):
-    """Compute every missing or corrupt block of the kernel into the store at ``out``; returns counts.
+    """Compute every missing or corrupt block of the kernel into the store at ``out``; returns a :class:`StoreReport`.
     ``max_hours``: None (the default here) never stops; ``settings``: as :meth:`Architecture.kernel`'s."""
     dtype = K.resolve_dtype(dtype)
     x1 = np.asarray(x1, dtype)
@@ -140,8 +152,8 @@ def compute_store(arch: Architecture, x1, x2, out, *, batch_size=None, dtype=Non
               f"{corrupt[:5]}{' ...' if len(corrupt) > 5 else ''}", file=sys.stderr)
     computed = engine.run(arch, x1, x2, p, store, blocks=todo, devices=devices, progress=progress,
                           max_hours=max_hours, done=len(mine) - len(todo))
-    return dict(blocks=len(p.blocks), mine=len(mine), computed=computed, recomputed_corrupt=len(corrupt),
-                batch_size=p.batch_size)
+    return StoreReport(blocks=len(p.blocks), mine=len(mine), computed=computed, recomputed_corrupt=len(corrupt),
+                       batch_size=p.batch_size)
 
 
 def load(out) -> K.Kernel:
@@ -211,11 +223,11 @@ def main(argv=None):
     t0 = time.time()
     res = compute_store(arch, x1, x2, a.out, batch_size=a.batch_size, dtype=a.dtype,
                         get=("nngp",) if a.nngp_only else ("nngp", "ntk"))
-    print(f"nbkernels.compute: {res['computed']} of {res['blocks']} blocks computed by process "
+    print(f"nbkernels.compute: {res.computed} of {res.blocks} blocks computed by process "
           f"{jax.process_index()} of {jax.process_count()} "
-          f"({res['recomputed_corrupt']} recomputed after a failed checksum), block size {res['batch_size']}, "
+          f"({res.recomputed_corrupt} recomputed after a failed checksum), block size {res.batch_size}, "
           f"{time.time() - t0:.1f} s, on {len(jax.local_devices())} device(s) -> {a.out}")
-    print(json.dumps(res))
+    print(json.dumps(dataclasses.asdict(res)))
 
 
 if __name__ == "__main__":

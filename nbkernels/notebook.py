@@ -1,9 +1,10 @@
 """What every notebook does the same way: choose a preset, load data, print the verdict.
 
-The presets themselves stay visible in each notebook (DESIGN section 3); this module only checks
-the choice and records the verdict so the report can show it.
+The presets themselves stay visible in each notebook, where a reader looks for them; this module only checks
+the choice, loads the data and records the verdict so the report can show it.
 
     >>> cfg = nbk.notebook.choose_preset(PRESETS, preset)
+    >>> ds, sp, scale = nbk.notebook.load(cfg, dataset, seed, note="3 seeds")   # prints the scale
     >>> test = stats.paired(best.scores, widest.scores, label="best width − widest")   # fixed beforehand
     >>> rows = [dict(what="best − widest", ours=f"{test}", paper="> 0", key=True), ...]
     >>> nbk.notebook.verdict("06_width", claim, test, rows, scale, figure="width")  # `finding reproduced: yes`
@@ -12,8 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from typing import NamedTuple, Optional
 
-from . import plots, settings, stats
+from . import data, plots, settings, stats
 
 PRESET_NAMES = ("ci", "default", "gpu", "paper")
 # What the prepared GPU run (benchmarks/gpu_run.py) carries to the device: the class-balanced CIFAR-10
@@ -31,6 +33,30 @@ def choose_preset(presets: dict, preset: str, **overrides) -> dict:
     cfg.update({k: v for k, v in overrides.items() if v is not None})
     cfg["preset"] = preset
     return cfg
+
+
+class Loaded(NamedTuple):
+    """A notebook's data (:func:`load`): the dataset as loaded, its prepared split, and the scale figures name."""
+    ds: "data.Dataset"
+    split: "data.Split"
+    scale: plots.Scale
+
+
+def load(cfg: dict, dataset: str, seed: int, *, n_train: Optional[int] = None, note: str = "",
+         scale_n_train=None) -> Loaded:
+    """Load and prepare a notebook's images at its preset ``cfg`` (from :func:`choose_preset`): ``n_train``
+    (default ``cfg["n_train"]``), ``cfg["n_val"]`` validation and ``cfg["n_test"]`` test images, class-balanced
+    for ``seed`` and downsampled to ``cfg["image"]`` (:func:`nbkernels.data.prepare_split`). Prints the
+    scale, the validation images and ``note``. ``scale_n_train``: the training-set size(s) the scale names
+    where the experiment uses fewer images than it loads (the sizes of a sweep, say)."""
+    ds = data.load(dataset, n_train=cfg["n_train"] if n_train is None else n_train, n_val=cfg["n_val"],
+                   n_test=cfg["n_test"], seed=seed)
+    split = data.prepare_split(ds, downsample_to=cfg["image"])
+    scale = plots.scale(ds, split.x_train, split.x_test, cfg["preset"])
+    if scale_n_train is not None:
+        scale = scale.replace(n_train=scale_n_train)
+    print(scale.describe(), f"| {cfg['n_val']} validation images" + (f" | {note}" if note else ""))
+    return Loaded(ds, split, scale)
 
 
 MAX_KEY_ROWS = 3

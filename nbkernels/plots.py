@@ -166,6 +166,25 @@ def save(fig, name: str, preset: str, root=None) -> list:
     return paths
 
 
+def publish(fig, what: str, scale: Scale, name: str) -> list:
+    """A notebook's finished figure: titled with ``what`` and its :class:`Scale` (:func:`title`), laid out,
+    written to ``<figures_dir(scale.preset)>/<name>.png`` and ``.svg`` (:func:`save`) and shown. Returns
+    the paths written."""
+    title(fig, what, scale)
+    fig.tight_layout()
+    paths = save(fig, name, scale.preset)
+    plt.show()
+    return paths
+
+
+def width_axis(ax, ylabel: str = "test accuracy (%)"):
+    """An accuracy-against-width axes finished: width on a log2 axis, labelled, with a legend."""
+    ax.set_xscale("log", base=2)
+    label(ax, "width (channels per layer)", ylabel)
+    ax.legend(fontsize=8)
+    return ax
+
+
 def learning_curves(curves, references=(), *, what: str, scale: Scale,
                     xlabel: str = "SGD step", ylabel: str = "test accuracy (%)", figsize=(6, 3.5)):
     """The widgets' figure: finite networks' accuracy over training against horizontal kernel lines.

@@ -15,6 +15,7 @@ definite in its dtype, a :class:`PrecisionError` says so (with the remedies) ins
 """
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from typing import Callable, Optional
 
@@ -266,7 +267,19 @@ def critical_size(alpha: float, c: float, dtype) -> float:
     return float((c / res) ** (1.0 / alpha))
 
 
-def rounding_cliff(k, sizes, dtype):
+@dataclasses.dataclass(frozen=True)
+class RoundingCliff:
+    """:func:`rounding_cliff`'s prediction: the critical training-set sizes (refined and first-order), and
+    per size of the grid the margin, the smallest relative eigenvalue and the rounding noise's relative size."""
+    critical: float              # m* where the refined margin reaches 1 (inf: it does not fall)
+    critical_first_order: float  # m* where lambda_min / lambda_1 reaches sigma / lambda_1 (N = 1)
+    margin: list                 # min_N lambda_(N) / (2 sigma sqrt N), per size
+    min_rel: list                # lambda_min / lambda_1, per size
+    noise_rel: list              # sigma / lambda_1, per size
+    alpha: float                 # decay exponent of lambda_min / lambda_1 in m
+
+
+def rounding_cliff(k, sizes, dtype) -> RoundingCliff:
     """Predict where rounding a kernel to ``dtype`` makes kernel regression break, from float64 alone.
 
     Rounding to nearest perturbs each entry by an independent relative error of standard deviation
@@ -281,8 +294,7 @@ def rounding_cliff(k, sizes, dtype):
     ``lambda_min = sigma``, which ignores how the noise on many small eigenvalues adds up. Raises
     :class:`PrecisionError` where the float64 block itself is not positive definite.
 
-    Returns dict(critical=m*, critical_first_order=m*, margin=[per size], min_rel=[lambda_min/lambda_1 per
-    size], noise_rel=[sigma/lambda_1 per size], alpha=decay exponent of lambda_min/lambda_1 in m).
+    Returns a :class:`RoundingCliff`.
     """
     k = np.asarray(k, dtype=np.float64)
     sizes = np.asarray(sorted(sizes))
@@ -304,8 +316,10 @@ def rounding_cliff(k, sizes, dtype):
         slope, intercept = np.polyfit(lm, log_ratio, 1)
         return float(np.exp(-intercept / slope)) if slope < 0 else float("inf")
 
-    return dict(critical=crossing(np.log(margin)), critical_first_order=crossing(np.log(min_rel) - np.log(noise_rel)),
-                margin=margin, min_rel=min_rel, noise_rel=noise_rel, alpha=float(-np.polyfit(lm, np.log(min_rel), 1)[0]))
+    return RoundingCliff(critical=crossing(np.log(margin)),
+                         critical_first_order=crossing(np.log(min_rel) - np.log(noise_rel)),
+                         margin=margin, min_rel=min_rel, noise_rel=noise_rel,
+                         alpha=float(-np.polyfit(lm, np.log(min_rel), 1)[0]))
 
 
 def round_to(k, dtype):

@@ -91,7 +91,7 @@ def _as_scores(score, what: str) -> np.ndarray:
     return s
 
 
-def _seed_component(s: np.ndarray) -> tuple[float, int]:
+def seed_component(s: np.ndarray) -> tuple[float, int]:
     """The seeds' share of the variance of the grand mean of a (seeds, n) table, and its degrees of
     freedom: var(per-seed means)/S less the interaction's share (ANOVA), clipped at zero."""
     if s.ndim == 1:
@@ -110,7 +110,7 @@ def _difference(a, b):
                          f"{b.shape[-1]} images.")
     n = a.shape[-1]
     d = (a.mean(0) if a.ndim == 2 else a) - (b.mean(0) if b.ndim == 2 else b)
-    parts = [(float(d.var(ddof=1)) / n, n - 1), _seed_component(a), _seed_component(b)]
+    parts = [(float(d.var(ddof=1)) / n, n - 1), seed_component(a), seed_component(b)]
     var = sum(c for c, _ in parts)
     seeded = [k for c, k in parts[1:] if k]
     # Welch–Satterthwaite: only the seed terms have few degrees of freedom
@@ -225,3 +225,57 @@ def images_for_power(effect: float, sd: float, target: float = 0.8, alpha: float
     if not effect > 0:
         raise ValueError(f"effect must be positive to plan for power; got {effect!r}.")
     return int(math.ceil(((_st.norm.isf(alpha) + _st.norm.isf(1 - target)) * sd / effect) ** 2))
+
+
+# ----------------------------------------------------------------------------------------------
+# descriptive statistics: errors beside the numbers, choices on validation, trends against size
+
+
+def accuracy_se(acc, n: int):
+    """Binomial standard error of an accuracy measured on ``n`` test images (an array for an array)."""
+    acc = np.asarray(acc, dtype=float)
+    return np.sqrt(acc * (1 - acc) / n)
+
+
+def mean_se(values, axis: int = 0):
+    """Mean and standard error of the mean over seeds (axis ``axis``); zero error for one seed."""
+    v = np.asarray(values, dtype=float)
+    n = v.shape[axis]
+    return v.mean(axis), (v.std(axis, ddof=1) / np.sqrt(n) if n > 1 else np.zeros_like(v.mean(axis)))
+
+
+def tuned(val, test) -> tuple[float, int]:
+    """``(test value, index)`` at the setting with the best validation value (ties: the first)."""
+    i = int(np.nanargmax(np.asarray(val, dtype=float)))
+    return float(np.asarray(test)[i]), i
+
+
+@dataclasses.dataclass(frozen=True)
+class LogTrend:
+    """A straight line through values against log size: ``value ≈ intercept + slope · ln(size)``."""
+    slope: float
+    intercept: float
+    largest: float           # the largest measured size
+
+    def at(self, size: float) -> float:
+        return self.intercept + self.slope * float(np.log(size))
+
+    def reaches(self, level: float) -> Optional[float]:
+        """The size beyond the largest measured one where the line reaches ``level``; None when the line is
+        flat, moves away from it, or is already past it there."""
+        ahead = level - self.at(self.largest)
+        if self.slope == 0 or ahead * self.slope <= 0:
+            return None
+        size = float(np.exp((level - self.intercept) / self.slope))
+        return size if np.isfinite(size) else None
+
+
+def log_trend(sizes, values) -> LogTrend:
+    """Least-squares fit of ``values`` against ``ln(sizes)`` (a gap against training-set size, say), for
+    extrapolating where it would cross a level. An extrapolation of a measured trend, not a measurement."""
+    sizes, values = np.asarray(sizes, dtype=float), np.asarray(values, dtype=float)
+    if sizes.shape != values.shape or sizes.ndim != 1 or len(sizes) < 2 or np.any(sizes <= 0):
+        raise ValueError(f"a trend needs two or more positive sizes with one value each; got sizes {sizes.tolist()} "
+                         f"and {values.size} values.")
+    slope, intercept = np.polyfit(np.log(sizes), values, 1)
+    return LogTrend(float(slope), float(intercept), float(sizes.max()))

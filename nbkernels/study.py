@@ -1,12 +1,14 @@
-"""The experiment steps several notebooks share: data at a preset's scale, kernel accuracies over a
-regularization grid (cached, timed), validation-tuned choices, and seed statistics.
+"""The experiment steps several notebooks share: kernels with their wall time (cached), kernel
+regression over a regularization grid, and the finite networks' grid search, each choosing its
+settings on validation images. The statistics of the results are :mod:`nbkernels.stats`; their
+wording, :mod:`nbkernels.formatting`.
 
-    >>> x_tr, y_tr, x_te, y_te = study.prepared(ds, downsample_to=8)
+    >>> x_tr, y_tr, x_te, y_te = data.prepare(ds, downsample_to=8)
     >>> res = study.kernel_accuracies(nbk.fcn(3), x_tr, y_tr, x_te, y_te, diag_regs=[1e-3, 1e-1])
     >>> res.nngp.acc, res.nngp.diag_reg, res.seconds    # chosen on validation; the kernel's cost
     >>> fin = study.finite_accuracies(nbk.cnn(2, 64), x_tr, y_tr, x_te, y_te,
     ...                               grid=[dict(lr_factor=f) for f in (0.3, 1.0)], **study.RECIPE)
-    >>> fin.acc, fin.setting, fin.step, study.paired_difference_se(fin.score, res.ntk.score)
+    >>> fin.acc, fin.setting, fin.step, stats.paired(fin.scores, res.ntk.score)
 
 Tuning is honest: settings (a regularizer, a learning rate, a stopping time) are chosen on validation
 images held out of the training pool (``data.load(n_val=...)``, passed as ``val=``) and every test
@@ -21,15 +23,12 @@ from typing import Callable, Optional, Sequence, Union
 import numpy as np
 
 from . import cache as cache_mod
-from . import data, predict, stats
+from . import predict
 from . import train as train_mod
+from .formatting import setting_label
+from .stats import mean_se, tuned
 
 _VERSION = "3"  # 2: compilation no longer inside the timing of small kernels; 3: exact diagonal (engine)
-
-
-def prepared(ds, downsample_to: Optional[int] = None, **kw):
-    """:func:`nbkernels.data.prepare` for a notebook: downsampled, standardized, one-hot targets."""
-    return data.prepare(ds, downsample_to=downsample_to, **kw)
 
 
 def split_validation(x_test, y_test, val=None):
@@ -46,7 +45,27 @@ def split_validation(x_test, y_test, val=None):
     return (x_test[:n], y_test[:n]), (x_test[n:], y_test[n:])
 
 
-def timed_kernel(arch, x1, x2=None, get=("nngp", "ntk"), dtype=None):
+@dataclasses.dataclass(frozen=True)
+class TimedKernel:
+    """A kernel and the wall time it took: ``nngp`` and ``ntk`` (None when not computed), float arrays of
+    shape (n1, n2), and ``seconds``."""
+    nngp: np.ndarray
+    ntk: Optional[np.ndarray]
+    seconds: float
+
+    def get(self, kernel: str) -> np.ndarray:
+        """The kernel named ``"nngp"`` or ``"ntk"``, for loops over kernel names."""
+        return _named(self, kernel)
+
+
+def _named(result, kernel: str):
+    if kernel not in ("nngp", "ntk") or getattr(result, kernel) is None:
+        have = [g for g in ("nngp", "ntk") if getattr(result, g) is not None]
+        raise KeyError(f"no {kernel!r} kernel in this result; computed: {have}.")
+    return getattr(result, kernel)
+
+
+def timed_kernel(arch, x1, x2=None, get=("nngp", "ntk"), dtype=None) -> TimedKernel:
     """``arch.kernel`` with its wall time, cached together (a cached kernel keeps the time it took)."""
     def compute():
         # compilation depends on the block size, so the first full run includes it; where that matters
@@ -57,19 +76,27 @@ def timed_kernel(arch, x1, x2=None, get=("nngp", "ntk"), dtype=None):
             seconds = time.perf_counter() - t0
             if seconds > 10:
                 break
-        out = dict(nngp=np.asarray(k.nngp), seconds=seconds)
+        out = dict(nngp=np.asarray(k.nngp), seconds=seconds)  # the cached payload: a dict of arrays
         if k.ntk is not None:
             out["ntk"] = np.asarray(k.ntk)
         return out
     key = dict(kind="timed-kernel", arch=repr(arch), get=list(get), dtype=str(dtype),
                x1=cache_mod.fingerprint(x1), x2=None if x2 is None else cache_mod.fingerprint(x2))
-    return cache_mod.cached(key, compute, version=_VERSION)
+    out = cache_mod.cached(key, compute, version=_VERSION)
+    return TimedKernel(nngp=out["nngp"], ntk=out.get("ntk"), seconds=float(out["seconds"]))
 
 
-def kernel_costs(arch, x1, rounds: int = 3) -> dict:
-    """Seconds of the NNGP alone (``"nngp"``) and of the NNGP and NTK together (``"both"``), timed side
-    by side: after a run of each that compiles, ``rounds`` interleaved runs, the fastest of each. Two
-    timings taken apart drift with the machine (by a quarter over minutes here); cached together."""
+@dataclasses.dataclass(frozen=True)
+class KernelCosts:
+    """Seconds of the NNGP alone and of the NNGP and NTK together, timed side by side (:func:`kernel_costs`)."""
+    nngp: float
+    both: float
+
+
+def kernel_costs(arch, x1, rounds: int = 3) -> KernelCosts:
+    """Seconds of the NNGP alone and of the NNGP and NTK together, timed side by side: after a run of
+    each that compiles, ``rounds`` interleaved runs, the fastest of each. Two timings taken apart drift
+    with the machine (by a quarter over minutes here); cached together."""
     gets = {"nngp": ("nngp",), "both": ("nngp", "ntk")}
 
     def compute():
@@ -80,9 +107,10 @@ def kernel_costs(arch, x1, rounds: int = 3) -> dict:
                 arch.kernel(x1, get=get, progress=False)
                 if r:
                     times[name].append(time.perf_counter() - t0)
-        return {name: min(t) for name, t in times.items()}
+        return {name: min(t) for name, t in times.items()}  # the cached payload
     key = dict(kind="kernel-costs", arch=repr(arch), rounds=rounds, x1=cache_mod.fingerprint(x1))
-    return cache_mod.cached(key, compute, version=_VERSION)
+    out = cache_mod.cached(key, compute, version=_VERSION)
+    return KernelCosts(nngp=float(out["nngp"]), both=float(out["both"]))
 
 
 @dataclasses.dataclass
@@ -101,8 +129,7 @@ class KernelFit:
 @dataclasses.dataclass
 class KernelAccuracies:
     """:func:`kernel_accuracies`' result: ``nngp`` and ``ntk`` (a :class:`KernelFit` each, None when not
-    computed), the kernel's wall time and entries, and the size of the reported half. ``res["ntk"]`` is
-    ``res.ntk``, for loops over kernel names."""
+    computed), the kernel's wall time and entries, and the size of the reported set."""
     nngp: Optional[KernelFit]
     ntk: Optional[KernelFit]
     seconds: float
@@ -110,10 +137,9 @@ class KernelAccuracies:
     diag_regs: list
     n_report: int
 
-    def __getitem__(self, kernel: str) -> KernelFit:
-        if kernel not in ("nngp", "ntk") or getattr(self, kernel) is None:
-            raise KeyError(f"no {kernel!r} kernel in this result; computed: {[g for g in ('nngp', 'ntk') if getattr(self, g) is not None]}")
-        return getattr(self, kernel)
+    def fit(self, kernel: str) -> KernelFit:
+        """The fit of the kernel named ``"nngp"`` or ``"ntk"``, for loops over kernel names."""
+        return _named(self, kernel)
 
     @property
     def better(self) -> str:
@@ -124,17 +150,39 @@ class KernelAccuracies:
 
 
 def kernel_accuracies(arch, x_train, y_train, x_test, y_test, diag_regs: Sequence[float] = (0.0,),
-                      get=("nngp", "ntk"), dtype=None, on_precision: str = "raise", sizes=None, val=None):
+                      get=("nngp", "ntk"), dtype=None, on_precision: str = "raise", val=None) -> KernelAccuracies:
     """Kernel regression (t = infinity) accuracy of each of ``get`` for every relative diag_reg.
 
     Returns a :class:`KernelAccuracies`: for each kernel the accuracies on the validation set ``val``
     (held-out training images) and on every image of ``x_test``, or without ``val`` on the two halves
     of ``x_test`` (:func:`split_validation`) and which reported images each diag_reg got right;
-    the diag_reg chosen on the validation half (:func:`tuned`) with its reported accuracy ``acc``, its
-    per-image correctness ``score`` (for :func:`nbkernels.stats.paired`) and its validation accuracy ``best_val``.
-    With ``sizes`` (training-set sizes), one kernel on the whole training set serves them all (its
-    leading blocks) and the result is ``{m: KernelAccuracies}``.
+    the diag_reg chosen on validation (:func:`nbkernels.stats.tuned`) with its reported accuracy ``acc``,
+    its per-image correctness ``score`` (for :func:`nbkernels.stats.paired`) and its validation accuracy
+    ``best_val``.
     """
+    return kernel_curve(arch, x_train, y_train, x_test, y_test, [len(x_train)], diag_regs, get, dtype,
+                        on_precision, val).results[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelCurve:
+    """:func:`kernel_curve`'s result: one :class:`KernelAccuracies` per training-set size."""
+    sizes: list
+    results: list
+
+    def at(self, size: int) -> KernelAccuracies:
+        if size not in self.sizes:
+            raise KeyError(f"no training-set size {size} in this curve; its sizes are {self.sizes}.")
+        return self.results[self.sizes.index(size)]
+
+
+def kernel_curve(arch, x_train, y_train, x_test, y_test, sizes: Sequence[int], diag_regs: Sequence[float] = (0.0,),
+                 get=("nngp", "ntk"), dtype=None, on_precision: str = "raise", val=None) -> KernelCurve:
+    """:func:`kernel_accuracies` on the first ``m`` training images for each ``m`` of ``sizes`` (a learning
+    curve): one kernel on the whole training set serves every size through its leading blocks."""
+    sizes = [int(m) for m in sizes]
+    if not sizes or min(sizes) < 1 or max(sizes) > len(x_train):
+        raise ValueError(f"sizes must be training-set sizes from 1 to the {len(x_train)} images given; got {sizes}.")
     (x_val, y_val), (x_rep, y_rep) = split_validation(x_test, y_test, val)
     if val is not None:  # one kernel against the training images serves both, validation rows first
         x_test = np.concatenate([x_val, x_rep])
@@ -145,7 +193,7 @@ def kernel_accuracies(arch, x_train, y_train, x_test, y_test, diag_regs: Sequenc
     def fit(g, m):
         val, test, correct = [], [], []
         for reg in diag_regs:
-            pred = predict.gradient_descent_mse(k_tt[g][:m, :m], k_st[g][:, :m], y_train[:m], diag_reg=reg,
+            pred = predict.gradient_descent_mse(k_tt.get(g)[:m, :m], k_st.get(g)[:, :m], y_train[:m], diag_reg=reg,
                                                 on_precision=on_precision)
             val.append(float(predict.accuracy(pred[:n_val], y_val)))
             correct.append(predict.correct(pred[n_val:], y_rep))
@@ -156,11 +204,11 @@ def kernel_accuracies(arch, x_train, y_train, x_test, y_test, diag_regs: Sequenc
 
     def at(m):
         fits = {g: fit(g, m) if g in get else None for g in ("nngp", "ntk")}
-        return KernelAccuracies(**fits, seconds=k_tt["seconds"] + k_st["seconds"],
+        return KernelAccuracies(**fits, seconds=k_tt.seconds + k_st.seconds,
                                 entries=len(x_train) * (len(x_train) + 1) // 2 + len(x_test) * len(x_train),
                                 diag_regs=list(diag_regs), n_report=len(y_rep))
 
-    return at(len(x_train)) if sizes is None else {m: at(m) for m in sizes}
+    return KernelCurve(sizes=sizes, results=[at(m) for m in sizes])
 
 
 # The recipe for finite networks in the finite-versus-kernel comparisons, measured in
@@ -177,7 +225,7 @@ class FiniteAccuracies:
     """:func:`finite_accuracies`' result: the grid point chosen on the validation half (its seeds' mean
     validation accuracy), its accuracy on the reported half (``acc``: the mean over seeds of each seed's
     accuracy at its own validation-chosen step, ``acc_se`` their standard error), the per-image
-    correctness there (``score``, averaged over seeds: for :func:`paired_difference_se` against a kernel's),
+    correctness there (``score``, averaged over seeds: with ``scores``, for :func:`nbkernels.stats.paired` against a kernel's),
     the chosen runs (one per seed) with their learning curves, and every run."""
     setting: dict            # the chosen grid point (its train() arguments)
     label: str               # the chosen grid point in words
@@ -215,16 +263,6 @@ class FiniteAccuracies:
 
 def _mean_val(results) -> float:
     return float("nan") if any(r.failed for r in results) else float(np.mean([r.val_acc for r in results]))
-
-
-def setting_label(setting: dict) -> str:
-    """A grid point in words: ``lr 0.5 eta_crit, L2 0.0001``."""
-    names = dict(lr_factor=("lr", " eta_crit"), lr=("lr", ""), l2=("L2", ""), width=("width", ""))
-    parts = []
-    for k, v in setting.items():
-        name, unit = names.get(k, (k, ""))
-        parts.append(f"{name} {v:g}{unit}" if isinstance(v, float) else f"{name} {v}{unit}")
-    return ", ".join(parts) or "default"
 
 
 def finite_accuracies(arch: Union["object", Callable], x_train, y_train, x_test, y_test,
@@ -297,65 +335,3 @@ def tuned_inside(fit: Callable[[list], FiniteAccuracies], values: Sequence[float
         values = values + [values[-1] * factor]
         res = fit(values)
     return res
-
-
-def tuned(val, test):
-    """The test value at the setting with the best validation value (ties: the first)."""
-    i = int(np.nanargmax(np.asarray(val, dtype=float)))
-    return float(np.asarray(test)[i]), i
-
-
-def accuracy_se(acc, n: int) -> float:
-    """Binomial standard error of an accuracy measured on ``n`` test points."""
-    acc = np.asarray(acc, dtype=float)
-    return np.sqrt(acc * (1 - acc) / n)
-
-
-def paired_difference_se(score_a, score_b) -> float:
-    """Standard error, from test-set sampling, of the difference of two accuracies measured on the *same*
-    test points (:func:`nbkernels.stats.paired`'s error for two deterministic predictors): the spread of
-    the per-point differences over sqrt(n), which only the points where the two disagree move."""
-    return stats.paired(np.asarray(score_a, dtype=float), np.asarray(score_b, dtype=float)).se
-
-
-@dataclasses.dataclass
-class LogTrend:
-    """A straight line through values against log size: ``value ≈ intercept + slope · ln(size)``."""
-    slope: float
-    intercept: float
-    largest: float           # the largest measured size
-
-    def at(self, size: float) -> float:
-        return self.intercept + self.slope * float(np.log(size))
-
-    def reaches(self, level: float) -> Optional[float]:
-        """The size beyond the largest measured one where the line reaches ``level``; None when the line is
-        flat, moves away from it, or is already past it there."""
-        ahead = level - self.at(self.largest)
-        if self.slope == 0 or ahead * self.slope <= 0:
-            return None
-        size = float(np.exp((level - self.intercept) / self.slope))
-        return size if np.isfinite(size) else None
-
-
-def log_trend(sizes, values) -> LogTrend:
-    """Least-squares fit of ``values`` against ``ln(sizes)`` (a gap against training-set size, say), for
-    extrapolating where it would cross a level. An extrapolation of a measured trend, not a measurement."""
-    sizes, values = np.asarray(sizes, dtype=float), np.asarray(values, dtype=float)
-    if sizes.shape != values.shape or sizes.ndim != 1 or len(sizes) < 2 or np.any(sizes <= 0):
-        raise ValueError(f"a trend needs two or more positive sizes with one value each; got sizes {sizes.tolist()} "
-                         f"and {values.size} values.")
-    slope, intercept = np.polyfit(np.log(sizes), values, 1)
-    return LogTrend(float(slope), float(intercept), float(sizes.max()))
-
-
-def mean_se(values, axis: int = 0):
-    """Mean and standard error of the mean over seeds."""
-    v = np.asarray(values, dtype=float)
-    n = v.shape[axis]
-    return v.mean(axis), (v.std(axis, ddof=1) / np.sqrt(n) if n > 1 else np.zeros_like(v.mean(axis)))
-
-
-def pct(x, se=None) -> str:
-    """An accuracy as a percentage, with its standard error when given."""
-    return f"{100 * x:.1f}%" if se is None else f"{100 * x:.1f} ± {100 * se:.1f}%"

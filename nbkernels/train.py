@@ -18,7 +18,7 @@ gradient flow with ``t = lr * steps``. Interventions:
 * ``center``: train ``f(theta) - f(theta_0)``; ``linearize``: train ``f(theta_0) + J(theta_0)(theta - theta_0)``;
 * ``ensemble=n``: n networks trained together in one program, predictions averaged (``jax.vmap`` for
   fully connected networks; convolutional ones unrolled, as XLA's CPU backend runs a vmapped
-  convolution several times slower, see ``_over_members``);
+  convolution several times slower, see :func:`over_members`);
 * minibatch SGD (``batch_size``; each epoch visits every training image once, in a fresh order) with
   ``optimizer="momentum"``, as practitioners train; full batch (``batch_size=None``) for the
   gradient-flow correspondence;
@@ -147,19 +147,20 @@ def layer_factors(arch, params):
     return {"params": out}
 
 
-def _l2_transform(l2, factors):
+def l2_transform(l2, factors):
     """Weight decay as an Optax transformation: grad += l2 * factor * theta (l2 may be traced)."""
     return optax.stateless(lambda g, p: jax.tree_util.tree_map(lambda gi, pi, c: gi + l2 * c * pi, g, p, factors))
 
 
-def _optimizer(lr, optimizer, momentum, l2, factors):
+def make_optimizer(lr, optimizer: str, momentum: float, l2, factors):
+    """The Optax optimizer of a run: L2 (``l2_transform``) then SGD, with ``momentum`` for "momentum"."""
     if optimizer == "sgd":
         opt = optax.sgd(lr)
     elif optimizer == "momentum":
         opt = optax.sgd(lr, momentum=momentum)
     else:
         raise ValueError(f"optimizer must be 'sgd' or 'momentum', got {optimizer!r}.")
-    return optax.chain(_l2_transform(l2, factors), opt)
+    return optax.chain(l2_transform(l2, factors), opt)
 
 
 def _model_fn(net, center, linearize):
@@ -204,7 +205,7 @@ def augment_batch(x, key, flip: bool, crop: int):
     return x
 
 
-def _over_members(f, in_axes, unroll: bool):
+def over_members(f, in_axes, unroll: bool):
     """``f`` mapped over the ensemble axis (axis 0 of the arguments whose ``in_axes`` is 0): ``jax.vmap``,
     or with ``unroll`` one call per member inside the same program, results stacked. XLA's CPU backend
     runs a vmapped convolution (a grouped convolution) several times slower than the members one after
@@ -221,7 +222,8 @@ def _over_members(f, in_axes, unroll: bool):
     return unrolled
 
 
-def _has_convolutions(arch) -> bool:
+def has_convolutions(arch) -> bool:
+    """Whether ``arch`` has a convolution (shared or local): its ensemble members are unrolled, not vmapped."""
     return any(isinstance(layer, Conv) for layer in arch.layers)  # ConvLocal is a Conv too
 
 
@@ -235,14 +237,14 @@ def _programs(arch, optimizer, momentum, center, linearize, batch_size, schedule
     model = _model_fn(net, center, linearize)
     multiplier = lr_multiplier(schedule, steps, warmup)
     augmenting = bool(flip or crop)
-    seq = _has_convolutions(arch) if unroll is None else unroll  # unroll=False: vmap (benchmarks/bench_train.py)
+    seq = has_convolutions(arch) if unroll is None else unroll  # unroll=False: vmap (benchmarks/bench_train.py)
 
     def loss_fn(p, p0, xb, yb, f0b):
         return 0.5 * jnp.mean((model(p, p0, xb, f0b) - yb) ** 2)
 
     def one_step(p, s, p0, xb, yb, f0b, lr, l2, factors):
         loss, g = jax.value_and_grad(loss_fn)(p, p0, xb, yb, f0b)
-        updates, s = _optimizer(lr, optimizer, momentum, l2, factors).update(g, s, p)
+        updates, s = make_optimizer(lr, optimizer, momentum, l2, factors).update(g, s, p)
         return optax.apply_updates(p, updates), s, loss
 
     # the data are arguments rather than closed-over constants, so XLA does not embed (and try to
@@ -259,14 +261,28 @@ def _programs(arch, optimizer, momentum, center, linearize, batch_size, schedule
             xb, yb, f0b = xd[idx], yd[idx], f0d[:, idx]
         if augmenting:  # a fresh draw every step; f(theta_0) of the augmented images for centering
             xb = augment_batch(xb, jax.random.fold_in(jax.random.fold_in(data_key, 1), i), flip, crop)
-            f0b = _over_members(net.apply, (0, None), seq)(p0, xb)
+            f0b = over_members(net.apply, (0, None), seq)(p0, xb)
         lr_i = lr * multiplier(i)
-        return _over_members(one_step, (0, 0, 0, None, None, 0, None, None, None), seq)(
+        return over_members(one_step, (0, 0, 0, None, None, 0, None, None, None), seq)(
             p, s, p0, xb, yb, f0b, lr_i, l2, factors)
 
-    predict_all = jax.jit(_over_members(model, (0, 0, None, 0), seq))
-    apply_all = jax.jit(_over_members(net.apply, (0, None), seq))
+    predict_all = jax.jit(over_members(model, (0, 0, None, 0), seq))
+    apply_all = jax.jit(over_members(net.apply, (0, None), seq))
     return step, predict_all, apply_all
+
+
+def programs(arch, config: TrainConfig, unroll: Optional[bool] = None):
+    """``(step, predict_all, apply_all)``, the compiled programs of a run with ``config``, shared by every run
+    that differs only in learning rate, L2, seed or ensemble size (those are arguments of the programs).
+
+    ``step(params, opt_state, i, params0, x, y, f0, lr, l2, factors, data_key)`` takes one step of every
+    member (arrays with a leading ensemble axis; ``f0`` the members' outputs at ``params0``) and returns
+    ``(params, opt_state, loss)``; ``predict_all(params, params0, x, f0)`` and ``apply_all(params, x)`` give
+    each member's outputs. ``unroll``: members one after another (True), vmapped (False), or, with None,
+    unrolled for convolutional networks (:func:`over_members` says why).
+    """
+    return _programs(arch, config.optimizer, config.momentum, config.center, config.linearize, config.batch_size,
+                     config.schedule, config.steps, config.warmup, config.flip, config.crop, unroll)
 
 
 @functools.lru_cache(maxsize=32)
@@ -312,38 +328,87 @@ def _critical_rate_at_init(arch, cfg, member0, x, n_out, store):
     strengths on one architecture and seed shares one power iteration instead of repeating it."""
     if store is None:
         return critical_learning_rate(arch, member0, x, n_out)
-    key = dict(kind="eta_crit", arch=cfg["arch"], x=cache_mod.fingerprint(x), n_out=n_out, seed=cfg["seed"],
-               ensemble=cfg["ensemble"])
+    key = dict(kind="eta_crit", arch=repr(arch), x=cache_mod.fingerprint(x), n_out=n_out, seed=cfg.seed,
+               ensemble=cfg.ensemble)
     return store.get_or_compute(key, lambda: critical_learning_rate(arch, member0, x, n_out), version=_VERSION)
 
 
-def _stack_init(net, keys, x):
+def init_members(net, keys, x):
+    """One initialization per key, stacked on a leading ensemble axis."""
     return jax.vmap(lambda k: net.init(k, x[:1]))(keys)
 
 
-def train(arch, x_train, y_train, x_test, y_test, *, x_val=None, y_val=None, steps: int = 1000,
-          lr: Optional[float] = None, lr_factor: Optional[float] = None, optimizer: str = "sgd",
-          momentum: float = 0.9, batch_size: Optional[int] = None, schedule: str = "constant", warmup: int = 0,
-          flip: bool = False, crop: int = 0, l2: float = 0.0, l2_mode: str = "uniform", center: bool = False,
-          linearize: bool = False, ensemble: int = 1, eval_every: int = 100, plateau: Optional[int] = None,
-          seed: int = 0, checkpoint_every: Optional[int] = None, cache=True, progress: bool = True,
-          callback: Optional[Callable] = None) -> TrainResult:
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """A training run's options, validated once (the module docstring says what each does).
+
+    ``lr`` (absolute) or ``lr_factor`` (a multiple of eta_crit): exactly one. ``batch_size=None`` is full-batch
+    gradient descent. ``plateau`` counts evaluations. ``seed`` draws the initialization and, for minibatches
+    and augmentation, the data order.
+
+        >>> cfg = TrainConfig(steps=2000, lr_factor=0.5, optimizer="momentum", batch_size=100)
+        >>> nbk.train.train(arch, x_train, y_train, x_test, y_test, config=cfg, seed=1)  # keywords override
+    """
+    steps: int = 1000
+    lr: Optional[float] = None
+    lr_factor: Optional[float] = None
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    batch_size: Optional[int] = None
+    schedule: str = "constant"
+    warmup: int = 0
+    flip: bool = False
+    crop: int = 0
+    l2: float = 0.0
+    l2_mode: str = "uniform"
+    center: bool = False
+    linearize: bool = False
+    ensemble: int = 1
+    eval_every: int = 100
+    plateau: Optional[int] = None
+    seed: int = 0
+
+    def __post_init__(self):
+        if (self.lr is None) == (self.lr_factor is None):
+            raise ValueError("give exactly one of lr (absolute) or lr_factor (a multiple of eta_crit).")
+        if self.l2_mode not in ("uniform", "layerwise"):
+            raise ValueError(f"l2_mode must be 'uniform' or 'layerwise', got {self.l2_mode!r}.")
+        if self.optimizer not in ("sgd", "momentum"):
+            raise ValueError(f"optimizer must be 'sgd' or 'momentum', got {self.optimizer!r}.")
+        if self.steps < 1 or self.ensemble < 1 or self.eval_every < 1:
+            raise ValueError("steps, ensemble and eval_every must be positive.")
+        if self.plateau is not None and self.plateau < 1:
+            raise ValueError(f"plateau counts evaluations and must be at least 1, got {self.plateau}.")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1 (or None for full-batch gradient descent), got "
+                             f"{self.batch_size}.")
+        if self.crop < 0:
+            raise ValueError(f"crop pads the image by that many pixels and cannot be negative, got {self.crop}.")
+        lr_multiplier(self.schedule, self.steps, self.warmup)  # checks the schedule's arguments
+        object.__setattr__(self, "flip", bool(self.flip))
+        object.__setattr__(self, "crop", int(self.crop))
+
+    @classmethod
+    def of(cls, config: Optional["TrainConfig"] = None, **options) -> "TrainConfig":
+        """``config`` (or the defaults) with ``options`` replacing its fields; an unknown name is an error."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(options) - set(names))
+        if unknown:
+            raise TypeError(f"train() got unknown option(s) {unknown}; the options are {names}.")
+        return dataclasses.replace(config, **options) if config is not None else cls(**options)
+
+
+def train(arch, x_train, y_train, x_test, y_test, *, x_val=None, y_val=None, config: Optional[TrainConfig] = None,
+          checkpoint_every: Optional[int] = None, cache=True, progress: bool = True,
+          callback: Optional[Callable] = None, **options) -> TrainResult:
     """Train ``arch.network()`` on MSE against zero-mean one-hot targets; see the module docstring.
 
-    ``cache``: True (default cache), a :class:`nbkernels.cache.Cache`, or False. ``callback(step, loss)``
-    is called after every step (for custom stopping or monitoring).
+    ``config``: a :class:`TrainConfig`; ``options`` (its field names: ``steps``, ``lr_factor``, ``seed``, ...)
+    replace its fields, so ``train(arch, ..., steps=500, lr=0.1)`` needs no config. ``cache``: True
+    (default cache), a :class:`nbkernels.cache.Cache`, or False. ``callback(step, loss)`` is called after
+    every step (for custom stopping or monitoring).
     """
-    if (lr is None) == (lr_factor is None):
-        raise ValueError("give exactly one of lr (absolute) or lr_factor (a multiple of eta_crit).")
-    if l2_mode not in ("uniform", "layerwise"):
-        raise ValueError(f"l2_mode must be 'uniform' or 'layerwise', got {l2_mode!r}.")
-    if optimizer not in ("sgd", "momentum"):
-        raise ValueError(f"optimizer must be 'sgd' or 'momentum', got {optimizer!r}.")
-    if steps < 1 or ensemble < 1 or eval_every < 1:
-        raise ValueError("steps, ensemble and eval_every must be positive.")
-    if plateau is not None and plateau < 1:
-        raise ValueError(f"plateau counts evaluations and must be at least 1, got {plateau}.")
-    lr_multiplier(schedule, steps, warmup)  # checks the schedule's arguments
+    cfg = TrainConfig.of(config, **options)
     x_train, x_test = np.asarray(x_train, np.float32), np.asarray(x_test, np.float32)
     y_train, y_test = np.asarray(y_train, np.float32), np.asarray(y_test, np.float32)
     if y_train.ndim != 2 or y_train.shape[0] != x_train.shape[0]:
@@ -361,31 +426,28 @@ def train(arch, x_train, y_train, x_test, y_test, *, x_val=None, y_val=None, ste
         if xs is not None and not np.all(np.isfinite(xs)):
             raise ValueError(f"{name} holds NaN or infinite values; clean or re-standardize the inputs.")
     m = len(x_train)
-    if batch_size is not None and not 1 <= batch_size <= m:
-        raise ValueError(f"batch_size={batch_size} does not fit a training set of {m} images: use 1..{m}, or "
+    if cfg.batch_size is not None and cfg.batch_size > m:
+        raise ValueError(f"batch_size={cfg.batch_size} does not fit a training set of {m} images: use 1..{m}, or "
                          f"batch_size=None for full-batch gradient descent.")
-    if flip or crop:
+    if cfg.flip or cfg.crop:
         if x_train.ndim != 4:
             raise ValueError(f"flips and crops need NHWC images, got x_train of shape {x_train.shape}; do not "
                              f"flatten the inputs (fcn() flattens them itself).")
         side = min(x_train.shape[1:3])
-        if not 0 <= crop <= side // 2:
-            raise ValueError(f"crop={crop} pads a {x_train.shape[1]}x{x_train.shape[2]} image by more than half "
+        if cfg.crop > side // 2:
+            raise ValueError(f"crop={cfg.crop} pads a {x_train.shape[1]}x{x_train.shape[2]} image by more than half "
                              f"its side; use 0..{side // 2} (1 for 8x8 images, 4 for 32x32).")
-    config = dict(arch=repr(arch), x_train=cache_mod.fingerprint(x_train), y_train=cache_mod.fingerprint(y_train),
-                  x_test=cache_mod.fingerprint(x_test), y_test=cache_mod.fingerprint(y_test),
-                  x_val=None if x_val is None else cache_mod.fingerprint(x_val),
-                  y_val=None if y_val is None else cache_mod.fingerprint(y_val), steps=steps, lr=lr,
-                  lr_factor=lr_factor, optimizer=optimizer, momentum=momentum, batch_size=batch_size,
-                  schedule=schedule, warmup=warmup, flip=bool(flip), crop=int(crop), l2=l2, l2_mode=l2_mode,
-                  center=center, linearize=linearize, ensemble=ensemble, eval_every=eval_every, plateau=plateau,
-                  seed=seed)
+    # the cache key: the data's fingerprints and every option (the same keys as before TrainConfig)
+    key = dict(arch=repr(arch), x_train=cache_mod.fingerprint(x_train), y_train=cache_mod.fingerprint(y_train),
+               x_test=cache_mod.fingerprint(x_test), y_test=cache_mod.fingerprint(y_test),
+               x_val=None if x_val is None else cache_mod.fingerprint(x_val),
+               y_val=None if y_val is None else cache_mod.fingerprint(y_val), **dataclasses.asdict(cfg))
     data_ = (x_train, y_train, x_test, y_test, x_val, y_val)
     store = None if cache is False else (cache_mod.default_cache() if cache is True else cache)
     if store is None or not store.enabled:
-        return _train(arch, config, data_, None, checkpoint_every, progress, callback)
+        return _train(arch, cfg, key, data_, None, checkpoint_every, progress, callback)
     return store.get_or_compute(
-        config, lambda: _train(arch, config, data_, store, checkpoint_every, progress, callback), version=_VERSION)
+        key, lambda: _train(arch, cfg, key, data_, store, checkpoint_every, progress, callback), version=_VERSION)
 
 
 def _exploded(loss: float, initial: float) -> bool:
@@ -412,30 +474,28 @@ def failure_of(history: dict, final_pred: np.ndarray, labels: np.ndarray, n_clas
     return None
 
 
-def _train(arch, cfg, data_, store, checkpoint_every, progress, callback):
+def _train(arch, cfg: TrainConfig, key: dict, data_, store, checkpoint_every, progress, callback):
     x_train, y_train, x_test, y_test, x_val, y_val = data_
     net = arch.network()
     m, k = y_train.shape
-    keys = jax.random.split(jax.random.PRNGKey(cfg["seed"]), cfg["ensemble"] + 1)
+    keys = jax.random.split(jax.random.PRNGKey(cfg.seed), cfg.ensemble + 1)
     data_key, init_keys = keys[0], keys[1:]
-    params0 = _stack_init(net, init_keys, x_train)
+    params0 = init_members(net, init_keys, x_train)
     member0 = jax.tree_util.tree_map(lambda a: a[0], params0)
     eta_crit = None
-    if cfg["lr_factor"] is not None:
+    if cfg.lr_factor is not None:
         eta_crit = _critical_rate_at_init(arch, cfg, member0, x_train[: min(m, 2048)], k, store)
-        lr = cfg["lr_factor"] * eta_crit
+        lr = cfg.lr_factor * eta_crit
     else:
-        lr = cfg["lr"]
-    factors = layer_factors(arch, member0) if cfg["l2_mode"] == "layerwise" else \
+        lr = cfg.lr
+    factors = layer_factors(arch, member0) if cfg.l2_mode == "layerwise" else \
         jax.tree_util.tree_map(lambda _: 1.0, member0)
-    tx = _optimizer(lr, cfg["optimizer"], cfg["momentum"], cfg["l2"], factors)  # its state's structure
-    step_program, predict_all, apply_all = _programs(
-        arch, cfg["optimizer"], cfg["momentum"], cfg["center"], cfg["linearize"], cfg["batch_size"], cfg["schedule"],
-        cfg["steps"], cfg["warmup"], cfg["flip"], cfg["crop"])
+    tx = make_optimizer(lr, cfg.optimizer, cfg.momentum, cfg.l2, factors)  # its state's structure
+    step_program, predict_all, apply_all = programs(arch, cfg)
     f0_train, f0_test = apply_all(params0, x_train), apply_all(params0, x_test)
     f0_val = None if x_val is None else apply_all(params0, x_val)
     x_train_d, y_train_d, x_test_d = jnp.asarray(x_train), jnp.asarray(y_train), jnp.asarray(x_test)
-    hyper = (jnp.float32(lr), jnp.float32(cfg["l2"]), jax.tree_util.tree_map(jnp.float32, factors), data_key)
+    hyper = (jnp.float32(lr), jnp.float32(cfg.l2), jax.tree_util.tree_map(jnp.float32, factors), data_key)
     labels = y_test.argmax(-1)
 
     def step_fn(p, s, i):
@@ -463,7 +523,7 @@ def _train(arch, cfg, data_, store, checkpoint_every, progress, callback):
         correct.append(right)
 
     # resume from a checkpoint of this exact configuration
-    ckpt_key = None if store is None else store.key(dict(cfg, checkpoint=True), _VERSION)
+    ckpt_key = None if store is None else store.key(dict(key, checkpoint=True), _VERSION)
     state = None
     if store is not None and checkpoint_every:
         try:
@@ -479,24 +539,24 @@ def _train(arch, cfg, data_, store, checkpoint_every, progress, callback):
         params, opt_state, start = state["params"], state["opt_state"], state["step"]
         history, correct = state["history"], state["correct"]
     te = None
-    with tqdm(total=cfg["steps"], initial=start, desc="training", unit="step", disable=not progress, delay=2,
+    with tqdm(total=cfg.steps, initial=start, desc="training", unit="step", disable=not progress, delay=2,
               leave=False) as bar:
-        for step in range(start, cfg["steps"]):
+        for step in range(start, cfg.steps):
             params, opt_state, loss = step_fn(params, opt_state, step)
             done = step + 1
             if callback is not None:
                 callback(done, loss)
-            if done % cfg["eval_every"] == 0 or done == cfg["steps"]:
+            if done % cfg.eval_every == 0 or done == cfg.steps:
                 ev, te, right = evaluate(params)
                 record(done, ev, right)
                 bar.set_postfix(test_acc=f"{ev['test_acc']:.3f}", loss=f"{ev['train_loss']:.3g}")
                 loss_hist = history["train_loss"]
                 if _exploded(ev["train_loss"], loss_hist[0]):
                     break  # diverged: the history says so; nothing more to learn from this run
-                p = cfg["plateau"]
+                p = cfg.plateau
                 if p is not None and len(loss_hist) > p and loss_hist[-1] > 0.99 * loss_hist[-1 - p]:
                     break  # the training loss has reached its plateau
-            if store is not None and checkpoint_every and done % checkpoint_every == 0 and done < cfg["steps"]:
+            if store is not None and checkpoint_every and done % checkpoint_every == 0 and done < cfg.steps:
                 store.put(ckpt_key, dict(params=jax.device_get(params), opt_state=jax.device_get(opt_state),
                                          step=done, history=history, correct=correct))
             bar.update(1)
@@ -504,5 +564,5 @@ def _train(arch, cfg, data_, store, checkpoint_every, progress, callback):
         _, te, _ = evaluate(params)
     history = {n: np.asarray(v) for n, v in history.items()}
     return TrainResult(history=history, test_pred=te.mean(0), member_test_pred=te, learning_rate=float(lr),
-                       eta_crit=eta_crit, config=cfg, eval_correct=np.asarray(correct, dtype=bool),
+                       eta_crit=eta_crit, config=key, eval_correct=np.asarray(correct, dtype=bool),
                        failure=failure_of(history, te.mean(0), labels, k))

@@ -39,6 +39,19 @@ def test_every_title_names_the_scale():
     matplotlib.pyplot.close(fig)
 
 
+def test_a_published_figure_is_titled_with_its_scale_and_written_where_its_preset_says(tmp_path, monkeypatch):
+    monkeypatch.setenv("NBKERNELS_FIGURES", str(tmp_path))
+    fig, ax = matplotlib.pyplot.subplots()
+    ax.plot([1, 2, 4], [10, 20, 30], "o-", label="CNN")
+    plots.width_axis(ax)
+    assert ax.get_xscale() == "log" and ax.get_xlabel() == "width (channels per layer)" and ax.get_legend()
+    s = plots.scale(_ds(), np.zeros((5, 8, 8, 3)), np.zeros((7, 8, 8, 3)), "ci")
+    paths = plots.publish(fig, "CNN over width", s, "10_x/width")
+    assert [p.name for p in paths] == ["width.png", "width.svg"] and all(p.parent == tmp_path / "10_x" for p in paths)
+    assert fig._suptitle.get_text() == "CNN over width\n" + s.describe()
+    matplotlib.pyplot.close(fig)
+
+
 def test_importing_plots_leaves_matplotlib_alone():
     import importlib
     import subprocess
@@ -79,8 +92,8 @@ def test_learning_curves_draws_curves_in_percent_and_kernel_lines():
 
 
 def test_every_notebook_figure_is_titled_with_its_scale():
-    """Statically: each notebook cell that draws a figure titles it through plots.title (or the widgets'
-    plots.learning_curves), and no title is made from Dataset.describe (the stored, not the used, size)."""
+    """Statically: each notebook cell that draws a figure titles it through plots.title or plots.publish (or
+    the widgets' plots.learning_curves), and no title is made from Dataset.describe (the stored, not the used, size)."""
     from pathlib import Path
 
     import jupytext
@@ -89,6 +102,7 @@ def test_every_notebook_figure_is_titled_with_its_scale():
         for i, cell in enumerate(jupytext.read(src, fmt="py:percent").cells):
             if cell.cell_type != "code" or "plt.subplots(" not in cell.source:
                 continue
-            if "plots.title(" not in cell.source or "ds.describe()" in cell.source:
+            titled = "plots.title(" in cell.source or "plots.publish(" in cell.source
+            if not titled or "ds.describe()" in cell.source:
                 missing.append(f"{src.name} cell {i}")
     assert not missing, f"figures without a plots.title(…, scale): {missing}"

@@ -180,9 +180,9 @@ def test_rounding_cliff_orders_precisions_and_finds_the_decay():
     k = (q * np.arange(1, n + 1, dtype=float) ** -2.0) @ q.T
     sizes = [25, 50, 100, 200]
     crit = {d: P.rounding_cliff(k, sizes, d) for d in ("bfloat16", "float16", "float32")}
-    assert crit["bfloat16"]["critical"] < crit["float16"]["critical"] < crit["float32"]["critical"]
-    assert all(np.isfinite(c["critical"]) and c["critical"] > 0 for c in crit.values())
-    assert 1.0 < crit["float16"]["alpha"] < 4.0       # leading blocks of a rotated spectrum decay fast
+    assert crit["bfloat16"].critical < crit["float16"].critical < crit["float32"].critical
+    assert all(np.isfinite(c.critical) and c.critical > 0 for c in crit.values())
+    assert 1.0 < crit["float16"].alpha < 4.0       # leading blocks of a rotated spectrum decay fast
 
 
 @pytest.mark.parametrize("decay", [1.5, 2.0])
@@ -201,44 +201,44 @@ def test_rounding_cliff_predicts_where_rounded_kernels_go_indefinite(decay):
         broken = [m for m in sizes if np.linalg.eigvalsh(P.round_to(k[:m, :m], d))[0] <= 0]
         if broken:
             broke_somewhere = True
-            assert broken[0] / 2 <= cliff["critical"] <= 2 * broken[0], (d, cliff["critical"], broken[0])
-            assert cliff["critical_first_order"] > 3 * broken[0]
+            assert broken[0] / 2 <= cliff.critical <= 2 * broken[0], (d, cliff.critical, broken[0])
+            assert cliff.critical_first_order > 3 * broken[0]
         else:
-            assert cliff["critical"] > max(sizes) / 2, (d, cliff["critical"])
+            assert cliff.critical > max(sizes) / 2, (d, cliff.critical)
     assert broke_somewhere
 
 
-def test_paired_difference_se_counts_only_disagreements():
+def test_the_paired_error_counts_only_disagreements():
     """Two classifiers scored on the same points: agreeing points carry no noise for their difference."""
-    from nbkernels import study
+    from nbkernels import stats
     y = np.array([0, 1, 2, 0, 1, 2, 0, 1])
     a = P.correct(np.eye(3)[[0, 1, 2, 0, 1, 2, 1, 0]], y)      # right on the first six
     b = P.correct(np.eye(3)[[0, 1, 2, 0, 0, 0, 0, 0]], y)      # right on five, the seventh among them
     assert a.tolist() == [True] * 6 + [False] * 2 and b.sum() == 5
     d = a.astype(float) - b
-    assert study.paired_difference_se(a, b) == pytest.approx(d.std(ddof=1) / np.sqrt(8))
-    assert study.paired_difference_se(a, a) == 0.0
+    assert stats.paired(a, b).se == pytest.approx(d.std(ddof=1) / np.sqrt(8))
+    assert stats.paired(a, a).se == 0.0
     unpaired = np.hypot(*(np.sqrt(x.mean() * (1 - x.mean()) / 8) for x in (a, b)))
-    assert study.paired_difference_se(a, b) < unpaired
+    assert stats.paired(a, b).se < unpaired
     with pytest.raises(ValueError, match="same test images"):
-        study.paired_difference_se(a, b[:4])
+        stats.paired(a, b[:4])
 
 
 def test_log_trend_extrapolates_only_forward_and_toward_the_level():
     """A gap of +1 point per doubling from -3 at 100 images reaches 0 at 800 and +1 at 1,600; a level behind
     the line (already passed) or one it moves away from gives None; bad sizes are refused."""
-    from nbkernels import study
-    t = study.log_trend([100, 200, 400], [-3.0, -2.0, -1.0])
+    from nbkernels import stats
+    t = stats.log_trend([100, 200, 400], [-3.0, -2.0, -1.0])
     assert t.slope * np.log(2) == pytest.approx(1.0) and t.at(400) == pytest.approx(-1.0)
     assert t.reaches(0.0) == pytest.approx(800) and t.reaches(1.0) == pytest.approx(1600)
     assert t.reaches(-2.5) is None and t.reaches(-10.0) is None
-    assert study.log_trend([100, 200], [1.0, 1.0]).reaches(2.0) is None          # flat
-    falling = study.log_trend([100, 200, 400], [1.0, 0.0, -1.0])
+    assert stats.log_trend([100, 200], [1.0, 1.0]).reaches(2.0) is None          # flat
+    falling = stats.log_trend([100, 200, 400], [1.0, 0.0, -1.0])
     assert falling.reaches(-2.0) == pytest.approx(800) and falling.reaches(0.5) is None
     with pytest.raises(ValueError, match="positive sizes"):
-        study.log_trend([0, 100], [1.0, 2.0])
+        stats.log_trend([0, 100], [1.0, 2.0])
     with pytest.raises(ValueError, match="two or more"):
-        study.log_trend([100], [1.0])
+        stats.log_trend([100], [1.0])
 
 
 def test_kernel_accuracies_reports_the_regularizer_chosen_on_validation():
@@ -252,7 +252,7 @@ def test_kernel_accuracies_reports_the_regularizer_chosen_on_validation():
     r = study.kernel_accuracies(nbk.fcn(1, 64), x_tr, y_tr, x_te, y_te, diag_regs=regs)
     assert isinstance(r, study.KernelAccuracies) and r.diag_regs == regs and r.n_report == 15
     for g in ("nngp", "ntk"):
-        k = r[g]
+        k = r.fit(g)
         assert k is getattr(r, g) and isinstance(k, study.KernelFit)
         assert k.best == int(np.argmax(k.val)) and k.best_val == max(k.val) and k.diag_reg == regs[k.best]
         assert k.acc == k.test[k.best] == pytest.approx(np.mean(k.score))
@@ -260,18 +260,33 @@ def test_kernel_accuracies_reports_the_regularizer_chosen_on_validation():
         kern = nbk.fcn(1, 64).kernel
         pred = P.gradient_descent_mse(getattr(kern(x_tr), g), getattr(kern(x_te, x_tr), g), y_tr, diag_reg=k.diag_reg)
         assert np.array_equal(k.score, P.correct(pred[15:], y_te[15:]))
-    assert r.better == max(("nngp", "ntk"), key=lambda g: r[g].best_val)  # chosen on validation, ties NNGP
+    assert r.better == max(("nngp", "ntk"), key=lambda g: r.fit(g).best_val)  # chosen on validation, ties NNGP
     nngp_only = study.kernel_accuracies(nbk.fcn(1, 64), x_tr, y_tr, x_te, y_te, diag_regs=regs, get=("nngp",))
     assert nngp_only.ntk is None and nngp_only.better == "nngp"
     with pytest.raises(KeyError, match="no 'ntk' kernel"):
-        nngp_only["ntk"]
+        nngp_only.fit("ntk")
+    # a learning curve: one kernel on all 40 images serves each size through its leading blocks
+    curve = study.kernel_curve(nbk.fcn(1, 64), x_tr, y_tr, x_te, y_te, [20, 40], diag_regs=regs)
+    assert isinstance(curve, study.KernelCurve) and curve.sizes == [20, 40]
+    assert np.array_equal(curve.at(40).ntk.score, r.ntk.score) and curve.at(40).ntk.diag_reg == r.ntk.diag_reg
+    small = study.kernel_accuracies(nbk.fcn(1, 64), x_tr[:20], y_tr[:20], x_te, y_te, diag_regs=regs)
+    assert curve.at(20).nngp.val == pytest.approx(small.nngp.val) and curve.at(20).nngp.best == small.nngp.best
+    with pytest.raises(KeyError, match="no training-set size 30"):
+        curve.at(30)
+    with pytest.raises(ValueError, match="sizes must be training-set sizes from 1 to the 40"):
+        study.kernel_curve(nbk.fcn(1, 64), x_tr, y_tr, x_te, y_te, [20, 80])
+    timed = study.timed_kernel(nbk.fcn(1, 64), x_tr, get=("nngp",))
+    assert isinstance(timed, study.TimedKernel) and timed.ntk is None and timed.seconds > 0
+    assert timed.get("nngp").shape == (40, 40)
+    with pytest.raises(KeyError, match="no 'ntk' kernel"):
+        timed.get("ntk")
 
 
 def test_rounding_cliff_refuses_a_reference_that_is_itself_indefinite():
     rng = np.random.default_rng(0)
     f = rng.normal(size=(60, 20))
     k = f @ f.T                                      # rank 20: singular beyond 20 points, even in float64
-    assert P.rounding_cliff(k, [5, 10, 15], "float16")["critical"] > 0
+    assert P.rounding_cliff(k, [5, 10, 15], "float16").critical > 0
     with pytest.raises(P.PrecisionError, match="float64 itself breaks.*sizes below"):
         P.rounding_cliff(k - 1e-9 * np.eye(60), [10, 40], "float16")
 
@@ -284,6 +299,6 @@ def test_kernel_costs_time_both_kernels_side_by_side_and_cache_them(tmp_cache, m
     real = type(arch).kernel
     monkeypatch.setattr(type(arch), "kernel", lambda self, *a, **kw: calls.append(kw["get"]) or real(self, *a, **kw))
     cost = study.kernel_costs(arch, x, rounds=2)
-    assert set(cost) == {"nngp", "both"} and all(v > 0 for v in cost.values())
+    assert isinstance(cost, study.KernelCosts) and cost.nngp > 0 and cost.both > 0
     assert calls == [("nngp",), ("nngp", "ntk")] * 3          # one compiling run of each, then interleaved
     assert study.kernel_costs(arch, x, rounds=2) == cost and len(calls) == 6   # from the cache

@@ -155,7 +155,7 @@ def test_seed_component_unbiased():
     true seed variance over S."""
     rng = np.random.default_rng(5)
     q = _images(rng, 300)
-    comps = [stats._seed_component(_finite(rng, q, 3, 0.03))[0] for _ in range(3000)]
+    comps = [stats.seed_component(_finite(rng, q, 3, 0.03))[0] for _ in range(3000)]
     assert np.mean(comps) == pytest.approx(0.03 ** 2 / 3, rel=0.1)
 
 

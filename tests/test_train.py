@@ -1,3 +1,5 @@
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -51,15 +53,15 @@ def test_layerwise_l2_standard_equals_uniform_l2_ntk():
         upd, _ = tx.update(g, tx.init(params), params)
         return net.apply(optax.apply_updates(params, upd), x) - net.apply(params, x)
 
-    tx_ntk = T._optimizer(lr, "sgd", 0.0, l2, jax.tree_util.tree_map(lambda _: 1.0, p_ntk))
+    tx_ntk = T.make_optimizer(lr, "sgd", 0.0, l2, jax.tree_util.tree_map(lambda _: 1.0, p_ntk))
     # matched learning rates: each standard layer steps with lr / factor (W_std^2/fan_in for weights)
-    tx_std = optax.chain(T._l2_transform(l2, factors),
+    tx_std = optax.chain(T.l2_transform(l2, factors),
                          optax.stateless(lambda g, p: jax.tree_util.tree_map(lambda gi, c: -lr * gi / c, g, factors)))
     d_ntk, d_std = one_step(ntk_arch, p_ntk, tx_ntk), one_step(std_arch, p_std, tx_std)
     assert float(jnp.abs(d_ntk).max()) > 1e-3
     np.testing.assert_allclose(d_std, d_ntk, rtol=1e-4, atol=1e-6)
     # and uniform L2 on the standard network does not match
-    tx_std_uniform = optax.chain(T._l2_transform(l2, jax.tree_util.tree_map(lambda _: 1.0, factors)),
+    tx_std_uniform = optax.chain(T.l2_transform(l2, jax.tree_util.tree_map(lambda _: 1.0, factors)),
                                  optax.stateless(lambda g, p: jax.tree_util.tree_map(lambda gi, c: -lr * gi / c, g, factors)))
     assert float(jnp.abs(one_step(std_arch, p_std, tx_std_uniform) - d_ntk).max()) > 1e-3
 
@@ -265,17 +267,42 @@ def test_training_arguments_that_cannot_work_are_refused():
         T.train(nbk.fcn(1, 8), X, Y, XT, YT, optimizer="adam", **kw)
 
 
+def test_a_train_config_is_validated_once_and_keywords_override_it(tmp_path):
+    """The options are one frozen, validated TrainConfig; train()'s keywords replace its fields, and a run
+    given as a config or as keywords is the same run (the same cache entry)."""
+    with pytest.raises(ValueError, match="exactly one of lr"):
+        T.TrainConfig(steps=10)
+    with pytest.raises(ValueError, match="plateau counts evaluations"):
+        T.TrainConfig(lr=0.1, plateau=0)
+    with pytest.raises(ValueError, match="batch_size must be at least 1"):
+        T.TrainConfig(lr=0.1, batch_size=0)
+    with pytest.raises(ValueError, match="crop pads the image"):
+        T.TrainConfig(lr=0.1, crop=-1)
+    with pytest.raises(TypeError, match=r"unknown option\(s\) \['stpes'\]"):
+        T.train(nbk.fcn(1, 8), X, Y, XT, YT, lr=0.1, stpes=3, cache=False, progress=False)
+    cfg = T.TrainConfig(steps=3, lr=0.1, eval_every=3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.steps = 4
+    assert T.TrainConfig.of(cfg, seed=2) == T.TrainConfig(steps=3, lr=0.1, eval_every=3, seed=2)
+    store = cache.Cache(tmp_path)
+    a = T.train(nbk.fcn(1, 8), X, Y, XT, YT, config=cfg, seed=2, cache=store, progress=False)
+    b = T.train(nbk.fcn(1, 8), X, Y, XT, YT, steps=3, lr=0.1, eval_every=3, seed=2, cache=store, progress=False)
+    assert a.config == b.config and a.config["seed"] == 2
+    assert len(list(tmp_path.glob("*/*.pkl"))) == 1  # the second call read the first one's entry
+    np.testing.assert_array_equal(a.test_pred, b.test_pred)
+
+
 def test_convolutional_ensembles_unroll_to_the_same_numbers_as_vmap():
     """Members of a CNN ensemble run one after another inside one program (a vmapped convolution is ~20x
     slower on CPU); the unrolled map gives vmap's numbers."""
     img = jnp.asarray(RNG.normal(size=(12, 6, 6, 3)).astype(np.float32))
     net = nbk.cnn(1, 8).network()
-    params = T._stack_init(net, jax.random.split(jax.random.PRNGKey(0), 3), img)
-    by_vmap = T._over_members(net.apply, (0, None), unroll=False)(params, img)
-    unrolled = T._over_members(net.apply, (0, None), unroll=True)(params, img)
+    params = T.init_members(net, jax.random.split(jax.random.PRNGKey(0), 3), img)
+    by_vmap = T.over_members(net.apply, (0, None), unroll=False)(params, img)
+    unrolled = T.over_members(net.apply, (0, None), unroll=True)(params, img)
     assert unrolled.shape == (3, 12, 10)
     np.testing.assert_allclose(unrolled, by_vmap, rtol=1e-5, atol=1e-6)
-    assert T._has_convolutions(nbk.cnn(1, 8, weight_sharing=False)) and not T._has_convolutions(nbk.fcn(1, 8))
+    assert T.has_convolutions(nbk.cnn(1, 8, weight_sharing=False)) and not T.has_convolutions(nbk.fcn(1, 8))
     kw = dict(steps=4, lr=0.05, optimizer="momentum", batch_size=6, eval_every=4, cache=False, progress=False)
     pair = T.train(nbk.cnn(1, 8), np.asarray(img), Y[:12], np.asarray(img), Y[:12], ensemble=2, **kw)
     assert pair.member_test_pred.shape == (2, 12, 10)

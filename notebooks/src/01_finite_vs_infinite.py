@@ -13,7 +13,7 @@ import numpy as np
 import matplotlib.pyplot as plt
 import ipywidgets as widgets
 import nbkernels as nbk
-from nbkernels import data, plots, notebook, stats, study
+from nbkernels import formatting, plots, notebook, stats, study
 plots.use_style()
 
 # %% [markdown]
@@ -39,13 +39,11 @@ PRESETS = {
                     lr=0.3, large_lrs=[1.0, 2.0], l2=1e-5, members=8, seeds=3, sizes=[1000, 4000, 16000, 45000], curve_test=10000),
 }
 cfg = notebook.choose_preset(PRESETS, preset)
-n_train = max(cfg["n_table"], max(cfg["sizes"]))
-ds = data.load(dataset, n_train=n_train, n_val=cfg["n_val"], n_test=cfg["n_test"], seed=seed)
-sp = data.prepare_split(ds, downsample_to=cfg["image"])
-x_tr, y_tr, x_te, y_te = sp.x_train, sp.y_train, sp.x_test, sp.y_test
+n_train = max(cfg["n_table"], *cfg["sizes"])
 m = cfg["n_table"]
-scale = plots.scale(ds, x_tr[:m], x_te, preset)
-print(scale.describe(), f"| {cfg['n_val']} validation images | {cfg['seeds']} seeds for base and best")
+ds, sp, scale = notebook.load(cfg, dataset, seed, n_train=n_train, scale_n_train=m,
+                              note=f"{cfg['seeds']} seeds for base and best")
+x_tr, y_tr, x_te, y_te = sp.x_train, sp.y_train, sp.x_test, sp.y_test
 
 # %% [markdown]
 # ## The test, fixed before the run
@@ -105,8 +103,8 @@ for name, make in ARCHS.items():
 
 # %%
 COLUMNS = list(SETTINGS) + ["best"]
-rows_t = [dict(architecture=n, **{c: study.pct(finite[n, c].acc) for c in COLUMNS}, chosen=best_setting[n],
-               NNGP=study.pct(kernels[n].nngp.acc), NTK=study.pct(kernels[n].ntk.acc)) for n in ARCHS]
+rows_t = [dict(architecture=n, **{c: formatting.pct(finite[n, c].acc) for c in COLUMNS}, chosen=best_setting[n],
+               NNGP=formatting.pct(kernels[n].nngp.acc), NTK=formatting.pct(kernels[n].ntk.acc)) for n in ARCHS]
 notebook.table(rows_t)
 
 # %%
@@ -119,49 +117,44 @@ for j, b in enumerate(bars):
 ax.set_xticks(np.arange(len(ARCHS)) + 0.4 - width / 2, list(ARCHS))
 plots.label(ax, "architecture", "test accuracy (%)")
 ax.legend(ncol=5, fontsize=8)
-plots.title(fig, f"Finite networks (settings, stopping chosen on validation) against their kernels (hatched), "
-                 f"{m} training images", scale)
-fig.tight_layout()
-plots.save(fig, "01_finite_vs_infinite/table1", preset)
-plt.show()
+plots.publish(fig, f"Finite networks (settings, stopping chosen on validation) against their kernels (hatched), "
+                 f"{m} training images", scale, "01_finite_vs_infinite/table1")
 
 # %% [markdown]
 # ## Where the curves cross: accuracy against training-set size
 # For the two CNNs, the best setting of the table (its learning rate, L2, augmentation and centering as chosen there) trained again on each training-set size (one seed), against the NNGP on the same images (one kernel on the largest set serves every size through its leading blocks; the NNGP alone, which 02 shows is as good and cheaper), scored on the first `curve_test` test images. The gap's trend in log size says where the curves would cross. Descriptive: it decides nothing.
 
 # %%
-curve = {}
-for name in ("CNN-VEC", "CNN-GAP"):
+curve, SIZES = {}, {"CNN-VEC": cfg["sizes"], "CNN-GAP": cfg["sizes"]}
+for name, sizes in SIZES.items():
     make, chosen = ARCHS[name], finite[name, "best"]
     nc = cfg["curve_test"]
-    ks = study.kernel_accuracies(make(256), x_tr[:max(cfg["sizes"])], y_tr[:max(cfg["sizes"])], x_te[:nc], y_te[:nc],
-                                 diag_regs=[1e-3, 1e-2, 1e-1, 1.0], get=("nngp",), sizes=cfg["sizes"], val=sp.val)
+    ks = study.kernel_curve(make(256), x_tr[:max(sizes)], y_tr[:max(sizes)], x_te[:nc], y_te[:nc],
+                            sizes, diag_regs=[1e-3, 1e-2, 1e-1, 1.0], get=("nngp",), val=sp.val)
     fin = [study.finite_accuracies(make(cfg["width"]["CNN"]), x_tr[:n], y_tr[:n], x_te[:nc], y_te[:nc], grid=[chosen.setting],
                                    seeds=[seed], val=sp.val, **dict(BASE, steps=cfg["steps"]["CNN"],
-                                   eval_every=max(cfg["steps"]["CNN"] // 15, 1), progress=False)) for n in cfg["sizes"]]
-    curve[name] = dict(finite=np.array([f.acc for f in fin]), kernel=np.array([ks[n].nngp.acc for n in cfg["sizes"]]),
-                       se=np.array([study.paired_difference_se(f.score, ks[n].nngp.score) for f, n in zip(fin, cfg["sizes"])]))
+                                   eval_every=max(cfg["steps"]["CNN"] // 15, 1), progress=False)) for n in sizes]
+    curve[name] = dict(finite=np.array([f.acc for f in fin]), kernel=np.array([k.nngp.acc for k in ks.results]),
+                       se=np.array([stats.paired(f.score, k.nngp.score).se for f, k in zip(fin, ks.results)]))
     gap = curve[name]["finite"] - curve[name]["kernel"]
-    trend = study.log_trend(cfg["sizes"], gap)      # the gap against log training-set size
+    trend = stats.log_trend(sizes, gap)      # the gap against log training-set size
     slope = trend.slope
     curve[name].update(slope=slope, cross=trend.reaches(0.0))
-    print(f"{name}: finite − NNGP " + ", ".join(f"{n}: {100 * g:+.1f}" for n, g in zip(cfg["sizes"], gap)) +
+    print(f"{name}: finite − NNGP " + ", ".join(f"{n}: {100 * g:+.1f}" for n, g in zip(sizes, gap)) +
           f" points; slope {100 * slope:+.2f} points per e-fold of images")
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
 for ax, (name, c) in zip(axes, curve.items()):
-    ax.plot(cfg["sizes"], 100 * c["finite"], "o-", label=f"finite {name}, width {cfg['width']['CNN']} ({best_setting[name]})")
-    ax.plot(cfg["sizes"], 100 * c["kernel"], "s--", label="NNGP")
+    ax.plot(SIZES[name], 100 * c["finite"], "o-", label=f"finite {name}, width {cfg['width']['CNN']} ({best_setting[name]})")
+    ax.plot(SIZES[name], 100 * c["kernel"], "s--", label="NNGP")
     ax.set_xscale("log", base=2)
-    plots.log_ticks(ax, cfg["sizes"])
+    plots.log_ticks(ax, SIZES[name])
     plots.label(ax, "training images", "test accuracy (%)")
     ax.set_title(name)
     ax.legend(fontsize=8)
-plots.title(fig, "Finite networks against their NNGP as the training set grows", scale.replace(n_train=cfg["sizes"]))
-fig.tight_layout()
-plots.save(fig, "01_finite_vs_infinite/crossing", preset)
-plt.show()
+plots.publish(fig, "Finite networks against their NNGP as the training set grows",
+              scale.replace(n_train=cfg["sizes"]), "01_finite_vs_infinite/crossing")
 
 
 # %% [markdown]
@@ -184,7 +177,7 @@ notebook.interact(show, arch=widgets.Dropdown(options=list(ARCHS)), setting=widg
 # The three paired tests fixed above decide; base and best of every architecture against its better kernel, and the crossing trend, are shown beside them.
 
 # %%
-better = {n: getattr(kernels[n], kernels[n].better) for n in ARCHS}
+better = {n: kernels[n].fit(kernels[n].better) for n in ARCHS}
 vs = lambda n, col: stats.paired(seeded[n, col].scores, better[n].score,
                                  label=f"{n}: {col} finite ({finite[n, col].label}) − {kernels[n].better.upper()}")
 test = stats.all_of([stats.paired(better["FCN"].score, seeded["FCN", "base"].scores,
@@ -195,7 +188,7 @@ rows = [dict(what=t.label, ours=t.numbers, paper="kernel > base FCN" if i == 0 e
         for i, t in enumerate(test.parts)]
 rows += [dict(what=f"{t.label} (descriptive)", ours=t.numbers, paper="—") for t in
          (vs("FCN", "best"), vs("CNN-VEC", "base"), vs("CNN-GAP", "base"))]
-rows += [dict(what=f"{n}: finite − NNGP from {cfg['sizes'][0]} to {cfg['sizes'][-1]} images (one seed, descriptive)",
+rows += [dict(what=f"{n}: finite − NNGP from {SIZES[n][0]} to {SIZES[n][-1]} images (one seed, descriptive)",
               ours=" → ".join(f"{100 * d:+.1f}" for d in c["finite"] - c["kernel"]) +
                    f" points (±{100 * c['se'].max():.1f}); " + (f"crossing extrapolated at ~{c['cross']:,.0f} images" if c["cross"] else "the gap is not closing"),
               paper="finite > kernel at 50,000") for n, c in curve.items()]

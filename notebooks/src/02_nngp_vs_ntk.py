@@ -16,7 +16,7 @@ import numpy as np
 import matplotlib.pyplot as plt
 import ipywidgets as widgets
 import nbkernels as nbk
-from nbkernels import data, plots, notebook, stats, study
+from nbkernels import plots, notebook, stats, study
 plots.use_style()
 
 # %% [markdown]
@@ -42,11 +42,8 @@ PRESETS = {
                     n_test=10000, depth=8, diag_regs=list(np.logspace(-6, 0, 13))),
 }
 cfg = notebook.choose_preset(PRESETS, preset)
-ds = data.load(dataset, n_train=max(cfg["sizes"]), n_val=cfg["n_val"], n_test=cfg["n_test"], seed=seed)
-sp = data.prepare_split(ds, downsample_to=cfg["image"])
+ds, sp, scale = notebook.load(cfg, dataset, seed, n_train=max(cfg["sizes"]), scale_n_train=cfg["gap_sizes"] + cfg["sizes"])  # CNN-GAP on fewer images
 x_tr, y_tr = sp.x_train, sp.y_train
-scale = plots.scale(ds, x_tr, sp.x_test, preset, n_train=cfg["gap_sizes"] + cfg["sizes"])  # CNN-GAP on fewer images
-print(scale.describe(), f"| {cfg['n_val']} validation images")
 
 # %% [markdown]
 # ## The test, fixed before the run
@@ -77,12 +74,12 @@ ARCHS = {
 results = {}
 for name, arch in ARCHS.items():
     sizes = cfg["gap_sizes"] if name == "CNN-GAP" else cfg["sizes"]
-    by_size = study.kernel_accuracies(arch, x_tr[:max(sizes)], y_tr[:max(sizes)], sp.x_test, sp.y_test,
-                                      diag_regs=cfg["diag_regs"], sizes=sizes, val=sp.val)
-    for m in sizes:
-        results[name, m] = by_size[m]
-        print(f"{name:8s} m={m:5d}: NNGP best {max(results[name, m]['nngp'].test):.3f}, "
-              f"NTK best {max(results[name, m]['ntk'].test):.3f}")
+    by_size = study.kernel_curve(arch, x_tr[:max(sizes)], y_tr[:max(sizes)], sp.x_test, sp.y_test, sizes,
+                                 diag_regs=cfg["diag_regs"], val=sp.val)
+    for m, res in zip(by_size.sizes, by_size.results):
+        results[name, m] = res
+        print(f"{name:8s} m={m:5d}: NNGP best {max(results[name, m].nngp.test):.3f}, "
+              f"NTK best {max(results[name, m].ntk.test):.3f}")
 
 # %% [markdown]
 # ## NNGP and NTK over training-set size
@@ -94,16 +91,13 @@ for ax, name in zip(axes, ARCHS):
     sizes = sorted(m for (a, m) in results if a == name)
     n_rep = results[name, sizes[0]].n_report
     for g, style in [("nngp", "o-"), ("ntk", "s--")]:
-        acc = np.array([results[name, m][g].acc for m in sizes])
-        ax.errorbar(sizes, 100 * acc, 100 * study.accuracy_se(acc, n_rep), fmt=style, capsize=3, label=g.upper())
+        acc = np.array([results[name, m].fit(g).acc for m in sizes])
+        ax.errorbar(sizes, 100 * acc, 100 * stats.accuracy_se(acc, n_rep), fmt=style, capsize=3, label=g.upper())
     ax.set_xscale("log")
     plots.label(ax, "training-set size m (images)", "test accuracy (%)" if ax is axes[0] else "")
     ax.set_title(name)
     ax.legend()
-plots.title(fig, "NNGP vs NTK over training-set size (tuned diag_reg)", scale)
-fig.tight_layout()
-plots.save(fig, "02_nngp_vs_ntk/sizes", preset)
-plt.show()
+plots.publish(fig, "NNGP vs NTK over training-set size (tuned diag_reg)", scale, "02_nngp_vs_ntk/sizes")
 
 
 # %% [markdown]
@@ -117,7 +111,7 @@ def show(arch, m):
     r = results[arch, m]
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for g, style in [("nngp", "o-"), ("ntk", "s--")]:
-        ax.semilogx(cfg["diag_regs"], 100 * np.array(r[g].test), style, label=g.upper())
+        ax.semilogx(cfg["diag_regs"], 100 * np.array(r.fit(g).test), style, label=g.upper())
     plots.label(ax, "diagonal regularizer ε (relative to mean eigenvalue)", "test accuracy (%)")
     plots.title(ax, f"{arch}, m={m}: kernel time {r.seconds:.2f} s",
                 scale.replace(n_train=m))
@@ -136,7 +130,7 @@ m_time = max(cfg["gap_sizes"])
 timing = {}
 for name, arch in ARCHS.items():
     cost = study.kernel_costs(arch, x_tr[:m_time])
-    only, both = cost["nngp"], cost["both"]
+    only, both = cost.nngp, cost.both
     timing[name] = (only, both)
     print(f"{name:8s}: NNGP {only:.3f} s, NNGP+NTK {both:.3f} s ({both / only:.2f}×)")
 

@@ -13,7 +13,7 @@ import numpy as np
 import matplotlib.pyplot as plt
 import ipywidgets as widgets
 import nbkernels as nbk
-from nbkernels import data, plots, notebook, stats, study, train, predict
+from nbkernels import data, formatting, plots, notebook, stats, study, train, predict
 plots.use_style()
 
 # %% [markdown]
@@ -36,7 +36,7 @@ PRESETS = {
 }
 cfg = notebook.choose_preset(PRESETS, preset)
 ds = data.load(dataset, n_train=cfg["n_train"], n_test=cfg["n_test"], seed=seed)
-x_tr, y_tr, x_te, y_te = study.prepared(ds, downsample_to=cfg["image"])
+x_tr, y_tr, x_te, y_te = data.prepare(ds, downsample_to=cfg["image"])
 scale = plots.scale(ds, x_tr, x_te, preset)
 print(scale.describe())
 
@@ -60,7 +60,7 @@ runs = {c: [train.train(arch, x_tr, y_tr, x_te, y_te, steps=cfg["steps"], lr_fac
                         seed=s, eval_every=max(cfg["steps"] // 25, 1)) for s in range(cfg["seeds"])]
         for c in (False, True)}
 t = runs[False][0].learning_rate * cfg["steps"]
-k_tt, k_st = study.timed_kernel(arch, x_tr)["ntk"], study.timed_kernel(arch, x_te, x_tr)["ntk"]
+k_tt, k_st = study.timed_kernel(arch, x_tr).ntk, study.timed_kernel(arch, x_te, x_tr).ntk
 kernel_pred = predict.gradient_descent_mse(k_tt, k_st, y_tr, t=t, on_precision="ignore")
 print(f"t = η·steps = {t:.3g}; kernel accuracy at t: {predict.accuracy(kernel_pred, y_te):.3f}")
 
@@ -76,8 +76,8 @@ def summary(rs):
     members = np.concatenate([r.member_test_pred for r in rs])          # (seeds*members, n, k)
     ens = np.stack([r.test_pred for r in rs])                           # (seeds, n, k)
     single = np.stack([r.member_test_pred[0] for r in rs])             # (seeds, n, k): one network per seed
-    return dict(acc_single=study.mean_se([predict.accuracy(p, y_te) for p in members]),
-                acc_ens=study.mean_se([predict.accuracy(p, y_te) for p in ens]),
+    return dict(acc_single=stats.mean_se([predict.accuracy(p, y_te) for p in members]),
+                acc_ens=stats.mean_se([predict.accuracy(p, y_te) for p in ens]),
                 var_single=float(members.var(0, ddof=1).mean()), var_ens=float(ens.var(0, ddof=1).mean()),
                 dist_single=float(np.mean((members - kernel_pred) ** 2)), dist_ens=float(np.mean((ens - kernel_pred) ** 2)),
                 agree_single=(single.argmax(-1) == kernel_class).astype(float), agree_ens=(ens.argmax(-1) == kernel_class).astype(float))
@@ -110,10 +110,7 @@ for c, style in [(False, "-"), (True, "--")]:
     r = runs[c][0]
     axes[3].semilogy(r.history["step"], r.history["train_loss"], style, label="centered" if c else "base")
 plots.label(axes[3], "SGD step", "training loss (½·MSE)"); axes[3].legend()
-plots.title(fig, f"Centering and ensembling (FCN width {cfg['width']}, {cfg['members']} members × {cfg['seeds']} seeds)", scale)
-fig.tight_layout()
-plots.save(fig, "03_centering_ensembling/summary", preset)
-plt.show()
+plots.publish(fig, f"Centering and ensembling (FCN width {cfg['width']}, {cfg['members']} members × {cfg['seeds']} seeds)", scale, "03_centering_ensembling/summary")
 
 
 # %% [markdown]
@@ -151,7 +148,7 @@ rows += [dict(what="agreement with the kernel's class: base / +ens / centered / 
               paper="rises"),
          dict(what="variance across inits: base / +ens / centered / +ens (by construction)", ours=" / ".join(f"{v:.4f}" for v in vals("var")), paper="falls with each (Fig. 4)"),
          dict(what="distance to kernel: base / +ens / centered / +ens (descriptive)", ours=" / ".join(f"{v:.4f}" for v in vals("dist")), paper="falls with each"),
-         dict(what=f"test accuracy: base / +ens / centered / +ens (NTK at t: {study.pct(kernel_acc)})", ours=" / ".join(study.pct(*a) for a in acc),
+         dict(what=f"test accuracy: base / +ens / centered / +ens (NTK at t: {formatting.pct(kernel_acc)})", ours=" / ".join(formatting.pct(*a) for a in acc),
               paper="rises (Table 1 +C, +Ens)"),
          dict(what="steps for centered to reach base's final loss (descriptive)", ours=f"{reach} of {cfg['steps']}", paper="centering trains faster")]
 notebook.table(rows)

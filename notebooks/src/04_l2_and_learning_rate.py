@@ -13,7 +13,7 @@ import numpy as np
 import matplotlib.pyplot as plt
 import ipywidgets as widgets
 import nbkernels as nbk
-from nbkernels import data, plots, notebook, stats, study, predict
+from nbkernels import plots, notebook, stats, study, predict
 plots.use_style()
 
 # %% [markdown]
@@ -39,11 +39,8 @@ PRESETS = {
                     lr_factors=[0.05, 0.2, 0.5, 1.0, 1.5, 2.0], l2_grid=[0.0, 1e-6, 1e-5, 1e-4, 1e-3]),
 }
 cfg = notebook.choose_preset(PRESETS, preset)
-ds = data.load(dataset, n_train=cfg["n_train"], n_val=cfg["n_val"], n_test=cfg["n_test"], seed=seed)
-sp = data.prepare_split(ds, downsample_to=cfg["image"])
+ds, sp, scale = notebook.load(cfg, dataset, seed, note=f"{cfg['seeds']} seeds on the compared cells")
 x_tr, y_tr, x_te, y_te = sp.x_train, sp.y_train, sp.x_test, sp.y_test
-scale = plots.scale(ds, x_tr, x_te, preset)
-print(scale.describe(), f"| {cfg['n_val']} validation images | {cfg['seeds']} seeds on the compared cells")
 
 # %% [markdown]
 # ## The test, fixed before the run
@@ -61,7 +58,7 @@ print(scale.describe(), f"| {cfg['n_val']} validation images | {cfg['seeds']} se
 
 # %%
 arch = nbk.fcn(2, cfg["width"])
-k_tt, k_st = study.timed_kernel(arch, x_tr)["ntk"], study.timed_kernel(arch, x_te, x_tr)["ntk"]
+k_tt, k_st = study.timed_kernel(arch, x_tr).ntk, study.timed_kernel(arch, x_te, x_tr).ntk
 
 # %% [markdown]
 # ## The grid
@@ -121,10 +118,7 @@ for ax, Z, title, cmap in [(axes[0], 100 * A, "test accuracy (%)", "viridis"), (
     plots.label(ax, "L2 strength", "learning rate / η_crit")
     fig.colorbar(im, ax=ax, label=title)
     ax.set_title(title)
-plots.title(fig, f"L2 × learning rate at equal training time t = {t:.3g}, FCN width {cfg['width']}", scale)
-fig.tight_layout()
-plots.save(fig, "04_l2_and_learning_rate/heatmaps", preset)
-plt.show()
+plots.publish(fig, f"L2 × learning rate at equal training time t = {t:.3g}, FCN width {cfg['width']}", scale, "04_l2_and_learning_rate/heatmaps")
 
 
 # %% [markdown]

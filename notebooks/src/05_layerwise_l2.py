@@ -13,7 +13,7 @@ import numpy as np
 import matplotlib.pyplot as plt
 import ipywidgets as widgets
 import nbkernels as nbk
-from nbkernels import data, plots, notebook, stats, study
+from nbkernels import formatting, plots, notebook, stats, study
 plots.use_style()
 
 # %% [markdown]
@@ -38,10 +38,7 @@ PRESETS = {
                     l2_grid=list(np.logspace(-7, -1, 7))),
 }
 cfg = notebook.choose_preset(PRESETS, preset)
-ds = data.load(dataset, n_train=cfg["n_train"], n_val=cfg["n_val"], n_test=cfg["n_test"], seed=seed)
-sp = data.prepare_split(ds, downsample_to=cfg["image"])
-scale = plots.scale(ds, sp.x_train, sp.x_test, preset)
-print(scale.describe(), f"| {cfg['n_val']} validation images | {cfg['seeds']} seeds")
+ds, sp, scale = notebook.load(cfg, dataset, seed, note=f"{cfg['seeds']} seeds")
 
 # %% [markdown]
 # ## The test, fixed before the run
@@ -86,15 +83,12 @@ pos_of = {l: (l if l > 0 else min(x for x in all_l2 if x > 0) / 10) for l in all
 fig, ax = plt.subplots(figsize=(7, 4))
 for (label, _), style in zip(VARIANTS.items(), ["o-", "s-", "^--"]):
     accs = np.array([[r.test_acc for r in rs] for _, rs in best[label].runs])    # (grid, seeds)
-    mean, se = study.mean_se(accs, axis=1)
+    mean, se = stats.mean_se(accs, axis=1)
     ax.errorbar([pos_of[l] for l in grids[label]], 100 * mean, 100 * se, fmt=style, capsize=3, label=label)
 ax.set_xscale("log"); ax.set_xticks([pos_of[l] for l in all_l2], [f"{l:g}" for l in all_l2])
 plots.label(ax, "L2 strength (coefficient of ½‖θ‖², 0 at left)", "test accuracy (%)")
 ax.legend(fontsize=8)
-plots.title(fig, f"Layer-wise L2 for standard networks (FCN width {cfg['width']}, {cfg['seeds']} seeds)", scale)
-fig.tight_layout()
-plots.save(fig, "05_layerwise_l2/l2", preset)
-plt.show()
+plots.publish(fig, f"Layer-wise L2 for standard networks (FCN width {cfg['width']}, {cfg['seeds']} seeds)", scale, "05_layerwise_l2/l2")
 
 
 # %% [markdown]
@@ -120,7 +114,7 @@ notebook.interact(show, variant=widgets.Dropdown(options=list(VARIANTS)), l2=wid
 # %%
 uni, lw, ntk = (best[v] for v in VARIANTS)
 test = stats.paired(lw.scores, uni.scores, label="standard: layer-wise − uniform L2 (each tuned)")
-rows = [dict(what=f"{v} (tuned: {best[v].label})", ours=study.pct(best[v].acc, best[v].acc_se) + f" over {len(best[v].seed_accs)} seeds",
+rows = [dict(what=f"{v} (tuned: {best[v].label})", ours=formatting.pct(best[v].acc, best[v].acc_se) + f" over {len(best[v].seed_accs)} seeds",
              paper=p) for v, p in zip(VARIANTS, ["lower", "improves on uniform (Fig. 6)", "reference"])]
 rows.append(dict(what=test.label, ours=test.numbers, paper="> 0", key=True))
 rows.append(dict(what="NTK param − standard layer-wise (descriptive)", ours=stats.paired(ntk.scores, lw.scores).numbers, paper="≈ 0 or smaller"))

@@ -13,7 +13,7 @@ import numpy as np
 import matplotlib.pyplot as plt
 import ipywidgets as widgets
 import nbkernels as nbk
-from nbkernels import data, plots, notebook, stats, study, train, predict
+from nbkernels import formatting, plots, notebook, stats, study
 plots.use_style()
 
 # %% [markdown]
@@ -35,11 +35,8 @@ PRESETS = {
     "paper":   dict(image=32, n_train=45000, n_val=5000, n_test=10000, depth=8, widths=[8, 16, 32, 64, 128, 256, 512, 1024], steps=50000, batch=128, seeds=4, l2=1e-5),
 }
 cfg = notebook.choose_preset(PRESETS, preset)
-ds = data.load(dataset, n_train=cfg["n_train"], n_val=cfg["n_val"], n_test=cfg["n_test"], seed=seed)
-sp = data.prepare_split(ds, downsample_to=cfg["image"])
+ds, sp, scale = notebook.load(cfg, dataset, seed, note=f"{cfg['seeds']} seeds")
 x_tr, y_tr, x_te, y_te = sp.x_train, sp.y_train, sp.x_test, sp.y_test
-scale = plots.scale(ds, x_tr, x_te, preset)
-print(scale.describe(), f"| {cfg['n_val']} validation images | {cfg['seeds']} seeds")
 
 # %% [markdown]
 # ## The test, fixed before the run
@@ -67,10 +64,10 @@ for w in cfg["widths"]:
                                          lr_factor=0.3, l2=cfg["l2"], steps=cfg["steps"], eval_every=max(cfg["steps"] // 15, 1),
                                          progress=False, on_failure="report")  # a width whose runs all fail is still a point
     r = results[w]
-    print(f"width {w:4d}: {study.pct(r.acc, r.acc_se)}, stopped at {r.steps}, final train loss "
+    print(f"width {w:4d}: {formatting.pct(r.acc, r.acc_se)}, stopped at {r.steps}, final train loss "
           f"{np.mean([c.history['train_loss'][-1] for c in r.chosen]):.4f}" + "".join(f"; {why}" for _, _, why in r.failures))
 kr = study.kernel_accuracies(make(max(cfg["widths"])), x_tr, y_tr, x_te, y_te, diag_regs=[1e-3, 1e-2, 1e-1, 1.0], val=sp.val)
-kernel = kr[kr.better]   # the better kernel, chosen on validation
+kernel = kr.fit(kr.better)   # the better kernel, chosen on validation
 kernel_acc = kernel.acc
 
 # %% [markdown]
@@ -91,13 +88,8 @@ if bad:
 ax.axhline(100 * kernel_acc, color="gray", ls=":", label=f"infinite-width kernel ({kr.better.upper()})")
 if fitted:
     ax.axvspan(min(fitted), max(ws), color="C2", alpha=0.1, label="training set fitted")
-ax.set_xscale("log", base=2)
-plots.label(ax, "width (channels per layer)", "test accuracy (%)")
-ax.legend(fontsize=8)
-plots.title(fig, f"Test accuracy against width (stopping chosen on validation), up to {cfg['steps']} steps", scale)
-fig.tight_layout()
-plots.save(fig, "06_width_nonmonotonicity/width", preset)
-plt.show()
+plots.width_axis(ax)
+plots.publish(fig, f"Test accuracy against width (stopping chosen on validation), up to {cfg['steps']} steps", scale, "06_width_nonmonotonicity/width")
 
 
 # %% [markdown]
@@ -125,7 +117,7 @@ test = stats.all_of([stats.paired(peak.scores, widest.scores, label=f"peak width
                     label="accuracy peaks at an intermediate width")
 threshold = min(fitted) if fitted else None
 rows = [dict(what=t.label, ours=t.numbers, paper="> 0 (Fig. 5: non-monotonic in width)", key=True) for t in test.parts]
-rows += [dict(what="peak width (validation) / best on test (descriptive)", ours=f"{ws[i]} ({study.pct(acc[i], err[i])}) / {ws[int(np.argmax(acc))]}",
+rows += [dict(what="peak width (validation) / best on test (descriptive)", ours=f"{ws[i]} ({formatting.pct(acc[i], err[i])}) / {ws[int(np.argmax(acc))]}",
               paper="intermediate"),
          dict(what="interpolation threshold (first width fitting the training set)", ours=str(threshold) if fitted else "none of these widths fits it",
               paper="≠ the peak (not double descent)"),

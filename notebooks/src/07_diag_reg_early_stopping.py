@@ -13,7 +13,7 @@ import numpy as np
 import matplotlib.pyplot as plt
 import ipywidgets as widgets
 import nbkernels as nbk
-from nbkernels import data, plots, notebook, stats, study, predict, train
+from nbkernels import formatting, plots, notebook, stats, study, predict, train
 plots.use_style()
 
 # %% [markdown]
@@ -39,12 +39,9 @@ PRESETS = {
                     width=2048, steps=100000, seeds=5),
 }
 cfg = notebook.choose_preset(PRESETS, preset)
-ds = data.load(dataset, n_train=cfg["n_train"], n_val=cfg["n_val"], n_test=cfg["n_test"], seed=seed)
-sp = data.prepare_split(ds, downsample_to=cfg["image"])
+ds, sp, scale = notebook.load(cfg, dataset, seed)
 x_tr, y_tr, x_te, y_te = sp.x_train, sp.y_train, sp.x_test, sp.y_test
-scale = plots.scale(ds, x_tr, x_te, preset)
 m, k = y_tr.shape
-print(scale.describe(), f"| {cfg['n_val']} validation images")
 
 # %% [markdown]
 # ## The test, fixed before the run
@@ -70,8 +67,8 @@ print(f"planned power at n = {cfg['n_test']}: (1) true difference 0: "
 arch = nbk.fcn(cfg["depth"], cfg["width"])
 n_val = cfg["n_val"]
 x_eval, y_eval = np.concatenate([sp.x_val, x_te]), np.concatenate([sp.y_val, y_te])  # validation rows first
-k_tt = study.timed_kernel(arch, x_tr)["ntk"]
-k_st = study.timed_kernel(arch, x_eval, x_tr)["ntk"]
+k_tt = study.timed_kernel(arch, x_tr).ntk
+k_st = study.timed_kernel(arch, x_eval, x_tr).ntk
 eps = np.array(cfg["eps_grid"])
 times = predict.reg_to_time(predict.absolute_reg(k_tt, eps), m, k)
 right_reg = np.array([predict.correct(predict.gradient_descent_mse(k_tt, k_st, y_tr, diag_reg=e, on_precision="ignore"), y_eval)
@@ -106,10 +103,7 @@ top = ax.secondary_xaxis("top", functions=(lambda t: predict.time_to_reg(t, m, k
 top.set_xlabel("relative diagonal regularizer ε")
 plots.label(ax, "gradient-flow time t = η·steps (kernel units)", "test accuracy (%)")
 ax.legend(fontsize=8)
-plots.title(fig, "Diagonal regularization ≈ early stopping (FCN NTK)", scale)
-fig.tight_layout()
-plots.save(fig, "07_diag_reg_early_stopping/overlay", preset)
-plt.show()
+plots.publish(fig, "Diagonal regularization ≈ early stopping (FCN NTK)", scale, "07_diag_reg_early_stopping/overlay")
 
 # %% [markdown]
 # ## Interactive: pick ε
@@ -144,7 +138,7 @@ curve = [stats.equivalent(test_reg[i], test_flow[i], MARGIN_CURVE, label=f"ridge
 test = stats.all_of([best] + curve, label="diagonal regularization ≈ early stopping")
 worst = max(curve, key=lambda t: abs(t.estimate)) if curve else None
 rows = [dict(what=f"best ε ({eps[i_reg]:.2g}) ridge vs best t ({times[i_flow]:.3g}) flow, within ±{100 * MARGIN_BEST:g}",
-             ours=f"{study.pct(acc_reg[i_reg])} vs {study.pct(acc_flow[i_flow])}: {best.numbers}", paper="same accuracy (Fig. 7)", key=True),
+             ours=f"{formatting.pct(acc_reg[i_reg])} vs {formatting.pct(acc_flow[i_flow])}: {best.numbers}", paper="same accuracy (Fig. 7)", key=True),
         dict(what=f"off-plateau grid points ({len(off)} of {len(eps)}), each within ±{100 * MARGIN_CURVE:g}",
              ours=f"{sum(t.passed for t in curve)} of {len(curve)} pass; largest gap "
                   + (f"{worst.label.split(' vs ')[0]}: {worst.numbers}" if worst else "—"),
@@ -152,7 +146,7 @@ rows = [dict(what=f"best ε ({eps[i_reg]:.2g}) ridge vs best t ({times[i_flow]:.
         dict(what="largest gap between the curves over the whole grid (descriptive)",
              ours=f"{100 * np.max(np.abs(acc_reg - acc_flow)):.1f} points", paper="small"),
         dict(what="best accuracy: ridge / flow / finite (best step; descriptive)",
-             ours=f"{study.pct(acc_reg[i_reg])} / {study.pct(acc_flow[i_flow])} / {study.pct(max(r.best_test_acc for r in runs))}", paper="—")]
+             ours=f"{formatting.pct(acc_reg[i_reg])} / {formatting.pct(acc_flow[i_flow])} / {formatting.pct(max(r.best_test_acc for r in runs))}", paper="—")]
 notebook.table(rows)
 
 # %% expect="no" tags=["verdict"]

@@ -17,7 +17,7 @@ import numpy as np
 import matplotlib.pyplot as plt
 import ipywidgets as widgets
 import nbkernels as nbk
-from nbkernels import data, plots, notebook, stats, study, predict
+from nbkernels import data, formatting, plots, notebook, stats, study, predict
 plots.use_style()
 
 # %% [markdown]
@@ -44,7 +44,7 @@ PRESETS = {
 }
 cfg = notebook.choose_preset(PRESETS, preset)
 ds = data.load(dataset, n_train=max(cfg["fcn_sizes"]), n_test=cfg["n_test"], seed=seed)
-x_tr, y_tr, x_te, y_te = study.prepared(ds, downsample_to=cfg["image"])
+x_tr, y_tr, x_te, y_te = data.prepare(ds, downsample_to=cfg["image"])
 scale = plots.scale(ds, x_tr, x_te, preset, n_train=cfg["gap_sizes"] + cfg["fcn_sizes"])  # a sweep over sizes
 print(scale.describe())
 
@@ -68,8 +68,8 @@ ARCHS = {"FCN": (nbk.fcn(cfg["depth"], 1024), cfg["fcn_sizes"]),
 results = {}
 for name, (arch, sizes) in ARCHS.items():
     M = max(sizes)
-    k_tt = study.timed_kernel(arch, x_tr[:M], None, dtype=np.float64)["ntk"]
-    k_st = study.timed_kernel(arch, x_te, x_tr[:M], dtype=np.float64)["ntk"]
+    k_tt = study.timed_kernel(arch, x_tr[:M], None, dtype=np.float64).ntk
+    k_st = study.timed_kernel(arch, x_te, x_tr[:M], dtype=np.float64).ntk
     eigs = predict.spectrum(k_tt)
     alpha, c = predict.power_law_fit(eigs)
     res = dict(eigs=eigs, alpha=alpha, c=c, acc={}, min_eig={})
@@ -94,12 +94,12 @@ def observed_critical(res, p, sizes):
 
 crit, cliffs = {}, {}
 for name, (arch, sizes) in ARCHS.items():
-    k_tt = study.timed_kernel(arch, x_tr[:max(sizes)], None, dtype=np.float64)["ntk"]
+    k_tt = study.timed_kernel(arch, x_tr[:max(sizes)], None, dtype=np.float64).ntk
     for p in cfg["precisions"][1:]:
         cliffs[name, p] = predict.rounding_cliff(k_tt, sizes, p)
-        crit[name, p] = (cliffs[name, p]["critical"], observed_critical(results[name], p, sizes))
+        crit[name, p] = (cliffs[name, p].critical, observed_critical(results[name], p, sizes))
         pred_m, obs_m = crit[name, p]
-        print(f"{name:8s} {p:9s}: predicted m* ≈ {pred_m:9.3g} (first-order {cliffs[name, p]['critical_first_order']:9.3g}), "
+        print(f"{name:8s} {p:9s}: predicted m* ≈ {pred_m:9.3g} (first-order {cliffs[name, p].critical_first_order:9.3g}), "
               f"observed {obs_m if obs_m else '> %d' % max(sizes)}")
 
 # %% [markdown]
@@ -131,10 +131,7 @@ for p in cfg["precisions"][1:]:
 plots.label(ax, "eigenvalue index i", "λᵢ / λ₁ (dimensionless)")
 ax.set_title("spectra (float64) and resolutions")
 ax.legend(fontsize=8)
-plots.title(fig, "Precision cliffs: kernel regression without regularization", scale)
-fig.tight_layout()
-plots.save(fig, "08_precision_cliffs/cliffs", preset)
-plt.show()
+plots.publish(fig, "Precision cliffs: kernel regression without regularization", scale, "08_precision_cliffs/cliffs")
 
 
 # %% [markdown]
@@ -146,7 +143,7 @@ def show(precision, m):
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for name, (arch, sizes) in ARCHS.items():
         mm = min(sizes, key=lambda s: abs(s - m))
-        kt = predict.round_to(study.timed_kernel(arch, x_tr[:max(sizes)], None, dtype=np.float64)["ntk"][:mm, :mm], precision)
+        kt = predict.round_to(study.timed_kernel(arch, x_tr[:max(sizes)], None, dtype=np.float64).ntk[:mm, :mm], precision)
         e = np.linalg.eigvalsh(kt)[::-1]
         ax.semilogy(np.arange(1, mm + 1), np.abs(e) / e[0], label=f"{name} m={mm}: acc {100 * results[name]['acc'][precision, mm]:.1f}%")
     plots.label(ax, "eigenvalue index i", "|λᵢ| / λ₁ of the rounded kernel")
@@ -165,8 +162,8 @@ notebook.interact(show, precision=widgets.ToggleButtons(options=cfg["precisions"
 def correct_at(name, p, m, solve_dtype=np.float64):
     """Per-test-image correctness of the unregularized solve with the kernel rounded to p, solved in solve_dtype."""
     arch = ARCHS[name][0]
-    k_tt = study.timed_kernel(arch, x_tr[:max(ARCHS[name][1])], None, dtype=np.float64)["ntk"]
-    k_st = study.timed_kernel(arch, x_te, x_tr[:max(ARCHS[name][1])], dtype=np.float64)["ntk"]
+    k_tt = study.timed_kernel(arch, x_tr[:max(ARCHS[name][1])], None, dtype=np.float64).ntk
+    k_st = study.timed_kernel(arch, x_te, x_tr[:max(ARCHS[name][1])], dtype=np.float64).ntk
     kt, ks = (predict.round_to(k[..., :m], p).astype(solve_dtype) for k in (k_tt[:m], k_st))
     pred = predict.gradient_descent_mse(kt, ks, y_tr[:m].astype(solve_dtype), on_precision="ignore")
     return predict.correct(pred, y_te).astype(float) if np.all(np.isfinite(pred)) else np.zeros(len(y_te))
@@ -183,25 +180,25 @@ rows = [dict(what=t.label, ours=t.numbers, paper="> 0 past the cliff" if t is la
 for (name, p), (pred_m, obs_m) in crit.items():
     sizes = ARCHS[name][1]
     rows.append(dict(what=f"{name} {p}: critical size, paper's rule / refined predictor / observed",
-                     ours=f"{cliffs[name, p]['critical_first_order']:.3g} / {pred_m:.3g} / {obs_m or '> %d' % max(sizes)}",
+                     ours=f"{cliffs[name, p].critical_first_order:.3g} / {pred_m:.3g} / {obs_m or '> %d' % max(sizes)}",
                      paper="float32 CNN-GAP ≈ 10⁴ at 32×32 (Fig. 8)" if p == "float32" else "—",
                      key=(name, p) == ("CNN-GAP", "bfloat16")))   # the paper's rule where a cliff is in every preset's grid
 # Both predictors judged on depths they were not written on: CNN-GAP at depth + 1 and + 2, the cliff observed as
 # the first size of the grid whose rounded training kernel is not positive definite (no test kernel needed).
 for depth in (cfg["depth"] + 1, cfg["depth"] + 2):
     sizes = cfg["gap_sizes"]
-    k_d = study.timed_kernel(nbk.cnn(depth, 256, readout="gap"), x_tr[:max(sizes)], None, dtype=np.float64)["ntk"]
+    k_d = study.timed_kernel(nbk.cnn(depth, 256, readout="gap"), x_tr[:max(sizes)], None, dtype=np.float64).ntk
     for p in ("float16", "bfloat16"):
         cl = predict.rounding_cliff(k_d, sizes, p)
         broken = [m for m in sizes if np.linalg.eigvalsh(predict.round_to(k_d[:m, :m], p))[0] <= 0]
         obs = min(broken) if broken else None
         rows.append(dict(what=f"CNN-GAP depth {depth} {p} (not used to write the predictor): paper's rule / refined / observed (descriptive)",
-                         ours=f"{cl['critical_first_order']:.3g} / {cl['critical']:.3g} / {obs or '> %d' % max(sizes)}",
+                         ours=f"{cl.critical_first_order:.3g} / {cl.critical:.3g} / {obs or '> %d' % max(sizes)}",
                          paper="—"))
 for name, (arch, sizes) in ARCHS.items():
     f32 = correct_at(name, "float32", max(sizes), solve_dtype=np.float32).mean()
     rows.append(dict(what=f"{name} at m = {max(sizes)}: float64 / float32 rounded, float64 solve / float32 solve (descriptive)",
-                     ours=f"{study.pct(results[name]['acc']['float64', max(sizes)])} / {study.pct(results[name]['acc']['float32', max(sizes)])} / {study.pct(f32)}",
+                     ours=f"{formatting.pct(results[name]['acc']['float64', max(sizes)])} / {formatting.pct(results[name]['acc']['float32', max(sizes)])} / {formatting.pct(f32)}",
                      paper="float32 breaks beyond ≈ 10⁴ (Fig. 8)"))
 rows.append(dict(what="spectrum power-law exponent α: FCN / CNN-GAP (descriptive)",
                  ours=f"{results['FCN']['alpha']:.2f} / {results['CNN-GAP']['alpha']:.2f}", paper="CNN-GAP decays faster"))

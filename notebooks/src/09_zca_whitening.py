@@ -13,7 +13,7 @@ import numpy as np
 import matplotlib.pyplot as plt
 import ipywidgets as widgets
 import nbkernels as nbk
-from nbkernels import data, plots, notebook, stats, study
+from nbkernels import data, formatting, plots, notebook, stats, study
 plots.use_style()
 
 # %% [markdown]
@@ -39,11 +39,8 @@ PRESETS = {
                     eps_grid=[10.0, 1.0, 0.1, 0.01, 1e-3, 1e-4, 0.0], diag_regs=list(np.logspace(-6, 0, 13))),
 }
 cfg = notebook.choose_preset(PRESETS, preset)
-ds = data.load(dataset, n_train=cfg["n_train"], n_val=cfg["n_val"], n_test=cfg["n_test"], seed=seed)
-sp = data.prepare_split(ds, downsample_to=cfg["image"])
+ds, sp, scale = notebook.load(cfg, dataset, seed, scale_n_train=[cfg["gap_train"], cfg["n_train"]])  # CNN-GAP on fewer images
 x_tr, y_tr = sp.x_train, sp.y_train
-scale = plots.scale(ds, x_tr, sp.x_test, preset, n_train=[cfg["gap_train"], cfg["n_train"]])  # CNN-GAP on fewer images
-print(scale.describe(), f"| {cfg['n_val']} validation images")
 
 # %% [markdown]
 # ## The test, fixed before the run
@@ -89,7 +86,7 @@ for case in CASES:
         r = study.kernel_accuracies(arch, a_tr[:m], y_tr[:m], a_te, sp.y_test, diag_regs=cfg["diag_regs"],
                                     val=(a_val, sp.y_val))
         results[name, case] = r  # r.nngp / r.ntk: acc, score (per test image), best_val at the chosen regularizer
-    print(f"ZCA {case!s:7}: " + ", ".join(f"{n} {results[n, case]['nngp'].acc:.3f}/{results[n, case]['ntk'].acc:.3f}" for n in ARCHS))
+    print(f"ZCA {case!s:7}: " + ", ".join(f"{n} {results[n, case].nngp.acc:.3f}/{results[n, case].ntk.acc:.3f}" for n in ARCHS))
 
 # %% [markdown]
 # ## Accuracy against ε
@@ -101,18 +98,15 @@ fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
 for ax, name in zip(axes, ARCHS):
     n_rep = results[name, "no ZCA"].n_report
     for g, style, color in [("nngp", "o-", "C0"), ("ntk", "s--", "C1")]:
-        acc = np.array([results[name, e][g].acc for e in cfg["eps_grid"]])
-        ax.errorbar(eps_pos, 100 * acc, 100 * study.accuracy_se(acc, n_rep), fmt=style, color=color, capsize=3, label=g.upper())
-        ax.axhline(100 * results[name, "no ZCA"][g].acc, color=color, lw=0.8, ls=":")
+        acc = np.array([results[name, e].fit(g).acc for e in cfg["eps_grid"]])
+        ax.errorbar(eps_pos, 100 * acc, 100 * stats.accuracy_se(acc, n_rep), fmt=style, color=color, capsize=3, label=g.upper())
+        ax.axhline(100 * results[name, "no ZCA"].fit(g).acc, color=color, lw=0.8, ls=":")
     ax.set_xscale("log")
     ax.set_xticks(eps_pos, [f"{e:g}" for e in cfg["eps_grid"]])
     plots.label(ax, "ZCA regularization ε (relative; 0 = full whitening)", "test accuracy (%)")
     ax.set_title(name)
     ax.legend(fontsize=8)
-plots.title(fig, "Kernel accuracy against ZCA regularization (dotted: no ZCA)", scale)
-fig.tight_layout()
-plots.save(fig, "09_zca_whitening/accuracy_vs_eps", preset)
-plt.show()
+plots.publish(fig, "Kernel accuracy against ZCA regularization (dotted: no ZCA)", scale, "09_zca_whitening/accuracy_vs_eps")
 
 
 # %% [markdown]
@@ -127,8 +121,8 @@ def show(eps):
         w = a_tr[j]
         axes[j].imshow((w - w.min()) / (np.ptp(w) + 1e-12)); axes[j].set_xticks([]); axes[j].set_yticks([])
     ax = axes[6]
-    ax.semilogx(eps_pos, [100 * results["CNN-GAP", e]["ntk"].acc for e in cfg["eps_grid"]], "o-")
-    ax.plot(eps_pos[cfg["eps_grid"].index(eps)], 100 * results["CNN-GAP", eps]["ntk"].acc, "r*", ms=14)
+    ax.semilogx(eps_pos, [100 * results["CNN-GAP", e].ntk.acc for e in cfg["eps_grid"]], "o-")
+    ax.plot(eps_pos[cfg["eps_grid"].index(eps)], 100 * results["CNN-GAP", eps].ntk.acc, "r*", ms=14)
     plots.label(ax, "ε", "CNN-GAP NTK acc. (%)")
     plots.title(fig, f"ZCA ε = {eps:g}", scale)
     plt.show()
@@ -150,8 +144,8 @@ for name in ("CNN-VEC", "CNN-GAP", "FCN"):
             gain.append((fit(best_eps).score, fit("no ZCA").score))
             whiten.append((fit(best_eps).score, fit(0.0).score))
         rows.append(dict(what=f"{name} {g.upper()}: no ZCA / best ε / ε = 0 (best − no ZCA, paired)",
-                         ours=f"{study.pct(fit('no ZCA').acc)} / {study.pct(fit(best_eps).acc)} (ε={best_eps:g}) / "
-                              f"{study.pct(fit(0.0).acc)} ({stats.paired(fit(best_eps).score, fit('no ZCA').score).numbers})",
+                         ours=f"{formatting.pct(fit('no ZCA').acc)} / {formatting.pct(fit(best_eps).acc)} (ε={best_eps:g}) / "
+                              f"{formatting.pct(fit(0.0).acc)} ({stats.paired(fit(best_eps).score, fit('no ZCA').score).numbers})",
                          paper="intermediate ε best for CNNs (Fig. 9: +2–5 points)" if name != "FCN" else "little effect on FCN"))
 test = stats.all_of([stats.pooled(gain, label="best ε − no ZCA, pooled over 4 conv kernels"),
                      stats.pooled(whiten, label="best ε − full whitening (ε = 0), pooled over 4 conv kernels")],

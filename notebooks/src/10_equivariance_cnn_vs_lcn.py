@@ -13,7 +13,7 @@ import numpy as np
 import matplotlib.pyplot as plt
 import ipywidgets as widgets
 import nbkernels as nbk
-from nbkernels import data, plots, notebook, stats, study
+from nbkernels import formatting, plots, notebook, stats, study
 plots.use_style()
 
 # %% [markdown]
@@ -35,11 +35,8 @@ PRESETS = {
     "paper":   dict(image=32, n_train=45000, n_val=5000, n_test=10000, depth=8, widths=[16, 64, 256, 1024], steps=50000, batch=128, seeds=4),
 }
 cfg = notebook.choose_preset(PRESETS, preset)
-ds = data.load(dataset, n_train=cfg["n_train"], n_val=cfg["n_val"], n_test=cfg["n_test"], seed=seed)
-sp = data.prepare_split(ds, downsample_to=cfg["image"])
+ds, sp, scale = notebook.load(cfg, dataset, seed, note=f"{cfg['seeds']} seeds")
 x_tr, y_tr, x_te, y_te = sp.x_train, sp.y_train, sp.x_test, sp.y_test
-scale = plots.scale(ds, x_tr, x_te, preset)
-print(scale.describe(), f"| {cfg['n_val']} validation images | {cfg['seeds']} seeds")
 
 # %% [markdown]
 # ## The test, fixed before the run
@@ -61,7 +58,7 @@ print(f"planned power for a 4-point advantage: {stats.power(0.04, 0.015):.2f}")
 # %%
 cnn_k = study.timed_kernel(nbk.cnn(cfg["depth"], 256, readout="vec"), x_tr)
 lcn_k = study.timed_kernel(nbk.cnn(cfg["depth"], 256, readout="vec", weight_sharing=False), x_tr)
-kernel_diff = max(float(np.max(np.abs(cnn_k[g] - lcn_k[g])) / np.max(np.abs(cnn_k[g]))) for g in ("nngp", "ntk"))
+kernel_diff = max(float(np.max(np.abs(cnn_k.get(g) - lcn_k.get(g))) / np.max(np.abs(cnn_k.get(g)))) for g in ("nngp", "ntk"))
 kr = study.kernel_accuracies(nbk.cnn(cfg["depth"], 256, readout="vec"), x_tr, y_tr, x_te, y_te, diag_regs=[1e-3, 1e-2, 1e-1, 1.0],
                              val=sp.val)
 kernel_acc = kr.ntk.acc   # on the test images, diag_reg chosen on the validation images
@@ -91,17 +88,12 @@ n_rep = kr.n_report  # the test images
 fig, ax = plt.subplots(figsize=(7, 4))
 for share, style in [(True, "o-"), (False, "s--")]:
     acc = np.array([results[share, w].acc for w in cfg["widths"]])
-    err = np.hypot(study.accuracy_se(acc, n_rep), [results[share, w].acc_se for w in cfg["widths"]])
+    err = np.hypot(stats.accuracy_se(acc, n_rep), [results[share, w].acc_se for w in cfg["widths"]])
     ax.errorbar(cfg["widths"], 100 * acc, 100 * err, fmt=style, capsize=3,
                 label="CNN (weight sharing)" if share else "LCN (no sharing)")
 ax.axhline(100 * kernel_acc, color="gray", ls=":", label="their common NTK")
-ax.set_xscale("log", base=2)
-plots.label(ax, "width (channels per layer)", "test accuracy (%)")
-ax.legend(fontsize=8)
-plots.title(fig, f"CNN vs LCN over width (depth {cfg['depth']}, no pooling), up to {cfg['steps']} steps", scale)
-fig.tight_layout()
-plots.save(fig, "10_equivariance_cnn_vs_lcn/width", preset)
-plt.show()
+plots.width_axis(ax)
+plots.publish(fig, f"CNN vs LCN over width (depth {cfg['depth']}, no pooling), up to {cfg['steps']} steps", scale, "10_equivariance_cnn_vs_lcn/width")
 
 
 # %% [markdown]
@@ -131,7 +123,7 @@ rows = [dict(what=t.label, ours=t.numbers, paper="> 0 (Fig. 5)", key=True) for t
 rows += [dict(what=f"CNN − LCN at width {w} (descriptive)", ours=stats.paired(results[True, w].scores, results[False, w].scores).numbers,
               paper="> 0 for narrow, → 0 with width") for w in cfg["widths"]]
 rows += [dict(what="max |K_CNN − K_LCN| / max |K| on the training images", ours=f"{kernel_diff:.1e}", paper="0 (identical kernels)"),
-         dict(what="NTK (their common kernel)", ours=study.pct(kernel_acc), paper="the width → ∞ limit of both")]
+         dict(what="NTK (their common kernel)", ours=formatting.pct(kernel_acc), paper="the width → ∞ limit of both")]
 notebook.table(rows)
 
 # %% expect="no" tags=["verdict"]

@@ -9,12 +9,11 @@
 
 # %%
 import os
-import time
 import numpy as np
 import matplotlib.pyplot as plt
 import ipywidgets as widgets
 import nbkernels as nbk
-from nbkernels import data, plots, notebook, stats, study, predict
+from nbkernels import data, formatting, plots, notebook, stats, study, predict
 plots.use_style()
 
 # %% [markdown]
@@ -77,8 +76,8 @@ for name, (arch, m) in ARCHS.items():
     seconds = []
     def kernel_fn(a, b=None):
         r = study.timed_kernel(arch, a, b)
-        seconds.append(r["seconds"])
-        return r["ntk"]
+        seconds.append(r.seconds)
+        return r.ntk
     _, running = predict.augmented_ensemble(
         kernel_fn, x_tr[:m], y_tr[:m], sp.x_test, cfg["draws"], aug,
         predict=lambda kt, ks, y: predict.gradient_descent_mse(kt, ks, y, diag_reg=reg, on_precision="ignore"))
@@ -97,17 +96,14 @@ for name, (arch, m) in ARCHS.items():
 ks = np.arange(1, cfg["draws"] + 1)
 fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 3.8))
 for name, r in results.items():
-    ax.errorbar(ks, 100 * r["acc"], 100 * study.accuracy_se(r["acc"], r["n_rep"]), fmt="o-", capsize=3, label=f"{name} NTK")
+    ax.errorbar(ks, 100 * r["acc"], 100 * stats.accuracy_se(r["acc"], r["n_rep"]), fmt="o-", capsize=3, label=f"{name} NTK")
     bx.plot(ks, r["seconds"], "o-", label=name)
 plots.label(ax, "draws k in the ensemble (k = 1: no augmentation)", "test accuracy (%)")
 plots.label(bx, "draws k", "cumulative kernel wall time (s)")
 ax.legend(); bx.legend()
 ax.set_title(f"flips + crops (padding {cfg['crop']} px)"); bx.set_title("cost")
-plots.title(fig, f"Kernel ensembles over augmented training sets (CNN-VEC on {cfg['image']}×{cfg['image']}, "
-                 f"CNN-GAP on {cfg['gap_image']}×{cfg['gap_image']} images)", scale)
-fig.tight_layout()
-plots.save(fig, "11_kernel_ensembles_augmentation/draws", preset)
-plt.show()
+plots.publish(fig, f"Kernel ensembles over augmented training sets (CNN-VEC on {cfg['image']}×{cfg['image']}, "
+                 f"CNN-GAP on {cfg['gap_image']}×{cfg['gap_image']} images)", scale, "11_kernel_ensembles_augmentation/draws")
 
 
 # %% [markdown]
@@ -138,7 +134,7 @@ rows = [dict(what=test.label, ours=test.numbers, paper="> 0 (Fig. 10)", key=True
 for name, r in results.items():
     per_draw = np.diff(np.r_[0.0, r["seconds"]])
     rows.append(dict(what=f"{name}: accuracy k=1 → k={cfg['draws']} (descriptive)",
-                     ours=f"{study.pct(r['acc'][0])} → {study.pct(r['acc'][-1])} ({stats.paired(r['right'][-1], r['right'][0]).numbers})",
+                     ours=f"{formatting.pct(r['acc'][0])} → {formatting.pct(r['acc'][-1])} ({stats.paired(r['right'][-1], r['right'][0]).numbers})",
                      paper="rises with k (Fig. 10)"))
     rows.append(dict(what=f"{name}: seconds per draw (descriptive)", ours=f"{per_draw.mean():.2f} (min {per_draw.min():.2f}, max {per_draw.max():.2f})",
                      paper="linear in k"))

@@ -14,7 +14,7 @@ import numpy as np
 import matplotlib.pyplot as plt
 import ipywidgets as widgets
 import nbkernels as nbk
-from nbkernels import data, plots, notebook, stats, study, train
+from nbkernels import formatting, plots, notebook, stats, study, train
 plots.use_style()
 
 # %% [markdown]
@@ -44,11 +44,8 @@ PRESETS = {
                     steps=100000, seeds=5, diag_regs=list(np.logspace(-6, 0, 13))),
 }
 cfg = notebook.choose_preset(PRESETS, preset)
-ds = data.load(dataset, n_train=cfg["n_train"], n_val=cfg["n_val"], n_test=cfg["n_test"], seed=seed)
-sp = data.prepare_split(ds, downsample_to=cfg["image"])
+ds, sp, scale = notebook.load(cfg, dataset, seed, note=f"{cfg['seeds']} seeds")
 x_tr, y_tr, x_te, y_te = sp.x_train, sp.y_train, sp.x_test, sp.y_test
-scale = plots.scale(ds, x_tr, x_te, preset)
-print(scale.describe(), f"| {cfg['n_val']} validation images | {cfg['seeds']} seeds")
 
 # %% [markdown]
 # ## The test, fixed before the run
@@ -77,7 +74,7 @@ def eta_crit(param, width):
 crit = {p: np.array([nbk.cache.cached(dict(nb="12", p=p, w=w, x=nbk.cache.fingerprint(x_tr[:500]), seed=seed),
                                       lambda p=p, w=w: eta_crit(p, w)) for w in cfg["crit_widths"]])
         for p in ("standard", "ntk")}
-slopes = {p: float(np.polyfit(np.log(cfg["crit_widths"]), np.log(crit[p]), 1)[0]) for p in crit}
+slopes = {p: stats.log_trend(cfg["crit_widths"], np.log(crit[p])).slope for p in crit}   # log η_crit against log width
 inv = {p: np.polyfit(cfg["crit_widths"], 1 / crit[p], 1) for p in crit}   # 1/η_crit = a·width + b (arXiv 2001.07301)
 print({p: f"η_crit ∝ width^{s:.2f}; 1/η_crit = {inv[p][0]:.3g}·width + {inv[p][1]:.3g}" for p, s in slopes.items()})
 
@@ -143,10 +140,7 @@ ax.set_xscale("log")
 plots.log_ticks(ax, cfg["widths"])
 plots.label(ax, "width (hidden units)", "test accuracy (%), tuned lr, ± SE over seeds")
 ax.set_title("finite networks"); ax.legend()
-plots.title(fig, "Standard vs NTK parameterization (FCN, 2 hidden layers)", scale)
-fig.tight_layout()
-plots.save(fig, "12_standard_vs_ntk_parameterization/parameterizations", preset)
-plt.show()
+plots.publish(fig, "Standard vs NTK parameterization (FCN, 2 hidden layers)", scale, "12_standard_vs_ntk_parameterization/parameterizations")
 
 
 # %% [markdown]
@@ -174,7 +168,7 @@ test = stats.pooled([(finite["ntk", wd].scores, finite["standard", wd].scores) f
 similar = stats.equivalent(std_score[1], ntk_score, 0.01, label="kernel: standard (r = 1) vs NTK-parameterized")
 tuned_r = stats.paired(std_score[best_r], ntk_score, label=f"kernel: standard at r = {best_r} (chosen on validation) − NTK-param")
 rows = [dict(what=f"finite, width {wd}: NTK vs standard (tuned lr; descriptive)",
-             ours=f"{study.pct(finite['ntk', wd].acc, finite['ntk', wd].acc_se)} vs {study.pct(finite['standard', wd].acc, finite['standard', wd].acc_se)}: "
+             ours=f"{formatting.pct(finite['ntk', wd].acc, finite['ntk', wd].acc_se)} vs {formatting.pct(finite['standard', wd].acc, finite['standard', wd].acc_se)}: "
                   + stats.paired(finite["ntk", wd].scores, finite["standard", wd].scores).numbers,
              paper="NTK parameterization better (Table 1)") for wd in cfg["widths"]]
 rows.append(dict(what=test.label, ours=test.numbers, paper="> 0 (Table 1)", key=True))

@@ -13,7 +13,7 @@ import numpy as np
 import matplotlib.pyplot as plt
 import ipywidgets as widgets
 import nbkernels as nbk
-from nbkernels import data, plots, notebook, stats, study
+from nbkernels import formatting, plots, notebook, stats, study
 plots.use_style()
 
 # %% [markdown]
@@ -39,11 +39,8 @@ PRESETS = {
                     diag_regs=list(np.logspace(-6, 0, 13))),
 }
 cfg = notebook.choose_preset(PRESETS, preset)
-ds = data.load(dataset, n_train=cfg["n_train"], n_val=cfg["n_val"], n_test=cfg["n_test"], seed=seed)
-sp = data.prepare_split(ds, downsample_to=cfg["image"])
-scale = plots.scale(ds, sp.x_train, sp.x_test, preset)
-P = sp.x_train.shape[1] * sp.x_train.shape[2]
-print(scale.describe(), f"| {cfg['n_val']} validation images | P = {P} pixels")
+P = cfg["image"] ** 2  # pixels per image
+ds, sp, scale = notebook.load(cfg, dataset, seed, note=f"P = {P} pixels")
 
 # %% [markdown]
 # ## The test, fixed before the run
@@ -71,7 +68,7 @@ for depth in cfg["depths"]:
         arch = nbk.cnn(depth, 256, readout=readout)
         r = study.kernel_accuracies(arch, sp.x_train, sp.y_train, sp.x_test, sp.y_test, diag_regs=cfg["diag_regs"], val=sp.val)
         results[readout, depth] = r
-        print(f"depth {depth:2d} {readout.upper()}: NNGP {r['nngp'].acc:.3f}, NTK {r['ntk'].acc:.3f}, "
+        print(f"depth {depth:2d} {readout.upper()}: NNGP {r.nngp.acc:.3f}, NTK {r.ntk.acc:.3f}, "
               f"{r.seconds / r.entries * 1e6:.2f} µs per entry")
 
 # %% [markdown]
@@ -82,8 +79,8 @@ n_rep = results["vec", cfg["depths"][0]].n_report
 fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 3.8))
 for readout, color in [("vec", "C0"), ("gap", "C1")]:
     for g, style in [("nngp", "o-"), ("ntk", "s--")]:
-        acc = np.array([results[readout, d][g].acc for d in cfg["depths"]])
-        ax.errorbar(cfg["depths"], 100 * acc, 100 * study.accuracy_se(acc, n_rep), fmt=style, color=color,
+        acc = np.array([results[readout, d].fit(g).acc for d in cfg["depths"]])
+        ax.errorbar(cfg["depths"], 100 * acc, 100 * stats.accuracy_se(acc, n_rep), fmt=style, color=color,
                     capsize=3, label=f"CNN-{readout.upper()} {g.upper()}")
     cost = [results[readout, d].seconds / results[readout, d].entries * 1e6 for d in cfg["depths"]]
     bx.semilogy(cfg["depths"], cost, "o-", color=color, label=f"CNN-{readout.upper()}")
@@ -93,10 +90,7 @@ ax.legend(fontsize=8); bx.legend()
 ax.set_title("accuracy (tuned diag_reg)"); bx.set_title(f"cost per entry (P = {P})")
 for a in (ax, bx):
     a.set_xticks(cfg["depths"])
-plots.title(fig, f"Exact CNTK / CNN-GP: pooling (GAP) against flattening (VEC) over depth (times on {os.cpu_count()} CPU cores)", scale)
-fig.tight_layout()
-plots.save(fig, "13_cntk_depth/depth", preset)
-plt.show()
+plots.publish(fig, f"Exact CNTK / CNN-GP: pooling (GAP) against flattening (VEC) over depth (times on {os.cpu_count()} CPU cores)", scale, "13_cntk_depth/depth")
 
 
 # %% [markdown]
@@ -108,7 +102,7 @@ def show(depth):
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for readout, color in [("vec", "C0"), ("gap", "C1")]:
         for g, style in [("nngp", "o-"), ("ntk", "s--")]:
-            ax.semilogx(cfg["diag_regs"], 100 * np.array(results[readout, depth][g].test), style, color=color,
+            ax.semilogx(cfg["diag_regs"], 100 * np.array(results[readout, depth].fit(g).test), style, color=color,
                         label=f"{readout.upper()} {g.upper()}")
     plots.label(ax, "diagonal regularizer ε (relative)", "test accuracy (%)")
     plots.title(ax, f"depth {depth}", scale)
@@ -122,10 +116,10 @@ notebook.interact(show, depth=widgets.SelectionSlider(options=cfg["depths"], des
 # The pooled test fixed above decides. The table gives each depth × kernel comparison with its paired error (descriptive), and the cost per entry of a GAP kernel against a VEC kernel at the deepest depth beside P (Arora et al.'s price of pooling: about P times; descriptive, timed on this CPU).
 
 # %%
-pairs = {(d, g): (results["gap", d][g].score, results["vec", d][g].score) for d in cfg["depths"] for g in ("nngp", "ntk")}
+pairs = {(d, g): (results["gap", d].fit(g).score, results["vec", d].fit(g).score) for d in cfg["depths"] for g in ("nngp", "ntk")}
 test = stats.pooled(pairs.values(), label="GAP − VEC, pooled over depths and kernels")
 rows = [dict(what=f"depth {d} {g.upper()}: VEC → GAP (paired SE)",
-             ours=f"{study.pct(results['vec', d][g].acc)} → {study.pct(results['gap', d][g].acc)} ({stats.paired(*pairs[d, g]).numbers})",
+             ours=f"{formatting.pct(results['vec', d].fit(g).acc)} → {formatting.pct(results['gap', d].fit(g).acc)} ({stats.paired(*pairs[d, g]).numbers})",
              paper="GAP > VEC (Arora et al. Table 1: ≈66% → ≈77% at full scale)") for d, g in pairs]
 rows.append(dict(what=test.label, ours=test.numbers, paper="> 0 (≈ +11 points at 32×32, full data)", key=True))
 deep = max(cfg["depths"])
