@@ -2,7 +2,8 @@
 and NTK, and the fitted training-set size where the gap changes sign (issue 33, point 2).
 
     NBKERNELS_DATA=../shared/data python benchmarks/crossing.py --arch cnn-vec --image 16 \\
-        --sizes 500,1000,2000,4000 --width 32 --steps 2000 --out crossing_cpu.json
+        --sizes 500,1000,2000,4000 --width 32 --steps 2000 --out crossing_cnn_vec_16.json
+    python benchmarks/crossing.py --figure crossing_cnn_vec_16.json     # redraw from the JSON
 
 At each training-set size m (the first m of a class-balanced pool; every prefix is balanced):
 
@@ -182,4 +183,8 @@ def figure(record, path):
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--figure"]:  # crossing.py --figure RESULT.json: redraw a (possibly partial) result
+        res = HERE / sys.argv[2]
+        figure(json.loads(res.read_text()), res.with_suffix(".png"))
+    else:
+        main()
