@@ -186,17 +186,21 @@ def width_axis(ax, ylabel: str = "test accuracy (%)"):
 
 
 def learning_curves(curves, references=(), *, what: str, scale: Scale,
-                    xlabel: str = "SGD step", ylabel: str = "test accuracy (%)", figsize=(6, 3.5)):
+                    xlabel: str = "SGD step", ylabel: str = "accuracy (%)", figsize=(6, 3.5)):
     """The widgets' figure: finite networks' accuracy over training against horizontal kernel lines.
 
     ``curves``: ``(label, history, key)`` triples, plotted as ``history[key]`` (a fraction) against
-    ``history["step"]``. ``references``: ``(label, accuracy, linestyle)`` triples drawn as grey lines.
+    ``history["step"]``; a series scored at only some evaluations (NaN elsewhere, as the test accuracy
+    of a run with ``test_curve=False``) is drawn as markers at those. ``references``: ``(label, accuracy, linestyle)`` triples drawn as grey lines.
     Accuracies are shown in percent. Returns the figure (the caller shows it).
     """
     styles = ["o-", "s--", "^-.", "v:"]
     fig, ax = plt.subplots(figsize=figsize)
     for i, (name, history, key) in enumerate(curves):
-        ax.plot(history["step"], 100 * np.asarray(history[key]), styles[i % len(styles)], label=name)
+        steps, values = np.asarray(history["step"]), 100 * np.asarray(history[key], dtype=float)
+        scored = np.isfinite(values)
+        style = styles[i % len(styles)] if scored.all() else styles[i % len(styles)][0]
+        ax.plot(steps[scored], values[scored], style, label=name)
     for name, accuracy, linestyle in references:
         ax.axhline(100 * accuracy, color="gray", ls=linestyle, label=name)
     label(ax, xlabel, ylabel)

@@ -9,7 +9,8 @@ shows, at the top, how many findings reproduce at each preset, then per finding:
 line, the verdict, the one to three numbers that decided it (the rows its notebook marks ``key``)
 beside the paper's, and its main figure at a readable size, linking to the page. A failing notebook
 does not stop the others: its card says failed, with the error. Results are cached by the notebooks
-themselves, so a second run is quick. At ``default`` the figures are written to the repository's
+themselves, so a second run is quick. Notebooks start longest first, by their wall times in the last run
+at the preset (``walls.json`` beside the figures). At ``default`` the figures are written to the repository's
 ``figures/`` (committed); other presets keep theirs inside the report.
 """
 from __future__ import annotations
@@ -281,6 +282,34 @@ and its main figure (click it for the finding's page, with every number and figu
     return index
 
 
+WALLS = "walls.json"  # in the figures folder: each notebook's wall time in its last run at that preset
+
+
+def read_walls(figures_root: Path) -> dict:
+    """The notebooks' wall times (s) of the last run at this preset, or {} if none was recorded."""
+    try:
+        return {str(k): float(v) for k, v in json.loads((Path(figures_root) / WALLS).read_text()).items()}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def longest_first(names, walls: dict) -> list:
+    """The order to start notebooks in: the longest last time first (a notebook never timed counts as
+    longest), so the two workers finish together instead of one waiting on a long notebook started last
+    (the 2026-12-05 `default` run ended 280 s after half the notebooks' summed time, in alphabetical order)."""
+    return sorted(names, key=lambda n: -walls.get(n, float("inf")))
+
+
+def _record_wall(figures_root: Path, name: str, wall: float) -> None:
+    path = Path(figures_root) / WALLS
+    walls = read_walls(figures_root)
+    walls[name] = round(wall, 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(dict(sorted(walls.items())), indent=1) + "\n")
+    tmp.replace(path)
+
+
 def run(preset: str, notebooks=None, jobs: int = 2, out=None, timeout: int = 3600) -> Path:
     if preset not in PRESET_NAMES:
         raise SystemExit(f"unknown preset {preset!r}; valid presets: {', '.join(PRESET_NAMES)}")
@@ -288,14 +317,17 @@ def run(preset: str, notebooks=None, jobs: int = 2, out=None, timeout: int = 360
     out_dir = Path(out) if out else REPO / "reports" / preset
     out_dir.mkdir(parents=True, exist_ok=True)
     figures_root = plots.figures_dir(preset) if preset == plots.COMMITTED_PRESET else out_dir / "figures"
+    order = longest_first(names, read_walls(figures_root))
     t0 = time.time()
     results = {}
     print(f"nbkernels report: {len(names)} notebooks at preset '{preset}', {jobs} at a time -> {out_dir}")
     with cf.ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(_run_one, n, preset, out_dir, figures_root, timeout, jobs): n for n in names}
+        futures = {pool.submit(_run_one, n, preset, out_dir, figures_root, timeout, jobs): n for n in order}
         for i, fut in enumerate(cf.as_completed(futures), 1):
             r = fut.result()
             results[r["name"]] = r
+            if r["error"] is None:
+                _record_wall(figures_root, r["name"], r["wall"])
             v = r["verdict"]
             state = "FAILED" if r["error"] else ("tour" if v and v["reproduced"] is None else ("yes" if v and v["reproduced"] else "no"))
             print(f"[{i}/{len(names)}] {r['name']}: {state} ({r['wall']:.0f} s, {time.time() - t0:.0f} s elapsed)",

@@ -275,8 +275,9 @@ def finite_accuracies(arch: Union["object", Callable], x_train, y_train, x_test,
 
     ``arch``: an :class:`nbkernels.Architecture`, or ``arch(width)`` when grid points give a ``width``.
     Each grid point's keys are :func:`nbkernels.train.train` arguments (``width`` excepted) and override
-    ``common`` (for example ``**RECIPE, steps=2000``). A grid point where a seed diverges or collapses
-    is listed in ``failures`` and never chosen; if every point fails, the error names each failure, or
+    ``common`` (for example ``**RECIPE, steps=2000``). Runs score the reported images only at the
+    validation-chosen step and the last (``test_curve=False``; pass ``test_curve=True`` for the whole test
+    curve). A grid point where a seed diverges or collapses is listed in ``failures`` and never chosen; if every point fails, the error names each failure, or
     with ``on_failure="report"`` (a sweep that measures every setting, such as accuracy against width)
     the first point is returned with ``failed=True``, its accuracies those of its runs as they ran
     (each stopped where its validation accuracy was best, before any divergence).
@@ -288,6 +289,7 @@ def finite_accuracies(arch: Union["object", Callable], x_train, y_train, x_test,
     if not seeds:
         raise ValueError("seeds is empty: give at least one seed.")
     (x_val, y_val), (x_rep, y_rep) = split_validation(x_test, y_test, val)
+    common = dict(dict(test_curve=False), **common)   # the reported images scored where they are reported
     runs, failures = [], []
     for setting in grid:
         kw = dict(common, **{k: v for k, v in setting.items() if k != "width"})

@@ -86,8 +86,15 @@ def test_learning_curves_draws_curves_in_percent_and_kernel_lines():
     assert [line.get_label() for line in lines] == ["ens", "member", "NTK"]
     np.testing.assert_allclose(lines[0].get_ydata(), [10, 20, 30])
     np.testing.assert_allclose(lines[2].get_ydata(), [25, 25])
-    assert ax.get_xlabel() == "SGD step" and ax.get_ylabel() == "test accuracy (%)"
+    assert ax.get_xlabel() == "SGD step" and ax.get_ylabel() == "accuracy (%)"
     assert "8×8×3 images · 100 train / 200 test · preset 'ci'" in ax.get_title()
+    matplotlib.pyplot.close(fig)
+    # a series scored at some evaluations only (test_curve=False): markers at those, no line through gaps
+    part = dict(h, test_acc=np.array([np.nan, 0.2, 0.3]))
+    fig = plots.learning_curves([("test (chosen step, end)", part, "test_acc")], what="a run", scale=s)
+    line = fig.axes[0].get_lines()[0]
+    np.testing.assert_allclose(line.get_xdata(), [10, 20]) and np.testing.assert_allclose(line.get_ydata(), [20, 30])
+    assert line.get_linestyle() == "None" and line.get_marker() == "o"
     matplotlib.pyplot.close(fig)
 
 

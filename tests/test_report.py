@@ -15,6 +15,22 @@ def test_unknown_notebook_lists_the_valid_ones():
     assert report.select_notebooks(["02", "00_data_tour.ipynb"]) == ["02_nngp_vs_ntk", "00_data_tour"]
 
 
+def test_notebooks_start_longest_first_by_their_last_wall_times(tmp_path):
+    names = ["00_data_tour", "01_finite_vs_infinite", "02_nngp_vs_ntk", "03_centering_ensembling"]
+    assert report.read_walls(tmp_path) == {}                      # never run: the given order
+    assert report.longest_first(names, {}) == names
+    report._record_wall(tmp_path, "00_data_tour", 93.0)
+    report._record_wall(tmp_path, "01_finite_vs_infinite", 1514.2)
+    report._record_wall(tmp_path, "02_nngp_vs_ntk", 460.0)
+    walls = report.read_walls(tmp_path)
+    assert walls == {"00_data_tour": 93.0, "01_finite_vs_infinite": 1514.2, "02_nngp_vs_ntk": 460.0}
+    # a notebook never timed counts as longest; then by wall time, longest first
+    assert report.longest_first(names, walls) == ["03_centering_ensembling", "01_finite_vs_infinite", "02_nngp_vs_ntk",
+                                                  "00_data_tour"]
+    (tmp_path / report.WALLS).write_text("not json")
+    assert report.read_walls(tmp_path) == {}                      # a damaged file only loses the order
+
+
 def test_concurrent_notebooks_share_the_blas_threads(monkeypatch, tmp_path):
     for var in report.BLAS_THREADS + ("XLA_FLAGS",):
         monkeypatch.delenv(var, raising=False)

@@ -234,6 +234,53 @@ def test_stopping_is_chosen_on_validation_and_reported_on_test():
         plain.chosen_step
 
 
+def test_test_curve_off_reports_the_same_numbers_scoring_the_test_images_twice():
+    """test_curve=False scores the test images only at the validation-chosen evaluation and at the end:
+    the reported numbers (chosen step, test accuracy, per-image correctness, final predictions) are those
+    of the run that scores them at every evaluation."""
+    ds = data.load("digits")
+    x_tr, y_tr, x_te, y_te = data.prepare(ds)
+    x_tr, y_tr = x_tr[:300], y_tr[:300]
+    (xv, yv), (xt, yt) = (x_te[:150], y_te[:150]), (x_te[150:300], y_te[150:300])
+    kw = dict(steps=200, lr=0.5, optimizer="momentum", batch_size=50, schedule="cosine", warmup=20, eval_every=20,
+              ensemble=2, cache=False, progress=False)
+    full = T.train(nbk.fcn(1, 64), x_tr, y_tr, xt, yt, x_val=xv, y_val=yv, **kw)
+    lean = T.train(nbk.fcn(1, 64), x_tr, y_tr, xt, yt, x_val=xv, y_val=yv, test_curve=False, **kw)
+    assert full.test_curve and not lean.test_curve and lean.eval_correct is None
+    assert 0 < full.chosen_index < len(full.history["step"]) - 1   # the chosen evaluation is not the last
+    assert lean.chosen_step == full.chosen_step and lean.test_acc == full.test_acc
+    np.testing.assert_array_equal(lean.test_correct, full.test_correct)
+    np.testing.assert_array_equal(lean.test_pred, full.test_pred)
+    np.testing.assert_array_equal(lean.history["val_acc"], full.history["val_acc"])
+    scored = np.isfinite(lean.history["test_acc"])
+    assert scored.sum() == 2 and scored[lean.chosen_index] and scored[-1]
+    assert lean.final_test_acc == full.final_test_acc and lean.failure is None
+    with pytest.raises(ValueError, match="test_curve=True"):
+        lean.best_test_acc
+    with pytest.raises(ValueError, match="pass x_val and y_val"):
+        T.train(nbk.fcn(1, 64), x_tr, y_tr, xt, yt, test_curve=False, **kw)
+
+
+def test_resume_keeps_the_chosen_parameters_without_a_test_curve(tmp_path):
+    """With test_curve=False the checkpoint carries the validation-chosen parameters, so a resumed run reports
+    the chosen evaluation's test images as the uninterrupted one does."""
+    store = cache.Cache(tmp_path)
+    kw = dict(steps=20, lr=0.1, optimizer="momentum", batch_size=10, eval_every=5, progress=False, test_curve=False)
+    val = dict(x_val=XT[:10], y_val=YT[:10])
+    reference = T.train(nbk.fcn(1, 32), X, Y, XT, YT, cache=False, **val, **kw)
+
+    def die(step, loss):
+        if step == 13:
+            raise KeyboardInterrupt()
+
+    with pytest.raises(KeyboardInterrupt):
+        T.train(nbk.fcn(1, 32), X, Y, XT, YT, cache=store, checkpoint_every=5, callback=die, **val, **kw)
+    resumed = T.train(nbk.fcn(1, 32), X, Y, XT, YT, cache=store, checkpoint_every=5, **val, **kw)
+    assert resumed.chosen_step == reference.chosen_step and resumed.test_acc == reference.test_acc
+    np.testing.assert_array_equal(resumed.test_correct, reference.test_correct)
+    np.testing.assert_array_equal(resumed.test_pred, reference.test_pred)
+
+
 def test_failed_runs_are_named():
     hist = dict(step=[0, 10], train_loss=[0.05, 0.03], test_acc=[0.1, 0.6])
     labels = np.arange(100) % 10

@@ -25,18 +25,20 @@ dataset = "auto"
 seed = 0
 
 # %% [markdown]
-# Presets. Every finite network trains with the measured recipe (`study.RECIPE`: minibatch momentum SGD, warm-up then cosine decay; `benchmarks/README.md` gives the evidence) for `steps` steps, and every choice (the stopping step, the learning rate, the best setting, the kernel and its regularizer) is made on `n_val` validation images held out of the training pool; every one of the `n_test` test images is reported (`default`: the whole 10,000-image batch). Learning rates are multiples of each network's full-batch η_crit. Each setting is scanned with one seed; the base and the best setting of every architecture are then trained with `seeds` seeds. `sizes` are the training-set sizes of the crossing figure, scored on the first `curve_test` test images; the table uses `n_table` images. `gpu` is sized for one H100/H200-class GPU in a few minutes (README, "On an accelerator": how it was sized, and whether it has run).
+# Presets. Every finite network trains with the measured recipe (`study.RECIPE`: minibatch momentum SGD, warm-up then cosine decay; `benchmarks/README.md` gives the evidence) for `steps` steps, and every choice (the stopping step, the learning rate, the best setting, the kernel and its regularizer) is made on `n_val` validation images held out of the training pool; every one of the `n_test` test images is reported (`default`: the whole 10,000-image batch). Learning rates are multiples of each network's full-batch η_crit. Each setting is scanned with one seed; the base and the best setting of every architecture are then trained with `seeds` seeds. `sizes` are the training-set sizes of the crossing figure (`gap_sizes` for CNN-GAP, whose kernel costs P² per entry: at `default` its 4,000-image point took about 290 s of kernels, a fifth of the notebook, and `benchmarks/crossing.py` now measures the crossing itself at 16×16), scored on the first `curve_test` test images; the table uses `n_table` images. `gpu` is sized for one H100/H200-class GPU in a few minutes (README, "On an accelerator": how it was sized, and whether it has run).
 
 # %%
 PRESETS = {
     "ci":      dict(image=8, n_table=250, n_val=300, n_test=1000, depth=2, width=dict(FCN=128, CNN=8), steps=dict(FCN=300, CNN=200),
-                    lr=0.3, large_lrs=[1.0], l2=1e-4, members=2, seeds=3, sizes=[250, 500], curve_test=500),
+                    lr=0.3, large_lrs=[1.0], l2=1e-4, members=2, seeds=3, sizes=[250, 500], gap_sizes=[250, 500], curve_test=500),
     "default": dict(image=8, n_table=1000, n_val=1000, n_test=10000, depth=2, width=dict(FCN=512, CNN=32), steps=dict(FCN=1500, CNN=1000),
-                    lr=0.3, large_lrs=[1.0], l2=1e-4, members=2, seeds=3, sizes=[250, 500, 1000, 2000, 4000], curve_test=2000),
+                    lr=0.3, large_lrs=[1.0], l2=1e-4, members=2, seeds=3, sizes=[250, 500, 1000, 2000, 4000], gap_sizes=[250, 500, 1000, 2000],
+                    curve_test=2000),
     "gpu":     dict(image=16, n_table=2000, n_val=1000, n_test=4000, depth=3, width=dict(FCN=1024, CNN=128), steps=dict(FCN=3000, CNN=3000),
-                    lr=0.3, large_lrs=[1.0], l2=1e-4, members=4, seeds=3, sizes=[250, 500, 1000, 2000, 4000], curve_test=4000),
+                    lr=0.3, large_lrs=[1.0], l2=1e-4, members=4, seeds=3, sizes=[250, 500, 1000, 2000, 4000], gap_sizes=[250, 500, 1000, 2000, 4000],
+                    curve_test=4000),
     "paper":   dict(image=32, n_table=45000, n_val=5000, n_test=10000, depth=3, width=dict(FCN=2048, CNN=256), steps=dict(FCN=100000, CNN=100000),
-                    lr=0.3, large_lrs=[1.0, 2.0], l2=1e-5, members=8, seeds=3, sizes=[1000, 4000, 16000, 45000], curve_test=10000),
+                    lr=0.3, large_lrs=[1.0, 2.0], l2=1e-5, members=8, seeds=3, sizes=[1000, 4000, 16000, 45000], gap_sizes=[1000, 4000, 16000, 45000], curve_test=10000),
 }
 cfg = notebook.choose_preset(PRESETS, preset)
 n_train = max(cfg["n_table"], *cfg["sizes"])
@@ -125,7 +127,7 @@ plots.publish(fig, f"Finite networks (settings, stopping chosen on validation) a
 # For the two CNNs, the best setting of the table (its learning rate, L2, augmentation and centering as chosen there) trained again on each training-set size (one seed), against the NNGP on the same images (one kernel on the largest set serves every size through its leading blocks; the NNGP alone, which 02 shows is as good and cheaper), scored on the first `curve_test` test images. The gap's trend in log size says where the curves would cross. Descriptive: it decides nothing.
 
 # %%
-curve, SIZES = {}, {"CNN-VEC": cfg["sizes"], "CNN-GAP": cfg["sizes"]}
+curve, SIZES = {}, {"CNN-VEC": cfg["sizes"], "CNN-GAP": cfg["gap_sizes"]}
 for name, sizes in SIZES.items():
     make, chosen = ARCHS[name], finite[name, "best"]
     nc = cfg["curve_test"]
@@ -159,12 +161,12 @@ plots.publish(fig, "Finite networks against their NNGP as the training set grows
 
 # %% [markdown]
 # ## Interactive: a setting's learning curve against the kernels
-# Validation and test accuracy over training of the setting's chosen run; the marker is the step chosen on validation.
+# Validation accuracy over training of the setting's chosen run, and its test accuracy where the test images are scored (the step chosen on validation, marked by the vertical line, and the last step).
 
 # %%
 def show(arch, setting):
     f = finite[arch, setting]
-    fig = plots.learning_curves([("validation", f.run.history, "val_acc"), ("test", f.run.history, "test_acc")],
+    fig = plots.learning_curves([("validation", f.run.history, "val_acc"), ("test (chosen step, end)", f.run.history, "test_acc")],
                                 [(g.upper(), getattr(kernels[arch], g).acc, ls) for g, ls in [("nngp", ":"), ("ntk", "--")]],
                                 what=f"{arch}, {setting} ({f.label}), stopped at step {f.step}", scale=scale)
     fig.axes[0].axvline(f.step, color="C3", lw=0.8)

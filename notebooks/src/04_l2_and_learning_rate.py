@@ -127,7 +127,7 @@ plots.publish(fig, f"L2 × learning rate at equal training time t = {t:.3g}, FCN
 # %%
 def show(lr_factor, l2):
     r = scan[lr_factor, l2].run
-    plots.learning_curves([("validation", r.history, "val_acc"), ("test", r.history, "test_acc")],
+    plots.learning_curves([("validation", r.history, "val_acc"), ("test (chosen step, end)", r.history, "test_acc")],
                           what=f"lr {lr_factor:g}·η_crit = {r.learning_rate:.3g}, L2 {l2:g}"
                           + (f" ({r.failure})" if r.failure else ""), scale=scale)
     plt.show()

@@ -100,8 +100,8 @@ def show(variant, l2):
     if l2 not in runs:
         print(f"{variant} did not train L2 {l2:g} (its grid: {sorted(runs)})")
         return
-    plots.learning_curves([(f"seed {i}, test", r.history, "test_acc") for i, r in enumerate(runs[l2])]
-                          + [("seed 0, validation", runs[l2][0].history, "val_acc")],
+    plots.learning_curves([(f"seed {i}, validation", r.history, "val_acc") for i, r in enumerate(runs[l2])]
+                          + [("seed 0, test (chosen step, end)", runs[l2][0].history, "test_acc")],
                           what=f"{variant}, L2 {l2:g}", scale=scale)
     plt.show()
 

@@ -98,7 +98,7 @@ plots.publish(fig, f"Test accuracy against width (stopping chosen on validation)
 # %%
 def show(width):
     h = results[width].run.history
-    plots.learning_curves([("validation (first seed)", h, "val_acc"), ("test (first seed)", h, "test_acc")],
+    plots.learning_curves([("validation (first seed)", h, "val_acc"), ("test (first seed; chosen step, end)", h, "test_acc")],
                           [("kernel", kernel_acc, ":")], what=f"width {width}", scale=scale)
     plt.show()
 

@@ -101,10 +101,10 @@ plots.publish(fig, f"CNN vs LCN over width (depth {cfg['depth']}, no pooling), u
 
 # %%
 def show(width):
-    plots.learning_curves([("CNN" if share else "LCN", results[share, width].run.history, "test_acc")
+    plots.learning_curves([("CNN" if share else "LCN", results[share, width].run.history, "val_acc")
                            for share in (True, False)],
-                          [("NTK", kernel_acc, ":")], what=f"width {width}", scale=scale,
-                          ylabel="test accuracy (%), first seed")
+                          [("NTK (test)", kernel_acc, ":")], what=f"width {width}", scale=scale,
+                          ylabel="validation accuracy (%), first seed")
     plt.show()
 
 notebook.interact(show, width=widgets.SelectionSlider(options=cfg["widths"], description="width"));

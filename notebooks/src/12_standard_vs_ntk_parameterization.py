@@ -150,7 +150,7 @@ plots.publish(fig, "Standard vs NTK parameterization (FCN, 2 hidden layers)", sc
 # %%
 def show(param, width, factor):
     r = finite[param, width].runs[cfg["lr_factors"].index(factor)][1][0]
-    plots.learning_curves([("validation", r.history, "val_acc"), ("test", r.history, "test_acc")],
+    plots.learning_curves([("validation", r.history, "val_acc"), ("test (chosen step, end)", r.history, "test_acc")],
                           [("NTK kernel", ntk_kernel, "--")],
                           what=f"{param}, width {width}, lr {r.learning_rate:.3g}", scale=scale)
     plt.show()
