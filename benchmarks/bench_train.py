@@ -97,9 +97,79 @@ def ensemble_rows(rate, only=()):
                   flush=True)
 
 
+PATH_CASES = [  # (name, arch, image side, batch): the notebooks' CNNs and LCNs at the three image sizes
+    ("CNN-VEC depth 2, width 32", nbk.cnn(2, 32), 8, 100), ("CNN-VEC depth 2, width 64", nbk.cnn(2, 64), 8, 100),
+    ("CNN-GAP depth 2, width 64", nbk.cnn(2, 64, readout="gap"), 8, 100),
+    ("CNN-VEC depth 2, width 64", nbk.cnn(2, 64), 16, 100), ("CNN-GAP depth 2, width 64", nbk.cnn(2, 64, readout="gap"), 16, 100),
+    ("CNN-VEC depth 2, width 64", nbk.cnn(2, 64), 32, 64), ("CNN-GAP depth 2, width 64", nbk.cnn(2, 64, readout="gap"), 32, 64),
+    ("CNN depth 8, width 128", nbk.cnn(8, 128), 16, 64),
+    ("LCN depth 2, width 16", nbk.cnn(2, 16, weight_sharing=False), 8, 100),
+    ("LCN depth 2, width 64", nbk.cnn(2, 64, weight_sharing=False), 8, 100),
+    ("LCN depth 2, width 16", nbk.cnn(2, 16, weight_sharing=False), 16, 100),
+]
+
+
+def time_step(arch, hw, batch, members, eigen, reps=3, seconds=1.0):
+    """Steps/s of ``train``'s compiled minibatch momentum step (best of ``reps`` timings of about
+    ``seconds`` each), and the float32 parameters after 3 steps (to compare the two paths)."""
+    import jax.numpy as jnp
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(max(batch, 500), hw, hw, 3)).astype(np.float32)
+    y = data.one_hot(rng.integers(0, 10, len(x)))
+    net = arch.network()
+    p0 = train.init_members(net, jax.random.split(jax.random.PRNGKey(0), members), x)
+    ones = jax.tree_util.tree_map(lambda _: 1.0, jax.tree_util.tree_map(lambda a: a[0], p0))
+    s0 = jax.vmap(train.make_optimizer(0.1, "momentum", 0.9, 0.0, ones).init)(p0)
+    cfg = train.TrainConfig(lr=0.01, optimizer="momentum", batch_size=batch)
+    step, _, apply_all = train.programs(arch, cfg, eigen=eigen)
+    f0 = apply_all(p0, x)
+    hyper = (jnp.float32(0.01), jnp.float32(0.0), jax.tree_util.tree_map(jnp.float32, ones), jax.random.PRNGKey(1))
+    p, s = p0, s0
+    for i in range(3):
+        p, s, loss = step(p, s, i, p0, x, y, f0, *hyper)
+    after3 = np.concatenate([np.ravel(a) for a in jax.tree_util.tree_leaves(p)])
+    t = time.perf_counter()
+    p, s, loss = step(p, s, 3, p0, x, y, f0, *hyper)
+    loss.block_until_ready()
+    n = max(3, int(seconds / (time.perf_counter() - t)))
+    best = 0.0
+    for _ in range(reps):
+        t = time.perf_counter()
+        for i in range(n):
+            p, s, loss = step(p, s, i, p0, x, y, f0, *hyper)
+        loss.block_until_ready()
+        best = max(best, n / (time.perf_counter() - t))
+    return best, after3
+
+
+def path_rows(rate, only=()):
+    """XLA's default CPU convolution (YNNPACK) against ``train.CPU_CONVOLUTIONS`` (Eigen's), side by side
+    in one process on the same step, shapes and data; one member and (8x8 only) 4 unrolled members."""
+    print("\n| case | image | batch | members | XLA default: steps/s, share | train (Eigen conv): steps/s, GFLOP/s, share |"
+          " speed-up | params after 3 steps, max rel. diff |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, arch, hw, batch in PATH_CASES:
+        if only and not any(o in name for o in only):
+            continue
+        for members in ([1, 4] if hw == 8 else [1]):
+            fl = flops_per_example(arch, (hw, hw, 3)) * batch * members / 1e9
+            old, p_old = time_step(arch, hw, batch, members, eigen=False)
+            new, p_new = time_step(arch, hw, batch, members, eigen=True)
+            old2, _ = time_step(arch, hw, batch, members, eigen=False)  # the default again: drift shows here
+            old = max(old, old2)
+            diff = np.max(np.abs(p_new - p_old)) / np.max(np.abs(p_old))
+            print(f"| {name} | {hw}x{hw} | {batch} | {members} | {old:.1f}, {100 * old * fl / rate:.0f}% | "
+                  f"{new:.1f}, {new * fl:.1f}, {100 * new * fl / rate:.0f}% | {new / old:.2f}x | {diff:.1e} |", flush=True)
+
+
 if __name__ == "__main__":
     import sys
-    if sys.argv[1:2] == ["ensembles"]:  # bench_train.py ensembles [FCN ...]: only the ensemble rows (matching cases)
+    if sys.argv[1:2] == ["paths"]:  # bench_train.py paths [CNN-VEC ...]: default convolution against train's
+        rate = matmul_gflops()
+        print(f"float32 matmul {rate:.1f} GFLOP/s on {jax.default_backend()}, {jax.__version__}")
+        path_rows(rate, only=sys.argv[2:])
+        print(f"float32 matmul {matmul_gflops():.1f} GFLOP/s after")
+    elif sys.argv[1:2] == ["ensembles"]:  # bench_train.py ensembles [FCN ...]: only the ensemble rows (matching cases)
         rate = matmul_gflops()
         print(f"float32 matmul {rate:.1f} GFLOP/s on {jax.default_backend()}")
         ensemble_rows(rate, only=sys.argv[2:])

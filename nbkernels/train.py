@@ -59,8 +59,9 @@ from . import cache as cache_mod
 from .architecture import warn_if_channels_first
 from .layers import Conv
 
-_VERSION = "train-3"  # 2: validation scores, per-image correctness, schedules, augmentation, failures;
-# 3: the LCN as a batched product over positions (the same function; float32 rounding differs)
+_VERSION = "train-4"  # 2: validation scores, per-image correctness, schedules, augmentation, failures;
+# 3: the LCN as a batched product over positions (the same function; float32 rounding differs);
+# 4: convolutional networks' programs compiled with CPU_CONVOLUTIONS (Eigen's convolution; rounding differs)
 _HISTORY = ("step", "train_loss", "test_loss", "test_acc", "member_test_acc", "val_acc", "val_loss")
 SCHEDULES = ("constant", "cosine", "step")
 
@@ -223,6 +224,36 @@ def augment_batch(x, key, flip: bool, crop: int):
     return x
 
 
+# XLA's CPU backend (JAX 0.10) hands convolutions to YNNPACK, which ran them on one thread: 105-111
+# GFLOP/s with one thread or two, against 155-185 for Eigen's convolution on this 2-core CPU, whose float32
+# matmul runs at 180-200 (benchmarks/README.md, "Training at the matmul rate"). This compile option keeps
+# YNNPACK for matrix products (it is what runs the LCN's batched product at its best) and leaves
+# convolutions to Eigen. Applied to the programs of networks with weight-sharing convolutions, on the CPU only.
+CPU_CONVOLUTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT"}
+
+
+@functools.lru_cache(maxsize=None)
+def _compiler_options(convolutional: bool, eigen: bool = True):
+    """The options for :func:`_jit`: :data:`CPU_CONVOLUTIONS` where they apply and this XLA knows them."""
+    if not (convolutional and eigen) or jax.default_backend() != "cpu":
+        return None
+    try:  # a later XLA may rename the option: then train as XLA chooses, and say so once
+        jax.jit(lambda a: a + 1, compiler_options=CPU_CONVOLUTIONS).lower(jnp.zeros(1)).compile()
+    except Exception as err:  # noqa: BLE001 - any refusal means: do without the option
+        import warnings
+        warnings.warn(f"XLA refused the compile option {CPU_CONVOLUTIONS} ({err}); convolutional networks "
+                      "train with XLA's default CPU convolution, up to 1.7x slower.", RuntimeWarning, stacklevel=3)
+        return None
+    return dict(CPU_CONVOLUTIONS)
+
+
+def _jit(fn, convolutional: bool, eigen: bool = True):
+    """``jax.jit(fn)``, with :data:`CPU_CONVOLUTIONS` for a network with convolutions on the CPU
+    (``eigen=False``: XLA's default, for the side-by-side benchmark)."""
+    options = _compiler_options(convolutional, eigen)
+    return jax.jit(fn) if options is None else jax.jit(fn, compiler_options=options)
+
+
 def over_members(f, in_axes, unroll: bool):
     """``f`` mapped over the ensemble axis (axis 0 of the arguments whose ``in_axes`` is 0): ``jax.vmap``,
     or with ``unroll`` one call per member inside the same program, results stacked. XLA's CPU backend
@@ -245,9 +276,15 @@ def has_convolutions(arch) -> bool:
     return any(isinstance(layer, Conv) for layer in arch.layers)  # ConvLocal is a Conv too
 
 
+def has_shared_convolutions(arch) -> bool:
+    """Whether ``arch`` has a weight-sharing convolution (an XLA convolution): its programs compile with
+    :data:`CPU_CONVOLUTIONS`. An LCN's batched products do not gain from them (0.9-1.05x, measured)."""
+    return any(isinstance(layer, Conv) and layer.share_weights for layer in arch.layers)
+
+
 @functools.lru_cache(maxsize=32)
 def _programs(arch, optimizer, momentum, center, linearize, batch_size, schedule="constant", steps=1, warmup=0,
-              flip=False, crop=0, unroll=None):
+              flip=False, crop=0, unroll=None, eigen=True):
     """The compiled programs of a training run, shared by every run of the same architecture and
     optimizer: the learning rate, L2 strength, per-layer factors and data key are arguments, so a grid
     over them compiles once (a CNN's step took 2-3 s to compile, per run, before)."""
@@ -256,6 +293,7 @@ def _programs(arch, optimizer, momentum, center, linearize, batch_size, schedule
     multiplier = lr_multiplier(schedule, steps, warmup)
     augmenting = bool(flip or crop)
     seq = has_convolutions(arch) if unroll is None else unroll  # unroll=False: vmap (benchmarks/bench_train.py)
+    conv = has_shared_convolutions(arch)
 
     def loss_fn(p, p0, xb, yb, f0b):
         return 0.5 * jnp.mean((model(p, p0, xb, f0b) - yb) ** 2)
@@ -267,7 +305,6 @@ def _programs(arch, optimizer, momentum, center, linearize, batch_size, schedule
 
     # the data are arguments rather than closed-over constants, so XLA does not embed (and try to
     # constant-fold) the whole training set in the compiled step
-    @jax.jit
     def step(p, s, i, p0, xd, yd, f0d, lr, l2, factors, data_key):
         m = xd.shape[0]
         if batch_size is None or batch_size >= m:
@@ -284,12 +321,12 @@ def _programs(arch, optimizer, momentum, center, linearize, batch_size, schedule
         return over_members(one_step, (0, 0, 0, None, None, 0, None, None, None), seq)(
             p, s, p0, xb, yb, f0b, lr_i, l2, factors)
 
-    predict_all = jax.jit(over_members(model, (0, 0, None, 0), seq))
-    apply_all = jax.jit(over_members(net.apply, (0, None), seq))
-    return step, predict_all, apply_all
+    predict_all = _jit(over_members(model, (0, 0, None, 0), seq), conv, eigen)
+    apply_all = _jit(over_members(net.apply, (0, None), seq), conv, eigen)
+    return _jit(step, conv, eigen), predict_all, apply_all
 
 
-def programs(arch, config: TrainConfig, unroll: Optional[bool] = None):
+def programs(arch, config: TrainConfig, unroll: Optional[bool] = None, eigen: bool = True):
     """``(step, predict_all, apply_all)``, the compiled programs of a run with ``config``, shared by every run
     that differs only in learning rate, L2, seed or ensemble size (those are arguments of the programs).
 
@@ -297,10 +334,11 @@ def programs(arch, config: TrainConfig, unroll: Optional[bool] = None):
     member (arrays with a leading ensemble axis; ``f0`` the members' outputs at ``params0``) and returns
     ``(params, opt_state, loss)``; ``predict_all(params, params0, x, f0)`` and ``apply_all(params, x)`` give
     each member's outputs. ``unroll``: members one after another (True), vmapped (False), or, with None,
-    unrolled for convolutional networks (:func:`over_members` says why).
+    unrolled for convolutional networks (:func:`over_members` says why). ``eigen=False`` compiles them
+    without :data:`CPU_CONVOLUTIONS` (XLA's default CPU convolution), for the side-by-side benchmark.
     """
     return _programs(arch, config.optimizer, config.momentum, config.center, config.linearize, config.batch_size,
-                     config.schedule, config.steps, config.warmup, config.flip, config.crop, unroll)
+                     config.schedule, config.steps, config.warmup, config.flip, config.crop, unroll, eigen)
 
 
 @functools.lru_cache(maxsize=32)
@@ -310,14 +348,13 @@ def _gauss_newton_program(arch):
 
     # params and x are arguments, not closed-over constants: XLA would otherwise constant-fold the
     # forward pass over the whole batch at compile time (seconds per convolution).
-    @jax.jit
     def gn(v, p, xs):
         f = lambda q: net.apply(q, xs)
         unravel = jax.flatten_util.ravel_pytree(p)[1]
         _, jv = jax.jvp(f, (p,), (unravel(v),))
         _, vjp = jax.vjp(f, p)
         return jax.flatten_util.ravel_pytree(vjp(jv)[0])[0]
-    return gn
+    return _jit(gn, has_shared_convolutions(arch))
 
 
 def max_ntk_eigenvalue(arch, params, x, n_out: int, iters: int = 30, key=None) -> float:

@@ -422,3 +422,60 @@ def test_tuned_inside_grows_the_grid_until_the_choice_is_inside():
     assert len(calls) == 3  # the growth stops after max_extensions
     calls.clear()
     assert study.tuned_inside(lambda v: fit(v, best=1e-3), [0.0, 1e-3, 1e-2], "l2").setting["l2"] == 1e-3 and len(calls) == 1
+
+
+def _convolutions_in_ynn_fusions(hlo: str) -> int:
+    """How many of a compiled program's YNNPACK fusions call a computation holding a convolution."""
+    import re
+    with_conv, current = set(), None
+    for line in hlo.splitlines():
+        head = re.match(r"\s*%?([\w.\-]+)\s.*\{\s*$", line)
+        if head and "=" not in line.split("{")[0]:
+            current = head.group(1)
+        elif "convolution(" in line and current:
+            with_conv.add(current)
+    calls = re.findall(r"%ynn_fusion[\w.]* = .*calls=%([\w.\-]+)", hlo)
+    return sum(c in with_conv for c in calls)
+
+
+def test_convolutional_programs_compile_with_eigens_convolution_to_the_same_numbers():
+    """train's programs for networks with convolutions carry T.CPU_CONVOLUTIONS on the CPU (XLA's default
+    YNNPACK convolution ran on one of two cores, benchmarks/README.md); a step equals the default's to
+    float32 rounding, fully connected networks compile as before, and an option XLA refuses falls back
+    to the default with a warning instead of failing."""
+    img = RNG.normal(size=(40, 8, 8, 3)).astype(np.float32)
+    arch = nbk.cnn(2, 8)
+    cfg = T.TrainConfig(lr=0.05, optimizer="momentum", batch_size=20)
+    net = arch.network()
+    p0 = T.init_members(net, jax.random.split(jax.random.PRNGKey(0), 1), img)
+    ones = jax.tree_util.tree_map(lambda _: 1.0, jax.tree_util.tree_map(lambda a: a[0], p0))
+    s0 = jax.vmap(T.make_optimizer(0.1, "momentum", 0.9, 0.0, ones).init)(p0)
+    hyper = (jnp.float32(0.05), jnp.float32(0.0), jax.tree_util.tree_map(jnp.float32, ones), jax.random.PRNGKey(1))
+    after = {}
+    for eigen in (True, False):
+        step, _, apply_all = T.programs(arch, cfg, eigen=eigen)
+        f0 = apply_all(p0, img)
+        p, s = p0, s0
+        for i in range(3):
+            p, s, _ = step(p, s, i, p0, img, Y[:40], f0, *hyper)
+        after[eigen] = np.concatenate([np.ravel(a) for a in jax.tree_util.tree_leaves(p)])
+        hlo = step.lower(p0, s0, 0, p0, img, Y[:40], f0, *hyper).compile().as_text()
+        to_ynn = _convolutions_in_ynn_fusions(hlo)
+        if jax.default_backend() == "cpu" and eigen:
+            assert to_ynn == 0, "a convolution went to YNNPACK despite CPU_CONVOLUTIONS"
+    np.testing.assert_allclose(after[True], after[False], rtol=0, atol=1e-5 * np.abs(after[False]).max())
+    assert T._compiler_options(False) is None and T._compiler_options(True, eigen=False) is None
+    if jax.default_backend() == "cpu":
+        assert T._compiler_options(True) == T.CPU_CONVOLUTIONS
+
+
+def test_a_compile_option_xla_refuses_falls_back_with_a_warning(monkeypatch):
+    if jax.default_backend() != "cpu":
+        pytest.skip("the option is for the CPU only")
+    monkeypatch.setattr(T, "CPU_CONVOLUTIONS", {"xla_cpu_no_such_option_nbkernels": "1"})
+    T._compiler_options.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="XLA refused the compile option"):
+            assert T._compiler_options(True) is None
+    finally:
+        T._compiler_options.cache_clear()
