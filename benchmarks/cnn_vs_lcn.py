@@ -15,7 +15,6 @@ weighted line of gap against ln(width) (``crossing.crossing``, 68% interval from
 Every run goes through the results cache (an interrupted run resumes); the JSON is rewritten after each
 width.
 """
-import argparse
 import json
 import os
 import sys
@@ -25,33 +24,22 @@ from pathlib import Path
 import numpy as np
 
 import nbkernels as nbk
-from nbkernels import data, stats, study
+from nbkernels import stats, study
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_kernels import matmul_gflops  # noqa: E402
-from crossing import crossing  # noqa: E402
+from crossing import crossing, seeded_arguments, split  # noqa: E402
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--image", type=int, default=16)
-    ap.add_argument("--depth", type=int, default=2)
-    ap.add_argument("--widths", default="2,8,32")
-    ap.add_argument("--n-train", type=int, default=1000)
-    ap.add_argument("--steps", type=int, default=1500)
-    ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--n-val", type=int, default=1000)
-    ap.add_argument("--test", type=int, default=2000)
-    ap.add_argument("--out", default="cnn_vs_lcn_cpu.json")
-    a = ap.parse_args(argv)
+    a = seeded_arguments(argv, __doc__.split("\n")[0], [("--widths", dict(default="2,8,32")),
+                                                         ("--n-train", dict(type=int, default=1000))],
+                         steps=1500, out="cnn_vs_lcn_cpu.json")
     widths = sorted(int(w) for w in a.widths.split(","))
-    if a.seeds < 3:
-        raise SystemExit("--seeds must be at least 3: the gap's error counts the spread over seeds.")
     rate = matmul_gflops()
     t_start = time.perf_counter()
-    ds = data.load("auto", n_train=a.n_train, n_val=a.n_val, n_test=a.test, seed=0)
-    sp = data.prepare_split(ds, downsample_to=a.image)
+    sp = split(a, a.n_train)
     out_path = HERE / a.out
     record = dict(what=f"CNN-VEC against LCN, depth {a.depth}, {a.n_train:,} training images, {a.image}x{a.image} "
                        "CIFAR-10", image=a.image, depth=a.depth, widths=widths, n_train=a.n_train, steps=a.steps,

@@ -79,26 +79,40 @@ def crossing(sizes, gaps, ses, draws: int = 2000, seed: int = 0):
                 extrapolated=bool(not min(sizes) <= m0 <= max(sizes)))
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--arch", default="cnn-vec")
+def seeded_arguments(argv, description, extra, steps, out):
+    """The arguments of a seeded finite-network benchmark (this one and ``cnn_vs_lcn.py``): ``extra``
+    (flag, keywords) pairs, then image, depth, steps, seeds (at least 3), validation and test images, out."""
+    ap = argparse.ArgumentParser(description=description)
+    for flag, kw in extra:
+        ap.add_argument(flag, **kw)
     ap.add_argument("--image", type=int, default=16)
     ap.add_argument("--depth", type=int, default=2)
-    ap.add_argument("--width", type=int, default=32)
-    ap.add_argument("--sizes", default="500,1000,2000,4000")
-    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--steps", type=int, default=steps)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--n-val", type=int, default=1000)
     ap.add_argument("--test", type=int, default=2000)
-    ap.add_argument("--out", default="crossing_cpu.json")
+    ap.add_argument("--out", default=out)
     a = ap.parse_args(argv)
-    sizes = sorted(int(s) for s in a.sizes.split(","))
     if a.seeds < 3:
         raise SystemExit("--seeds must be at least 3: the gap's error counts the spread over seeds.")
+    return a
+
+
+def split(a, n_train: int):
+    """CIFAR-10 (``NBKERNELS_DATA``) class-balanced, ``n_train`` training images, downsampled to ``a.image``."""
+    ds = data.load("auto", n_train=n_train, n_val=a.n_val, n_test=a.test, seed=0)
+    return data.prepare_split(ds, downsample_to=a.image)
+
+
+def main(argv=None):
+    a = seeded_arguments(argv, __doc__.split("\n")[0], [("--arch", dict(default="cnn-vec")),
+                                                         ("--width", dict(type=int, default=32)),
+                                                         ("--sizes", dict(default="500,1000,2000,4000"))],
+                         steps=2000, out="crossing_cpu.json")
+    sizes = sorted(int(s) for s in a.sizes.split(","))
     rate = matmul_gflops()
     t_start = time.perf_counter()
-    ds = data.load("auto", n_train=max(sizes), n_val=a.n_val, n_test=a.test, seed=0)
-    sp = data.prepare_split(ds, downsample_to=a.image)
+    sp = split(a, max(sizes))
     out_path = HERE / a.out
     record = dict(what=f"{a.arch.upper()} depth {a.depth}: best finite (width {a.width}) against its NNGP and NTK, "
                        f"{a.image}x{a.image} CIFAR-10", arch=a.arch, image=a.image, depth=a.depth, width=a.width,
