@@ -18,7 +18,7 @@ gradient flow with ``t = lr * steps``. Interventions:
 * ``center``: train ``f(theta) - f(theta_0)``; ``linearize``: train ``f(theta_0) + J(theta_0)(theta - theta_0)``;
 * ``ensemble=n``: n networks trained together in one program, predictions averaged (``jax.vmap`` for
   fully connected networks; convolutional ones unrolled, as XLA's CPU backend runs a vmapped
-  convolution several times slower, see :func:`over_members`);
+  convolution slower, see :func:`over_members`);
 * minibatch SGD (``batch_size``; each epoch visits every training image once, in a fresh order) with
   ``optimizer="momentum"``, as practitioners train; full batch (``batch_size=None``) for the
   gradient-flow correspondence;
@@ -257,8 +257,9 @@ def _jit(fn, convolutional: bool, eigen: bool = True):
 def over_members(f, in_axes, unroll: bool):
     """``f`` mapped over the ensemble axis (axis 0 of the arguments whose ``in_axes`` is 0): ``jax.vmap``,
     or with ``unroll`` one call per member inside the same program, results stacked. XLA's CPU backend
-    runs a vmapped convolution (a grouped convolution) several times slower than the members one after
-    another, and a ``lax.map`` loop slower still, so convolutional networks unroll (benchmarks/README.md,
+    runs a vmapped convolution (a grouped convolution) slower than the members one after another (2-4x
+    with its default convolution; 1.1-1.5x with Eigen's, :data:`CPU_CONVOLUTIONS`, measured for 4 members
+    at 8x8), and a ``lax.map`` loop slower still, so convolutional networks unroll (benchmarks/README.md,
     "Training throughput", has the measurements)."""
     if not unroll:
         return jax.vmap(f, in_axes=in_axes)
