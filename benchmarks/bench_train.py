@@ -58,7 +58,6 @@ def main():
 def ensemble_rows(rate, only=()):
     """Minibatch momentum steps of the notebooks' CNNs (8x8, batch 100): one member, and 4 members
     run as XLA sees them: unrolled in one program (what train() does for convolutions) or vmapped."""
-    import jax.numpy as jnp
     rng = np.random.default_rng(0)
     x = rng.normal(size=(1000, 8, 8, 3)).astype(np.float32)
     y = data.one_hot(rng.integers(0, 10, 1000))
@@ -75,13 +74,7 @@ def ensemble_rows(rate, only=()):
         # 4 members as 4 separate runs ("alone" x4) against one program of 4: what a grid of 4 settings
         # would gain by running as members (train() takes lr and L2 as arguments, so it compiles once)
         for members, unroll in [(1, None), (4, True), (4, False)]:
-            net = arch.network()
-            p0 = train.init_members(net, jax.random.split(jax.random.PRNGKey(0), members), x)
-            ones = jax.tree_util.tree_map(lambda _: 1.0, jax.tree_util.tree_map(lambda a: a[0], p0))
-            s0 = jax.vmap(train.make_optimizer(0.1, "momentum", 0.9, 0.0, ones).init)(p0)
-            step, _, apply_all = train.programs(arch, train.TrainConfig(lr=0.01, optimizer="momentum", batch_size=batch), unroll=unroll)
-            f0 = apply_all(p0, x)
-            hyper = (jnp.float32(0.01), jnp.float32(0.0), jax.tree_util.tree_map(jnp.float32, ones), jax.random.PRNGKey(1))
+            step, p0, s0, f0, hyper = step_inputs(arch, x, members, batch, unroll=unroll)
             p, s, loss = step(p0, s0, 0, p0, x, y, f0, *hyper)
             loss.block_until_ready()
             n = 30 if unroll is not False else 5
@@ -109,21 +102,26 @@ PATH_CASES = [  # (name, arch, image side, batch): the notebooks' CNNs and LCNs 
 ]
 
 
-def time_step(arch, hw, batch, members, eigen, reps=3, seconds=1.0):
-    """Steps/s of ``train``'s compiled minibatch momentum step (best of ``reps`` timings of about
-    ``seconds`` each), and the float32 parameters after 3 steps (to compare the two paths)."""
+def step_inputs(arch, x, members, batch, unroll=None, eigen=True):
+    """``train``'s compiled momentum step for ``members`` networks (lr 0.01, no L2) and what it is called
+    with: ``(step, params0, opt_state0, f0, hyper)``, for ``step(p, s, i, params0, x, y, f0, *hyper)``."""
     import jax.numpy as jnp
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(max(batch, 500), hw, hw, 3)).astype(np.float32)
-    y = data.one_hot(rng.integers(0, 10, len(x)))
-    net = arch.network()
-    p0 = train.init_members(net, jax.random.split(jax.random.PRNGKey(0), members), x)
+    p0 = train.init_members(arch.network(), jax.random.split(jax.random.PRNGKey(0), members), x)
     ones = jax.tree_util.tree_map(lambda _: 1.0, jax.tree_util.tree_map(lambda a: a[0], p0))
     s0 = jax.vmap(train.make_optimizer(0.1, "momentum", 0.9, 0.0, ones).init)(p0)
     cfg = train.TrainConfig(lr=0.01, optimizer="momentum", batch_size=batch)
-    step, _, apply_all = train.programs(arch, cfg, eigen=eigen)
-    f0 = apply_all(p0, x)
+    step, _, apply_all = train.programs(arch, cfg, unroll=unroll, eigen=eigen)
     hyper = (jnp.float32(0.01), jnp.float32(0.0), jax.tree_util.tree_map(jnp.float32, ones), jax.random.PRNGKey(1))
+    return step, p0, s0, apply_all(p0, x), hyper
+
+
+def time_step(arch, hw, batch, members, eigen, reps=3, seconds=1.0):
+    """Steps/s of ``train``'s compiled minibatch momentum step (best of ``reps`` timings of about
+    ``seconds`` each), and the float32 parameters after 3 steps (to compare the two paths)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(max(batch, 500), hw, hw, 3)).astype(np.float32)
+    y = data.one_hot(rng.integers(0, 10, len(x)))
+    step, p0, s0, f0, hyper = step_inputs(arch, x, members, batch, eigen=eigen)
     p, s = p0, s0
     for i in range(3):
         p, s, loss = step(p, s, i, p0, x, y, f0, *hyper)
