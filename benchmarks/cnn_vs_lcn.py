@@ -29,7 +29,7 @@ from nbkernels import stats, study
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_kernels import matmul_gflops  # noqa: E402
-from crossing import crossing, seeded_arguments, split  # noqa: E402
+from crossing import crossing, finish_figure, seeded_arguments, split  # noqa: E402
 
 
 def main(argv=None):
@@ -107,17 +107,8 @@ def figure(record, path):
         xs = np.geomspace(w.min(), w.max(), 50)
         bx.plot(xs, fit["intercept"] + fit["slope_per_doubling"] / np.log(2) * np.log(xs), "-", lw=1,
                 label=f"fit: {fit['slope_per_doubling']:+.2f} points per doubling of width")
-    bx.axhline(0, color="k", lw=0.7)
-    for a_ in (ax, bx):
-        plots.width_axis(a_)
-        a_.legend(fontsize=7)
-    plots.label(ax, "width (channels, log scale)", "test accuracy (%)")
-    plots.label(bx, "width (channels, log scale)", "CNN − LCN (points, ± paired SE)")
-    ax.set_title("accuracy"); bx.set_title("what weight sharing is worth")
-    fig.suptitle(f"{record['what']} · {record['n_test']:,} test images · {record['n_val']:,} validation · "
-                 f"this CPU ({record['matmul_gflops_start']:.0f} GFLOP/s float32 matmul)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    finish_figure(fig, ax, bx, record, path, "width (channels, log scale)", "CNN − LCN (points, ± paired SE)",
+                  "what weight sharing is worth")
 
 
 if __name__ == "__main__":

@@ -183,13 +183,21 @@ def figure(record, path):
             lo, hi = fit["zero_at_68"]
             bx.axvline(z, color="C3", ls="--", lw=1, label=f"gap = 0 at ~{z:,.0f} images (68%: {lo:,.0f}–{hi:,.0f})"
                        + (", extrapolated" if fit["extrapolated"] else ""))
+    finish_figure(fig, ax, bx, record, path, "training images (log scale)",
+                  "finite − better kernel (points, ± paired SE)", "the gap and where it would change sign")
+
+
+def finish_figure(fig, ax, bx, record, path, xlabel, gap_label, gap_title):
+    """The accuracy panel ``ax`` and gap panel ``bx`` finished alike (log2 x axes, zero line, legends,
+    labels, a title naming the data, scale and matmul rate) and saved to ``path``."""
+    from nbkernels import plots
     bx.axhline(0, color="k", lw=0.7)
     for a_ in (ax, bx):
         a_.set_xscale("log", base=2)
         a_.legend(fontsize=7)
-    plots.label(ax, "training images (log scale)", "test accuracy (%)")
-    plots.label(bx, "training images (log scale)", "finite − better kernel (points, ± paired SE)")
-    ax.set_title("accuracy"); bx.set_title("the gap and where it would change sign")
+    plots.label(ax, xlabel, "test accuracy (%)")
+    plots.label(bx, xlabel, gap_label)
+    ax.set_title("accuracy"); bx.set_title(gap_title)
     fig.suptitle(f"{record['what']} · {record['n_test']:,} test images · {record['n_val']:,} validation · "
                  f"this CPU ({record['matmul_gflops_start']:.0f} GFLOP/s float32 matmul)", fontsize=9)
     fig.tight_layout()
