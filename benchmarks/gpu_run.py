@@ -10,20 +10,28 @@ and the pure-Python wheels the notebooks import (IPython, ipywidgets and theirs)
     .venv/bin/python benchmarks/gpu_run.py pack
     # on the device: the `device` tool's run, with carry=[".gpu"] and timeout_s=600
     python3 benchmarks/gpu_run.py run --minutes 8 --jobs 3 13 09 11 01 10
-    # back here: the results into figures/gpu-<gpu>/ (committed), the wall times for the README
+    # or benchmark scripts (issue 33's curves where the CPU stops), alone or beside notebooks:
+    python3 benchmarks/gpu_run.py run --minutes 9 --jobs 2 \\
+        --bench "crossing.py --arch cnn-gap --image 32 --sizes 500,1000,2000,4000 --out crossing_cnn_gap_32.json" \\
+        --bench "cnn_vs_lcn.py --image 32 --widths 2,8,32,128 --out cnn_vs_lcn_32.json"
+    # back here: the results into figures/gpu-<gpu>/ and benchmarks/gpu-<gpu>/ (committed), the wall times
     .venv/bin/python benchmarks/gpu_run.py unpack <files_at>/gpu_results.tar.gz
 
 ``run`` executes each notebook's percent source (``notebooks/src/NN_*.py``, the same cells nbval runs)
 as a script with ``NBKERNELS_PRESET=gpu``, ``jobs`` at a time on the one GPU (XLA allocates on demand,
 so they share its memory), and stops any still running at the deadline: what finished comes back in
 ``$OUT/gpu_results.tar.gz`` (figures/<notebook>/ with verdict.json, one log per notebook) and
-``$OUT/summary.json`` (per notebook: return code, wall seconds, the verdict's numbers).
+``$OUT/summary.json`` (per notebook: return code, wall seconds, the verdict's numbers). A ``--bench`` job
+runs ``benchmarks/<script>`` with its arguments in the same environment; its ``--out`` JSON (rewritten by
+those scripts after every point, so a run stopped at the deadline still brings back what it measured) and
+figure come back under ``gpu_results/benchmarks/``.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -70,7 +78,34 @@ def _sources(names):
     return [REPO / "notebooks" / "src" / f"{stem}.py" for stem in report.select_notebooks(names)]
 
 
+def _bench_outputs(args):
+    """Job name -> the JSON a ``--bench`` job writes (its ``--out``, in benchmarks/)."""
+    outs = {}
+    for i, spec in enumerate(args.bench):
+        words = shlex.split(spec)
+        out = words[words.index("--out") + 1] if "--out" in words[:-1] else None
+        if out is None:
+            raise SystemExit(f"--bench {spec!r}: give the script an --out file, so its results can come back.")
+        outs[f"bench{i}_{Path(words[0]).stem}"] = REPO / "benchmarks" / out
+    return outs
+
+
+def _jobs(args):
+    """(name, command, working folder) of every job: the notebooks', then the benchmarks'. Notebooks run
+    when named, or (the default) when no benchmark is asked for."""
+    notebooks = args.notebooks or ([] if args.bench else NOT_ON_CPU)
+    jobs = [(src.stem, [sys.executable, str(src)], REPO / "notebooks") for src in _sources(notebooks)] if notebooks else []
+    for (name, _), spec in zip(_bench_outputs(args).items(), args.bench):
+        words = shlex.split(spec)
+        script = REPO / "benchmarks" / words[0]
+        if not script.exists():
+            raise SystemExit(f"--bench {spec!r}: no script benchmarks/{words[0]}.")
+        jobs.append((name, [sys.executable, str(script), *words[1:]], REPO / "benchmarks"))
+    return jobs
+
+
 def run(args):
+    queue = _jobs(args)  # a wrong job stops here, before anything is installed
     out = Path(os.environ.get("OUT") or args.out)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(args.work)
@@ -94,22 +129,21 @@ def run(args):
     device = (probe.stdout or probe.stderr).strip()
     print("device:", device, flush=True)
     deadline = time.time() + 60 * args.minutes
-    queue, running, done = list(_sources(args.notebooks or NOT_ON_CPU)), {}, {}
+    running, done = {}, {}
     while queue or running:
         while queue and len(running) < args.jobs and time.time() < deadline:
-            src = queue.pop(0)
-            log = open(results / f"{src.stem}.log", "w")
-            proc = subprocess.Popen([sys.executable, str(src)], cwd=REPO / "notebooks", env=env,
-                                    stdout=log, stderr=subprocess.STDOUT)
-            running[src.stem] = (proc, time.time(), log)
-            print(f"started {src.stem}", flush=True)
+            name, cmd, cwd = queue.pop(0)
+            log = open(results / f"{name}.log", "w")
+            proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+            running[name] = (proc, time.time(), log)
+            print(f"started {name}", flush=True)
         if time.time() >= deadline:
             for name, (proc, t0, log) in running.items():
                 proc.kill()
                 proc.wait()
                 done[name] = dict(rc="stopped at the deadline", wall_s=round(time.time() - t0))
             running = {}
-            done.update({s.stem: dict(rc="not started: no time left") for s in queue})
+            done.update({name: dict(rc="not started: no time left") for name, _, _ in queue})
             queue = []
             break
         for name, (proc, t0, log) in list(running.items()):
@@ -120,6 +154,14 @@ def run(args):
                 del running[name]
         time.sleep(2)
     for name, row in done.items():
+        out_json = _bench_outputs(args).get(name)
+        if out_json is not None:  # a benchmark: its JSON and figure, as far as it got
+            got = [p for p in (out_json, out_json.with_suffix(".png")) if p.exists()]
+            (results / "benchmarks").mkdir(exist_ok=True)
+            for p in got:
+                shutil.copy(p, results / "benchmarks" / p.name)
+            row.update(outputs=[p.name for p in got])
+            continue
         v = results / "figures" / name / "verdict.json"
         if v.exists():
             verdict = json.loads(v.read_text())
@@ -143,11 +185,15 @@ def unpack(args):
                                   else "unknown"))
     dest = REPO / "figures" / gpu
     dest.mkdir(parents=True, exist_ok=True)
-    for nb in (tmp / "gpu_results" / "figures").iterdir():
+    for nb in ((tmp / "gpu_results" / "figures").iterdir() if (tmp / "gpu_results" / "figures").is_dir() else []):
         shutil.rmtree(dest / nb.name, ignore_errors=True)
         shutil.copytree(nb, dest / nb.name)
     shutil.copy(tmp / "gpu_results" / "summary.json", dest / "summary.json")
     print(f"figures and summary -> {dest}")
+    if (tmp / "gpu_results" / "benchmarks").is_dir():
+        bench = REPO / "benchmarks" / gpu
+        shutil.copytree(tmp / "gpu_results" / "benchmarks", bench, dirs_exist_ok=True)
+        print(f"benchmark results -> {bench}")
 
 
 def main(argv=None):
@@ -161,6 +207,8 @@ def main(argv=None):
     r.add_argument("--work", default="/tmp/nbk_gpu", help="scratch folder there")
     r.add_argument("--preset", default="gpu", help="another preset only to try the run here (ci)")
     r.add_argument("--out", default="gpu_out", help="results folder when $OUT is not set")
+    r.add_argument("--bench", action="append", default=[], metavar='"SCRIPT ARGS"',
+                   help="a benchmarks/ script and its arguments, with --out (repeatable)")
     u = sub.add_parser("unpack", help="here: gpu_results.tar.gz -> figures/gpu-<gpu>/")
     u.add_argument("archive")
     u.add_argument("--name", help="folder name under figures/ (default gpu-<model>)")
