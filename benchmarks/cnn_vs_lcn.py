@@ -29,7 +29,7 @@ from nbkernels import stats, study
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_kernels import matmul_gflops  # noqa: E402
-from crossing import crossing, finish_figure, seeded_arguments, split  # noqa: E402
+from crossing import crossing, device, finish_figure, seeded_arguments, split, two_panels  # noqa: E402
 
 
 def main(argv=None):
@@ -44,7 +44,7 @@ def main(argv=None):
     record = dict(what=f"CNN-VEC against LCN, depth {a.depth}, {a.n_train:,} training images, {a.image}x{a.image} "
                        "CIFAR-10", image=a.image, depth=a.depth, widths=widths, n_train=a.n_train, steps=a.steps,
                   seeds=a.seeds, n_val=a.n_val, n_test=a.test, matmul_gflops_start=rate,
-                  machine=f"{os.cpu_count()} cores", date=time.strftime("%Y-%m-%d"), points=[])
+                  machine=f"{os.cpu_count()} cores", device=device(), date=time.strftime("%Y-%m-%d"), points=[])
     t0 = time.perf_counter()
     kr = study.kernel_accuracies(nbk.cnn(a.depth, 256, readout="vec"), sp.x_train, sp.y_train, sp.x_test, sp.y_test,
                                  diag_regs=[1e-3, 1e-2, 1e-1, 1.0], val=sp.val)
@@ -91,12 +91,9 @@ def main(argv=None):
 
 
 def figure(record, path):
-    import matplotlib.pyplot as plt
-    from nbkernels import plots
-    plots.use_style()
+    fig, ax, bx = two_panels()
     pts = record["points"]
     w = np.array([p["width"] for p in pts])
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4))
     for arm, fmt, lab in (("cnn", "o-", "CNN (weight sharing)"), ("lcn", "s--", "LCN (no sharing)")):
         ax.errorbar(w, [p[arm] for p in pts], [p[arm + "_se_seeds"] for p in pts], fmt=fmt, capsize=3,
                     label=f"{lab}, {record['seeds']} seeds")

@@ -108,6 +108,13 @@ def seeded_arguments(argv, description, extra, steps, out):
     return a
 
 
+def device() -> str:
+    """What ran a benchmark, for its record and figure: ``"this CPU"`` or the accelerator's kind."""
+    import jax
+    first = jax.devices()[0]
+    return "this CPU" if first.platform == "cpu" else first.device_kind
+
+
 def split(a, n_train: int):
     """CIFAR-10 (``NBKERNELS_DATA``) class-balanced, ``n_train`` training images, downsampled to ``a.image``."""
     ds = data.load("auto", n_train=n_train, n_val=a.n_val, n_test=a.test, seed=0)
@@ -128,8 +135,8 @@ def main(argv=None):
     record = dict(what=f"{a.arch.upper()} depth {a.depth}: best finite (width {a.width}) against its NNGP and NTK, "
                        f"{a.image}x{a.image} CIFAR-10", arch=a.arch, image=a.image, depth=a.depth, width=a.width,
                   steps=a.steps, seeds=a.seeds, n_val=a.n_val, n_test=a.test, grid=grid_for(a.image, a.grid),
-                  matmul_gflops_start=rate, machine=f"{os.cpu_count()} cores", date=time.strftime("%Y-%m-%d"),
-                  points=[])
+                  matmul_gflops_start=rate, machine=f"{os.cpu_count()} cores", device=device(),
+                  date=time.strftime("%Y-%m-%d"), points=[])
     t0 = time.perf_counter()
     kernels = study.kernel_curve(architecture(a.arch, a.depth, 256), sp.x_train, sp.y_train, sp.x_test, sp.y_test,
                                  sizes, diag_regs=REGS, val=sp.val)
@@ -172,12 +179,9 @@ def main(argv=None):
 
 
 def figure(record, path):
-    import matplotlib.pyplot as plt
-    from nbkernels import plots
-    plots.use_style()
+    fig, ax, bx = two_panels()
     pts = record["points"]
     m = np.array([p["n_train"] for p in pts])
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4))
     ax.errorbar(m, [p["finite"] for p in pts], [p["finite_se_seeds"] for p in pts], fmt="o-", capsize=3,
                 label=f"best finite, width {record['width']} ({record['seeds']} seeds)")
     ax.plot(m, [p["nngp"] for p in pts], "s--", label="NNGP")
@@ -198,6 +202,15 @@ def figure(record, path):
                   "finite − better kernel (points, ± paired SE)", "the gap and where it would change sign")
 
 
+def two_panels():
+    """A figure of two panels side by side in the project's style: (fig, accuracy axes, gap axes)."""
+    import matplotlib.pyplot as plt
+    from nbkernels import plots
+    plots.use_style()
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4))
+    return fig, ax, bx
+
+
 def finish_figure(fig, ax, bx, record, path, xlabel, gap_label, gap_title):
     """The accuracy panel ``ax`` and gap panel ``bx`` finished alike (log2 x axes, zero line, legends,
     labels, a title naming the data, scale and matmul rate) and saved to ``path``."""
@@ -210,7 +223,8 @@ def finish_figure(fig, ax, bx, record, path, xlabel, gap_label, gap_title):
     plots.label(bx, xlabel, gap_label)
     ax.set_title("accuracy"); bx.set_title(gap_title)
     fig.suptitle(f"{record['what']} · {record['n_test']:,} test images · {record['n_val']:,} validation · "
-                 f"this CPU ({record['matmul_gflops_start']:.0f} GFLOP/s float32 matmul)", fontsize=9)
+                 f"{record.get('device', 'this CPU')} ({record['matmul_gflops_start']:.0f} GFLOP/s float32 matmul)",
+                 fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 

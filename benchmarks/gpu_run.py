@@ -11,9 +11,9 @@ and the pure-Python wheels the notebooks import (IPython, ipywidgets and theirs)
     # on the device: the `device` tool's run, with carry=[".gpu"] and timeout_s=600
     python3 benchmarks/gpu_run.py run --minutes 8 --jobs 3 13 09 11 01 10
     # or benchmark scripts (issue 33's curves where the CPU stops), alone or beside notebooks:
-    python3 benchmarks/gpu_run.py run --minutes 9 --jobs 2 \\
-        --bench "crossing.py --arch cnn-gap --image 32 --sizes 500,1000,2000,4000 --out crossing_cnn_gap_32.json" \\
-        --bench "cnn_vs_lcn.py --image 32 --widths 2,8,32,128 --out cnn_vs_lcn_32.json"
+    python3 benchmarks/gpu_run.py run --minutes 9 --jobs 3 --bench "crossing.py --arch cnn-gap --image 32 \\
+        --width 128 --steps 4000 --sizes 250,500,1000 --out crossing_cnn_gap_32.json" --bench ...
+    # (benchmarks/README.md, "What the lent GPU should run first", has the whole command)
     # back here: the results into figures/gpu-<gpu>/ and benchmarks/gpu-<gpu>/ (committed), the wall times
     .venv/bin/python benchmarks/gpu_run.py unpack <files_at>/gpu_results.tar.gz
 
@@ -78,34 +78,28 @@ def _sources(names):
     return [REPO / "notebooks" / "src" / f"{stem}.py" for stem in report.select_notebooks(names)]
 
 
-def _bench_outputs(args):
-    """Job name -> the JSON a ``--bench`` job writes (its ``--out``, in benchmarks/)."""
-    outs = {}
-    for i, spec in enumerate(args.bench):
-        words = shlex.split(spec)
-        out = words[words.index("--out") + 1] if "--out" in words[:-1] else None
-        if out is None:
-            raise SystemExit(f"--bench {spec!r}: give the script an --out file, so its results can come back.")
-        outs[f"bench{i}_{Path(words[0]).stem}"] = REPO / "benchmarks" / out
-    return outs
-
-
 def _jobs(args):
-    """(name, command, working folder) of every job: the notebooks', then the benchmarks'. Notebooks run
-    when named, or (the default) when no benchmark is asked for."""
+    """(name, command, working folder, the JSON it writes or None) of every job: the notebooks', then the
+    benchmarks' (their ``--out``, in benchmarks/). Notebooks run when named, or (the default) when no
+    benchmark is asked for."""
     notebooks = args.notebooks or ([] if args.bench else NOT_ON_CPU)
-    jobs = [(src.stem, [sys.executable, str(src)], REPO / "notebooks") for src in _sources(notebooks)] if notebooks else []
-    for (name, _), spec in zip(_bench_outputs(args).items(), args.bench):
+    jobs = [(src.stem, [sys.executable, str(src)], REPO / "notebooks", None)
+            for src in (_sources(notebooks) if notebooks else [])]
+    for i, spec in enumerate(args.bench):
         words = shlex.split(spec)
         script = REPO / "benchmarks" / words[0]
         if not script.exists():
             raise SystemExit(f"--bench {spec!r}: no script benchmarks/{words[0]}.")
-        jobs.append((name, [sys.executable, str(script), *words[1:]], REPO / "benchmarks"))
+        if "--out" not in words[:-1]:
+            raise SystemExit(f"--bench {spec!r}: give the script an --out file, so its results can come back.")
+        out = REPO / "benchmarks" / words[words.index("--out") + 1]
+        jobs.append((f"bench{i}_{script.stem}", [sys.executable, str(script), *words[1:]], REPO / "benchmarks", out))
     return jobs
 
 
 def run(args):
     queue = _jobs(args)  # a wrong job stops here, before anything is installed
+    outputs = {name: out for name, _, _, out in queue if out is not None}
     out = Path(os.environ.get("OUT") or args.out)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(args.work)
@@ -132,7 +126,7 @@ def run(args):
     running, done = {}, {}
     while queue or running:
         while queue and len(running) < args.jobs and time.time() < deadline:
-            name, cmd, cwd = queue.pop(0)
+            name, cmd, cwd, _ = queue.pop(0)
             log = open(results / f"{name}.log", "w")
             proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
             running[name] = (proc, time.time(), log)
@@ -143,7 +137,7 @@ def run(args):
                 proc.wait()
                 done[name] = dict(rc="stopped at the deadline", wall_s=round(time.time() - t0))
             running = {}
-            done.update({name: dict(rc="not started: no time left") for name, _, _ in queue})
+            done.update({job[0]: dict(rc="not started: no time left") for job in queue})
             queue = []
             break
         for name, (proc, t0, log) in list(running.items()):
@@ -154,7 +148,7 @@ def run(args):
                 del running[name]
         time.sleep(2)
     for name, row in done.items():
-        out_json = _bench_outputs(args).get(name)
+        out_json = outputs.get(name)
         if out_json is not None:  # a benchmark: its JSON and figure, as far as it got
             got = [p for p in (out_json, out_json.with_suffix(".png")) if p.exists()]
             (results / "benchmarks").mkdir(exist_ok=True)
