@@ -183,7 +183,7 @@ def figure(record, path):
     pts = record["points"]
     m = np.array([p["n_train"] for p in pts])
     ax.errorbar(m, [p["finite"] for p in pts], [p["finite_se_seeds"] for p in pts], fmt="o-", capsize=3,
-                label=f"best finite, width {record['width']} ({record['seeds']} seeds)")
+                label=f"best finite, width {record['width']}, {record['steps']:,} steps ({record['seeds']} seeds)")
     ax.plot(m, [p["nngp"] for p in pts], "s--", label="NNGP")
     ax.plot(m, [p["ntk"] for p in pts], "^:", label="NTK")
     bx.errorbar(m, [p["gap"] for p in pts], [p["gap_se"] for p in pts], fmt="o", capsize=3, label="measured")
