@@ -16,13 +16,12 @@ The bound: the depth-2 step's products, each direction at the fastest rate any o
 of the float32 matmul rate. A step that runs its products through these libraries cannot do better, even if
 its patches, bias, ReLU, readout and optimizer took no time. Benchmark only, never asserted in tests.
 """
-import time
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from bench_kernels import matmul_gflops
+from bench_vs_nt import best_time
 from lcn_profile import BATCH, CASES
 
 WEIGHT_GRADIENT = {  # XLA's dimension orders for dW = patches^T . g, per position
@@ -34,14 +33,9 @@ WEIGHT_GRADIENT = {  # XLA's dimension orders for dW = patches^T . g, per positi
 
 
 def best_seconds(fn, inner: int = 30, repeat: int = 7) -> float:
+    """Seconds per call of ``fn``: after a compiling call, the best of ``repeat`` timings of ``inner`` calls."""
     fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        times.append((time.perf_counter() - t) / inner)
-    return min(times)
+    return best_time(lambda: [fn() for _ in range(inner)], repeat)[0] / inner
 
 
 def xla_rate(spec: str, x, y, flops: float) -> float:
