@@ -30,6 +30,7 @@ WEIGHT_GRADIENT = {  # XLA's dimension orders for dW = patches^T . g, per positi
     "(p,k,n),(p,n,w)->(p,k,w)": lambda a, g: (a.transpose(0, 2, 1), g, "pkn,pnw->pkw"),
     "(p,w,n),(p,n,k)->(p,w,k)": lambda a, g: (g.transpose(0, 2, 1), a, "pwn,pnk->pwk"),
 }
+TODAY = {"forward": "xla", "input gradient": "xla", "weight gradient": f"xla {next(iter(WEIGHT_GRADIENT))}"}
 
 
 def best_seconds(fn, inner: int = 30, repeat: int = 7) -> float:
@@ -62,7 +63,7 @@ def layer_rates(positions: int, k: int, w: int) -> dict:
     for name, order in WEIGHT_GRADIENT.items():
         x, y, spec = order(a, g)
         rates["weight gradient"][f"xla {name}"] = xla_rate(spec, x, y, flops)
-    return dict(flops=flops, rates=rates)
+    return dict(k=k, flops=flops, rates=rates)
 
 
 def main():
@@ -72,23 +73,20 @@ def main():
         positions = side * side
         layers = [layer_rates(positions, 9 * 3, width), layer_rates(positions, 9 * width, width)]
         print(f"\nLCN width {width}, {side}x{side} ({positions} positions)")
-        best_time = today_time = 0.0
+        best_total = today_total = 0.0
         for i, layer in enumerate(layers, 1):
             for direction, rates in layer["rates"].items():
                 if i == 1 and direction == "input gradient":
                     continue   # the first layer's input gradient is never computed
-                today = rates["xla" if direction != "weight gradient" else
-                              "xla (p,n,k),(p,n,w)->(p,k,w) [today]"]
-                best = max(rates.values())
-                best_time += layer["flops"] / best
-                today_time += layer["flops"] / today
+                best_total += layer["flops"] / max(rates.values())
+                today_total += layer["flops"] / rates[TODAY[direction]]
                 cells = ", ".join(f"{name} {r:.1f}" for name, r in rates.items())
-                print(f"  layer {i} (K = {layer['flops'] / (2 * positions * BATCH * width):.0f}) {direction}: "
+                print(f"  layer {i} (K = {layer['k']}) {direction}: "
                       f"{cells} GFLOP/s")
         total = sum(lay["flops"] for lay in layers) * 3 - layers[0]["flops"]
-        print(f"  the step's products at XLA's rates today: {total / today_time:.1f} GFLOP/s "
-              f"({100 * total / today_time / rate:.0f}% of the matmul rate); at the fastest rate of each: "
-              f"{total / best_time:.1f} GFLOP/s, a bound of {100 * total / best_time / rate:.0f}% on the step")
+        print(f"  the step's products at XLA's rates today: {total / today_total:.1f} GFLOP/s "
+              f"({100 * total / today_total / rate:.0f}% of the matmul rate); at the fastest rate of each: "
+              f"{total / best_total:.1f} GFLOP/s, a bound of {100 * total / best_total / rate:.0f}% on the step")
     print(f"\nfloat32 matmul at the end {matmul_gflops():.1f} GFLOP/s")
 
 
