@@ -1,6 +1,8 @@
 # The two commands of the README. Each creates the local virtualenv (.venv) on first use.
-#   make report            render every finding into reports/$(PRESET)/index.html (PRESET=ci|default|paper)
+#   make report            render every finding into reports/$(PRESET)/index.html (PRESET=ci|default|gpu|paper)
+#                          NOTEBOOKS="06 09" (or 06,09, or full names) renders only those
 #   make test              unit tests + every notebook at the `ci` preset, checked by nbval
+#   make lab               JupyterLab on notebooks/; saving a notebook writes its notebooks/src/ source too
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python

@@ -26,7 +26,7 @@ from typing import Optional
 
 import numpy as np
 
-from . import settings
+from . import formatting, settings
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -321,7 +321,7 @@ def load(name: str = "auto", n_train: Optional[int] = None, n_test: Optional[int
                       f"({str(e).split('.')[0]}).", file=sys.stderr)
         else:
             if verbose:
-                print(f"nbkernels: using CIFAR-10 from {raw[-1]}")  # information, not a warning: stdout
+                print(f"nbkernels: using CIFAR-10 from {formatting.path(raw[-1])}")  # information, not a warning: stdout
     elif name == "cifar10":
         raw = _load_cifar10(data_dir, download=download)
     else:

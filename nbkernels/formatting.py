@@ -2,8 +2,32 @@
 
     >>> formatting.pct(0.4321, 0.0048)                 # '43.2 ± 0.5%'
     >>> formatting.setting_label(dict(lr_factor=0.5, l2=1e-4))   # 'lr 0.5 eta_crit, L2 0.0001'
+    >>> formatting.path("/home/me/nbkernels/figures/06/width.png")  # 'figures/06/width.png'
 """
 from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Union
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def path(p: Union[str, os.PathLike]) -> str:
+    """A path as notebooks, pages and messages show it, naming no folder of the machine that ran them:
+    relative to the repository when inside it, else to ``$NBKERNELS_FIGURES``, ``$NBKERNELS_DATA`` or
+    ``$NBKERNELS_CACHE`` (written so), else to the home folder (``~/``), else its last two parts."""
+    p = Path(p).expanduser().resolve()
+    roots = [(REPO, "")] + [(Path(v).expanduser().resolve(), f"${var}/") for var in
+                            ("NBKERNELS_FIGURES", "NBKERNELS_DATA", "NBKERNELS_CACHE")
+                            if (v := os.environ.get(var)) and v != "off"] + [(Path.home().resolve(), "~/")]
+    for root, prefix in roots:
+        try:
+            rel = p.relative_to(root).as_posix()
+        except ValueError:
+            continue
+        return (prefix + rel) if rel != "." else (prefix.rstrip("/") or ".")
+    return "…/" + "/".join(p.parts[-2:])
 
 
 def pct(x, se=None) -> str:

@@ -11,8 +11,11 @@ the choice, loads the data and records the verdict so the report can show it.
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
+import types
+import typing
 from typing import NamedTuple, Optional
 
 from . import data, plots, settings, stats
@@ -24,8 +27,75 @@ PRESET_NAMES = ("ci", "default", "gpu", "paper")
 GPU_DATA = dict(n_train=10000, n_test=4000)
 
 
+def _injected_names(source: str) -> list:
+    """The names a papermill-injected cell assigns (``# Parameters`` then ``name = value`` lines)."""
+    tree = ast.parse(source)
+    return [t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)]
+
+
+def _type_name(annotation) -> str:
+    """``str``, ``Optional[int]``: an annotation as it is written in a parameters cell."""
+    return annotation.__name__ if isinstance(annotation, type) else str(annotation).replace("typing.", "")
+
+
+def _fits(value, annotation) -> bool:
+    """Whether ``value`` has the parameter's annotated type (``float`` takes ints; ``Optional[...]`` takes None)."""
+    options = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else (annotation,)
+    for option in options:
+        if option is type(None) and value is None:
+            return True
+        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True
+        if isinstance(option, type) and isinstance(value, option) and not (option is int and isinstance(value, bool)):
+            return True
+        if not isinstance(option, type):
+            return True  # an annotation this check does not read (a list of ...): accepted as given
+    return False
+
+
+def check_parameters(namespace: Optional[dict] = None) -> None:
+    """Fail on a papermill parameter this notebook does not have, or of the wrong type (papermill itself only
+    warns ``Passed unknown parameter`` and runs on with the defaults).
+
+    The parameters are the names annotated in the cell tagged ``parameters`` (``preset: str = ...``, which is
+    also what ``papermill --help-notebook`` shows); the values papermill passed are in the cell it injected,
+    which IPython ran just before the cell that calls this (:func:`choose_preset` does, in every notebook's
+    presets cell). ``namespace``: the notebook's globals (default: the running IPython's). Outside
+    papermill (JupyterLab, nbval, a script) nothing was injected and nothing is checked.
+    """
+    if namespace is None:
+        try:
+            from IPython import get_ipython
+        except ImportError:  # pragma: no cover
+            return
+        shell = get_ipython()
+        if shell is None:
+            return
+        namespace = shell.user_ns
+    history = namespace.get("In") or []
+    injected = history[-2] if len(history) >= 2 else ""
+    if not injected.startswith("# Parameters"):
+        return
+    known = dict(namespace.get("__annotations__") or {})
+    listing = ", ".join(f"{n} ({_type_name(t)})" for n, t in known.items())
+    unknown = [n for n in _injected_names(injected) if n not in known]
+    if unknown:
+        raise ValueError(f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}: this "
+                         f"notebook's parameters are {listing}. Check the spelling of papermill's -p NAME VALUE "
+                         "(papermill --help-notebook NOTEBOOK lists them).")
+    wrong = [(n, namespace[n], known[n]) for n in _injected_names(injected) if not _fits(namespace.get(n), known[n])]
+    if wrong:
+        raise ValueError("; ".join(f"parameter {n!r} must be {_type_name(t)}, got {v!r}" for n, v, t in wrong) +
+                         f". This notebook's parameters are {listing}.")
+
+
 def choose_preset(presets: dict, preset: str, **overrides) -> dict:
-    """The settings of ``preset`` with any non-None ``overrides``; a clear error for unknown names."""
+    """The settings of ``preset`` with any non-None ``overrides``; a clear error for unknown names.
+
+    Called in the cell right after the ``parameters`` cell, it first checks the parameters papermill passed
+    (:func:`check_parameters`), so a misspelled ``-p presett ci`` stops the run instead of running the
+    default preset."""
+    check_parameters()
     if preset not in presets:
         raise ValueError(f"unknown preset {preset!r}; this notebook has {sorted(presets)}. "
                          "Pass one with papermill -p preset NAME or set NBKERNELS_PRESET.")

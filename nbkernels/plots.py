@@ -21,7 +21,7 @@ import numpy as np
 
 import matplotlib.pyplot as plt
 
-from . import settings
+from . import formatting, settings
 
 # Okabe & Ito's colour-blind-safe palette.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
@@ -166,13 +166,26 @@ def save(fig, name: str, preset: str, root=None) -> list:
     return paths
 
 
-def publish(fig, what: str, scale: Scale, name: str) -> list:
+class Saved(list):
+    """The paths a figure was written to (a list of :class:`pathlib.Path`), shown as where they are relative
+    to the repository, so a notebook's output names no folder of the machine that ran it."""
+
+    def __repr__(self) -> str:
+        return "saved " + ", ".join(formatting.path(p) for p in self)
+
+
+def publish(fig, what: str, scale: Scale, name: str) -> Saved:
     """A notebook's finished figure: titled with ``what`` and its :class:`Scale` (:func:`title`), laid out,
-    written to ``<figures_dir(scale.preset)>/<name>.png`` and ``.svg`` (:func:`save`) and shown. Returns
-    the paths written."""
+    written to ``<figures_dir(scale.preset)>/<name>.png`` and ``.svg`` (:func:`save`) and shown.
+
+    Returns
+    -------
+    Saved
+        The paths written; displayed (as a cell's last value) relative to the repository.
+    """
     title(fig, what, scale)
     fig.tight_layout()
-    paths = save(fig, name, scale.preset)
+    paths = Saved(save(fig, name, scale.preset))
     plt.show()
     return paths
 

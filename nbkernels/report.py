@@ -20,7 +20,9 @@ import concurrent.futures as cf
 import html
 import json
 import os
+import re
 import shutil
+import threading
 import subprocess
 import sys
 import time
@@ -51,8 +53,18 @@ def available_notebooks() -> list:
     return sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 
 
+def split_names(text: str) -> list:
+    """Notebook names as a user types them: separated by commas, spaces or both (``"06 09"``, ``06,09``)."""
+    return [n for n in re.split(r"[,\s]+", text or "") if n]
+
+
 def select_notebooks(names) -> list:
+    """The notebooks ``names`` stand for, in the order given: a full name, a name without ``.ipynb``, or its
+    two-digit number (``"06"``); one string is split as :func:`split_names` does. No names: every notebook."""
     valid = available_notebooks()
+    if isinstance(names, str):
+        names = split_names(names)
+    names = [n for name in names or () for n in split_names(name)]
     if not names:
         return valid
     chosen = []
@@ -60,7 +72,8 @@ def select_notebooks(names) -> list:
         name = name.strip().removesuffix(".ipynb")
         matches = [v for v in valid if v == name or v.startswith(name + "_") or v[:2] == name]
         if not matches:
-            raise SystemExit(f"unknown notebook {name!r}; valid notebooks: {', '.join(valid)}")
+            raise SystemExit(f"unknown notebook {name!r}; valid notebooks: {', '.join(valid)} (give numbers or names, "
+                             "separated by commas or spaces: NOTEBOOKS=\"06 09\")")
         chosen.extend(m for m in matches if m not in chosen)
     return chosen
 
@@ -86,22 +99,48 @@ def child_env(preset, figures_root, jobs) -> dict:
     return env
 
 
-def _run_one(name, preset, out_dir, figures_root, timeout, jobs=1):
+def cells_done(executed: Path):
+    """``(completed, total)`` code cells of a notebook papermill is running, read from the copy it saves at
+    the start and end of every cell; None while that copy is missing or half written."""
+    try:
+        nb = json.loads(Path(executed).read_text())
+    except (OSError, ValueError):
+        return None
+    code = [c for c in nb.get("cells", []) if c.get("cell_type") == "code"]
+    done = sum(1 for c in code if c.get("metadata", {}).get("papermill", {}).get("status") == "completed")
+    return done, len(code)
+
+
+POLL_S = 5.0  # how often a running notebook's saved copy is read for its progress
+
+
+def _run_one(name, preset, out_dir, figures_root, timeout, jobs=1, on_progress=None):
+    """Run one notebook with papermill, render its page and collect its figures and verdict. While it runs,
+    ``on_progress(name, cells_done(...), elapsed)`` is called every :data:`POLL_S` seconds."""
     executed = out_dir / "executed" / f"{name}.ipynb"
     executed.parent.mkdir(parents=True, exist_ok=True)
+    executed.unlink(missing_ok=True)  # a copy from an earlier run is not this run's progress
     env = child_env(preset, figures_root, jobs)
     t0 = time.time()
     cmd = [sys.executable, "-m", "papermill", str(NOTEBOOKS / f"{name}.ipynb"), str(executed),
            "-p", "preset", preset, "--cwd", str(NOTEBOOKS), "--no-progress-bar", "--log-level", "ERROR",
            "--execution-timeout", str(timeout)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while True:
+        try:
+            stdout, stderr = proc.communicate(timeout=POLL_S)
+            break
+        except subprocess.TimeoutExpired:
+            if on_progress is not None:
+                on_progress(name, cells_done(executed), time.time() - t0)
     wall = time.time() - t0
     error = None
     if proc.returncode != 0:
-        lines = [ln for ln in (proc.stderr or proc.stdout).strip().splitlines() if ln.strip()]
+        lines = [ln for ln in (stderr or stdout).strip().splitlines() if ln.strip()]
         error = "\n".join(lines[-6:]) or f"papermill exited with {proc.returncode}"
     page = None
     if executed.exists():
+        strip_machine_paths(executed, figures_root)
         page = out_dir / f"{name}.html"
         conv = subprocess.run([sys.executable, "-m", "nbconvert", "--to", "html", str(executed),
                                "--output", page.stem, "--output-dir", str(out_dir)],
@@ -121,7 +160,60 @@ def _run_one(name, preset, out_dir, figures_root, timeout, jobs=1):
     vfile = fig_dst / "verdict.json"
     if vfile.exists() and error is None:
         verdict = json.loads(vfile.read_text())
-    return dict(name=name, wall=wall, error=error, page=page, verdict=verdict, figures=fig_dst)
+    return dict(name=name, state="failed" if error else "done", wall=wall, error=error, page=page, verdict=verdict,
+                figures=fig_dst)
+
+
+def strip_machine_paths(executed: Path, figures_root: Path) -> None:
+    """Rewrite an executed notebook so that it names no folder of this machine: papermill's record of its
+    input, output and working folder, and any path left in an output (a traceback's files, say), become
+    relative to the repository, or start ``$NBKERNELS_FIGURES``, ``$NBKERNELS_DATA`` or ``~``."""
+    text = Path(executed).read_text()
+    figures = Path(figures_root).resolve()
+    roots = ([] if figures.is_relative_to(REPO) else [(figures, "$NBKERNELS_FIGURES")]) + [
+        (REPO, "."), (settings.data_dir(), "$NBKERNELS_DATA"), (Path.home(), "~")]
+    for root, shown in roots:
+        if root is None:
+            continue
+        root = json.dumps(str(Path(root).resolve()))[1:-1]  # as the path is written inside a JSON string
+        text = re.sub(re.escape(root) + r'(?=/|"|\\n|\s)', lambda _: shown, text)
+    Path(executed).write_text(text)
+
+
+def pending(name: str, out_dir: Path, state: str = "queued", progress: str = "", wall: float = 0.0) -> dict:
+    """A notebook's result while it waits or runs: what the index shows until it finishes."""
+    return dict(name=name, state=state, progress=progress, wall=wall, error=None, page=None, verdict=None,
+                figures=out_dir / "figures" / name)
+
+
+def progress_text(cells, elapsed: float, last_wall=None) -> str:
+    """``cell 12 of 31, 340 s elapsed (last run 1,032 s)``: a running notebook's progress in words."""
+    where = "starting" if cells is None else f"cell {min(cells[0] + 1, cells[1])} of {cells[1]}"
+    last = f" (last run {last_wall:,.0f} s)" if last_wall else " (no earlier run timed)"
+    return f"{where}, {elapsed:,.0f} s elapsed{last}"
+
+
+class Progress:
+    """What the report says while it works: a line per running notebook on the terminal when its cell
+    changes (at most every ``every`` seconds, and at least every ``quiet`` seconds), and the index
+    rewritten with each notebook's state."""
+
+    def __init__(self, walls: dict, redraw, every: float = 15.0, quiet: float = 120.0, stream=None):
+        self.walls, self.redraw, self.every, self.quiet = walls, redraw, every, quiet
+        self.stream = stream or sys.stdout
+        self.lock = threading.Lock()
+        self.last = {}  # name -> (cells printed, when)
+
+    def __call__(self, name, cells, elapsed):
+        now = time.time()
+        with self.lock:
+            shown, when = self.last.get(name, (None, now - self.quiet))
+            changed = cells is not None and cells != shown
+            if (changed and now - when >= self.every) or now - when >= self.quiet:
+                text = progress_text(cells, elapsed, self.walls.get(name))
+                print(f"  {name}: {text}", file=self.stream, flush=True)
+                self.last[name] = (cells, now)
+                self.redraw(name, text, elapsed)
 
 
 def _main_figure(r, v):
@@ -190,7 +282,10 @@ def _card(r, out_dir):
     v = r["verdict"]
     page = r["page"].name if r["page"] else None
     title = f'<a href="{page}">{name}</a>' if page else name
-    if r["error"]:
+    if r.get("state") in ("queued", "running"):
+        status = (f'<span class="running">{r["state"]}' + (f': {html.escape(r["progress"])}' if r.get("progress") else "")
+                  + "</span>")
+    elif r["error"]:
         status = f'<span class="failed">failed</span><pre>{html.escape(r["error"])}</pre>'
     elif v is None:
         status = '<span class="failed">no verdict recorded</span>'
@@ -230,7 +325,11 @@ def _counts(results, preset):
     committed `default` verdicts in figures/ (when this is not the default report)."""
     findings = [r for r in results if not (r["verdict"] and r["verdict"].get("reproduced", False) is None)]
     n_yes = sum(1 for r in findings if r["verdict"] and r["verdict"]["reproduced"] and not r["error"])
-    counts = [(preset, f"{n_yes} of {len(findings)}", "this report")]
+    unfinished = [r for r in results if r.get("state") in ("queued", "running")]
+    failed = [r for r in results if r["error"]]
+    notes = ", ".join(x for x in (f"{len(unfinished)} still running or queued" if unfinished else "",
+                                   f"{len(failed)} failed" if failed else "") if x)
+    counts = [(preset, f"{n_yes} of {len(findings)}", "this report" + (f"; {notes}" if notes else ""))]
     for other in PRESET_NAMES:
         if other == preset:
             continue
@@ -247,6 +346,7 @@ def _counts(results, preset):
 
 
 def write_index(results, out_dir: Path, preset: str, wall: float) -> Path:
+    """Write ``index.html`` and ``summary.json`` for ``results`` (finished, running or queued) into ``out_dir``."""
     cards = "\n".join(_card(r, out_dir) for r in results)
     counts = _counts(results, preset)
     summary = " · ".join(f"<span class='count'><code>{html.escape(p)}</code>: <b>{html.escape(c)}</b> reproduced "
@@ -261,7 +361,7 @@ def write_index(results, out_dir: Path, preset: str, wall: float) -> Path:
 img.main{{max-width:100%;height:auto;border:1px solid #eee}}
 table.key{{border-collapse:collapse;width:100%}}.key td,.key th{{border-bottom:1px solid #ddd;padding:5px 8px;
 vertical-align:top;text-align:left;font-size:14px;min-width:90px}}.ours{{font-weight:bold}}.paper{{color:#555}}
-.yes{{color:#009E73;font-size:15px}}.no{{color:#D55E00;font-size:15px}}.failed{{color:#D55E00;font-size:15px}}.tour{{color:#555;font-size:15px}}
+.yes{{color:#009E73;font-size:15px}}.no{{color:#D55E00;font-size:15px}}.failed{{color:#D55E00;font-size:15px}}.tour{{color:#555;font-size:15px}}.running{{color:#0072B2;font-size:15px}}
 table.tests{{border-collapse:collapse;width:100%;margin-top:6px}}.tests td,.tests th{{border-bottom:1px solid #eee;
 padding:3px 8px;text-align:left;vertical-align:top;font-size:12px;min-width:90px}}
 .wall,.more{{color:#777;font-size:12px}}.caveat{{color:#8a5a00;font-size:13px}}pre{{white-space:pre-wrap;font-size:11px}}</style></head><body>
@@ -276,7 +376,7 @@ and its main figure (click it for the finding's page, with every number and figu
     index.write_text(page)
     (out_dir / "summary.json").write_text(json.dumps(
         {"preset": preset, "wall_s": wall, "results": [
-            {"name": r["name"], "wall_s": r["wall"], "error": r["error"],
+            {"name": r["name"], "state": r.get("state", "done"), "wall_s": r["wall"], "error": r["error"],
              "reproduced": None if r["verdict"] and r["verdict"]["reproduced"] is None
              else bool(r["verdict"] and r["verdict"]["reproduced"])} for r in results]}, indent=1))
     return index
@@ -311,31 +411,55 @@ def _record_wall(figures_root: Path, name: str, wall: float) -> None:
 
 
 def run(preset: str, notebooks=None, jobs: int = 2, out=None, timeout: int = 3600) -> Path:
+    """Run the notebooks ``notebooks`` (every one by default; see :func:`select_notebooks`) at ``preset``,
+    ``jobs`` at a time, saying on the terminal and in the index how each is getting on; returns the index."""
     if preset not in PRESET_NAMES:
         raise SystemExit(f"unknown preset {preset!r}; valid presets: {', '.join(PRESET_NAMES)}")
     names = select_notebooks(notebooks)
     out_dir = Path(out) if out else REPO / "reports" / preset
     out_dir.mkdir(parents=True, exist_ok=True)
     figures_root = plots.figures_dir(preset) if preset == plots.COMMITTED_PRESET else out_dir / "figures"
-    order = longest_first(names, read_walls(figures_root))
+    walls = read_walls(figures_root)
+    order = longest_first(names, walls)
     t0 = time.time()
-    results = {}
-    print(f"nbkernels report: {len(names)} notebooks at preset '{preset}', {jobs} at a time -> {out_dir}")
+    results = {n: pending(n, out_dir) for n in names}
+    lock = threading.Lock()
+
+    def redraw(name=None, text="", elapsed=0.0):
+        with lock:
+            if name is not None and results[name].get("state") in ("queued", "running"):
+                results[name] = pending(name, out_dir, "running", text, elapsed)
+            write_index([results[n] for n in names], out_dir, preset, time.time() - t0)
+
+    progress = Progress(walls, redraw)
+    redraw()
+    print(f"nbkernels report: {len(names)} notebooks at preset '{preset}', {jobs} at a time -> {_shown(out_dir)}")
+    print(f"  progress: {_shown(out_dir / 'index.html')} (rewritten as notebooks run)", flush=True)
     with cf.ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(_run_one, n, preset, out_dir, figures_root, timeout, jobs): n for n in order}
+        futures = {pool.submit(_run_one, n, preset, out_dir, figures_root, timeout, jobs, progress): n for n in order}
         for i, fut in enumerate(cf.as_completed(futures), 1):
             r = fut.result()
-            results[r["name"]] = r
+            with lock:
+                results[r["name"]] = r
             if r["error"] is None:
                 _record_wall(figures_root, r["name"], r["wall"])
             v = r["verdict"]
             state = "FAILED" if r["error"] else ("tour" if v and v["reproduced"] is None else ("yes" if v and v["reproduced"] else "no"))
             print(f"[{i}/{len(names)}] {r['name']}: {state} ({r['wall']:.0f} s, {time.time() - t0:.0f} s elapsed)",
                   flush=True)
+            redraw()
     wall = time.time() - t0
     index = write_index([results[n] for n in names], out_dir, preset, wall)
-    print(f"report written to {index} in {wall:.0f} s")
+    print(f"report written to {_shown(index)} in {wall:.0f} s")
     return index
+
+
+def _shown(path: Path) -> str:
+    """A path as the terminal shows it: relative to the repository when inside it."""
+    try:
+        return Path(path).resolve().relative_to(REPO).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _p_text(p: float) -> str:
@@ -398,7 +522,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--preset", default="default", help=f"one of {PRESET_NAMES}")
     ap.add_argument("--notebooks", default="",
-                    help="comma-separated names or numbers (default: all)")
+                    help="names or numbers, separated by commas or spaces (default: all): '06 09', 06,09, 06_width_nonmonotonicity")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", default=None)
     ap.add_argument("--timeout", type=int, default=3600, help="per-cell timeout in seconds")
@@ -408,8 +532,7 @@ def main(argv=None):
     if a.findings_table:
         print(findings_table())
         return 0
-    names = [n for n in a.notebooks.split(",") if n.strip()]
-    index = run(a.preset, names, a.jobs, a.out, a.timeout)
+    index = run(a.preset, split_names(a.notebooks), a.jobs, a.out, a.timeout)
     summary = json.loads((index.parent / "summary.json").read_text())
     return 1 if any(r["error"] for r in summary["results"]) else 0
 

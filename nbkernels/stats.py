@@ -112,8 +112,9 @@ def _difference(a, b):
     d = (a.mean(0) if a.ndim == 2 else a) - (b.mean(0) if b.ndim == 2 else b)
     parts = [(float(d.var(ddof=1)) / n, n - 1), seed_component(a), seed_component(b)]
     var = sum(c for c, _ in parts)
-    seeded = [k for c, k in parts[1:] if k]
-    # Welch–Satterthwaite: only the seed terms have few degrees of freedom
+    seeded = [k for c, k in parts[1:] if k and c > 0]
+    # Welch–Satterthwaite: only the seed terms have few degrees of freedom; where every seed term is zero
+    # (clipped: the seeds vary less than their images do) the error is the images' alone, normal as for kernels
     df = math.inf if not seeded or var == 0 else var ** 2 / sum(c ** 2 / k for c, k in parts if k and c > 0)
     seeds = max((x.shape[0] for x in (a, b) if x.ndim == 2), default=0)
     return float(d.mean()), math.sqrt(var), df, n, seeds

@@ -1,4 +1,4 @@
-"""Build each notebook from its jupytext percent-format source in ``notebooks/src/`` (see ``jupytext.toml``).
+"""Build each notebook from its jupytext percent-format source in ``notebooks/src/`` (see ``notebooks/jupytext.toml``).
 
 The sources are what you edit and review; the ``.ipynb`` files are what JupyterLab, papermill and nbval
 open. jupytext does the conversion; this script adds only what a source cannot carry: the stable output
@@ -18,7 +18,7 @@ import nbformat
 from jupytext.config import load_jupytext_configuration_file
 
 HERE = Path(__file__).resolve().parent
-CONFIG = load_jupytext_configuration_file(str(HERE.parent / "jupytext.toml"))
+CONFIG = load_jupytext_configuration_file(str(HERE / "jupytext.toml"))
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
 

@@ -2,14 +2,12 @@
 import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+
+import lab_server
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -55,12 +53,6 @@ def test_report_index_renders(browser, tmp_path, monkeypatch):
     page.close()
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def lab(tmp_path):
     """`jupyter lab` on localhost with a token, serving a copy of notebook 00 (Run All modifies it)."""
@@ -70,26 +62,10 @@ def lab(tmp_path):
     settings = tmp_path / "settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)
     (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    port, token = _free_port(), "nbkernels-test"
-    env = dict(os.environ, NBKERNELS_PRESET="ci", NBKERNELS_FIGURES=str(tmp_path / "figures"))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", f"--port={port}", "--ip=127.0.0.1",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-         f"--LabApp.user_settings_dir={tmp_path / 'settings'}"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.terminate()
-        pytest.fail("jupyter lab did not answer within 60 s")
-    yield f"{base}/lab/tree/00_data_tour.ipynb?token={token}"
-    proc.terminate()
-    proc.wait(timeout=30)
+    env = dict(NBKERNELS_PRESET="ci", NBKERNELS_FIGURES=str(tmp_path / "figures"))
+    with lab_server.running(env=env, extra=[f"--ServerApp.root_dir={root}",
+                                            f"--LabApp.user_settings_dir={tmp_path / 'settings'}"]) as base:
+        yield f"{base}/lab/tree/00_data_tour.ipynb?token=nbkernels-test"
 
 
 def test_jupyterlab_widget_changes_figure(browser, lab):

@@ -113,3 +113,11 @@ def test_every_notebook_figure_is_titled_with_its_scale():
             if not titled or "ds.describe()" in cell.source:
                 missing.append(f"{src.name} cell {i}")
     assert not missing, f"figures without a plots.title(…, scale): {missing}"
+
+
+def test_published_paths_show_no_folder_of_this_machine(tmp_path, monkeypatch):
+    from pathlib import Path
+    monkeypatch.setenv("NBKERNELS_FIGURES", str(tmp_path))
+    saved = plots.Saved([tmp_path / "06_w" / "width.png", Path(plots.__file__).resolve().parent.parent / "figures" / "a.svg"])
+    assert repr(saved) == "saved $NBKERNELS_FIGURES/06_w/width.png, figures/a.svg"
+    assert str(tmp_path) not in repr(saved) and str(Path.home()) not in repr(saved)

@@ -131,3 +131,68 @@ def test_readme_findings_table_is_rebuilt_from_the_committed_results():
         "README's findings table differs from figures/ and the notebooks: paste `python -m nbkernels.report "
         "--findings-table` over it")
     assert "of 13** findings" in readme[start:end]
+
+
+def test_notebooks_are_named_as_a_user_types_them():
+    assert report.select_notebooks("06 09") == ["06_width_nonmonotonicity", "09_zca_whitening"]
+    assert report.select_notebooks("06,09") == report.select_notebooks(["06, 09"]) == report.select_notebooks("06 ,  09")
+    assert report.select_notebooks("06_width_nonmonotonicity.ipynb 09") == ["06_width_nonmonotonicity", "09_zca_whitening"]
+    assert report.select_notebooks("") == report.available_notebooks()
+    with pytest.raises(SystemExit, match="unknown notebook '6x'"):
+        report.select_notebooks("06 6x")
+
+
+def test_make_report_passes_notebooks_with_spaces_through(tmp_path):
+    import subprocess
+    out = subprocess.run(["make", "-n", "report", "NOTEBOOKS=06 09", "PRESET=ci", "VENV=" + __import__("sys").prefix],
+                         cwd=report.REPO, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+    import shlex
+    argv = shlex.split(out)
+    assert argv[argv.index("--notebooks") + 1] == "06 09"
+    assert report.select_notebooks(report.split_names("06 09")) == ["06_width_nonmonotonicity", "09_zca_whitening"]
+
+
+def test_progress_is_read_from_the_copy_papermill_saves(tmp_path):
+    nb = {"cells": [{"cell_type": "markdown"}] + [
+        {"cell_type": "code", "metadata": {"papermill": {"status": s}}} for s in ("completed", "completed", "running", "pending")]}
+    (tmp_path / "x.ipynb").write_text(__import__("json").dumps(nb))
+    assert report.cells_done(tmp_path / "x.ipynb") == (2, 4)
+    assert report.cells_done(tmp_path / "missing.ipynb") is None
+    (tmp_path / "half.ipynb").write_text('{"cells": [')
+    assert report.cells_done(tmp_path / "half.ipynb") is None
+    assert report.progress_text((2, 4), 340.4, 1032.0) == "cell 3 of 4, 340 s elapsed (last run 1,032 s)"
+    assert report.progress_text(None, 3.0, None) == "starting, 3 s elapsed (no earlier run timed)"
+
+
+def test_the_terminal_hears_from_a_running_notebook_when_its_cell_changes(monkeypatch):
+    import io
+    clock = [1000.0]
+    monkeypatch.setattr(report.time, "time", lambda: clock[0])
+    drawn, out = [], io.StringIO()
+    p = report.Progress({"01_x": 1032.0}, lambda *a: drawn.append(a), every=15, quiet=120, stream=out)
+    p("01_x", (2, 30), 40.0)             # first news: printed
+    clock[0] += 5
+    p("01_x", (3, 30), 45.0)             # a new cell, but only 5 s later: held back
+    clock[0] += 20
+    p("01_x", (3, 30), 65.0)             # 25 s since the last line, a cell not yet shown: printed
+    clock[0] += 60
+    p("01_x", (3, 30), 125.0)            # nothing new for 60 s: quiet
+    clock[0] += 61
+    p("01_x", (3, 30), 186.0)            # 121 s without a line: a heartbeat
+    lines = out.getvalue().splitlines()
+    assert lines == ["  01_x: cell 3 of 30, 40 s elapsed (last run 1,032 s)",
+                     "  01_x: cell 4 of 30, 65 s elapsed (last run 1,032 s)",
+                     "  01_x: cell 4 of 30, 186 s elapsed (last run 1,032 s)"]
+    assert len(drawn) == 3 and drawn[0][0] == "01_x"
+
+
+def test_the_index_says_which_notebooks_are_still_running_or_failed(tmp_path):
+    ok = _ok_result(tmp_path)
+    running = report.pending("01_finite_vs_infinite", tmp_path, "running", "cell 4 of 30, 65 s elapsed (last run 1,032 s)", 65.0)
+    queued = report.pending("02_nngp_vs_ntk", tmp_path)
+    failed = dict(report.pending("03_centering_ensembling", tmp_path), state="failed", error="ValueError: boom")
+    text = report.write_index([ok, running, queued, failed], tmp_path, "ci", wall=70.0).read_text()
+    assert "running: cell 4 of 30, 65 s elapsed" in text and ">queued<" in text
+    assert "2 still running or queued, 1 failed" in text
+    summary = __import__("json").loads((tmp_path / "summary.json").read_text())
+    assert [r["state"] for r in summary["results"]] == ["done", "running", "queued", "failed"]

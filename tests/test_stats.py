@@ -180,3 +180,14 @@ def test_bad_arguments():
         stats.pooled([(np.ones((2, 5)), b), (np.ones((3, 5)), b)])
     with pytest.raises(ValueError, match="at least one"):
         stats.all_of([])
+
+
+def test_a_seed_term_clipped_to_zero_leaves_the_normal_test_and_no_degrees_of_freedom():
+    rng = np.random.default_rng(0)
+    x = (rng.random(1000) < 0.6).astype(float)
+    same = np.tile(x, (3, 1))                      # three seeds that agree: their variance term is zero
+    t = stats.paired(same, (rng.random(1000) < 0.5).astype(float))
+    assert math.isinf(t.df) and t.record()["df"] is None      # not "999 df" beside "3 seeds"
+    spread = same.copy()
+    spread[0, :100], spread[1, :100] = 1.0, 0.0    # seeds that differ in accuracy: Student's t with few df
+    assert stats.paired(spread, x).df < 10

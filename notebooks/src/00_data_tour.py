@@ -12,6 +12,7 @@
 
 # %%
 import os
+from typing import Optional
 import numpy as np
 import matplotlib.pyplot as plt
 import ipywidgets as widgets
@@ -23,11 +24,11 @@ plots.use_style()
 # The parameters papermill can override (`papermill -p preset ci ...`). `preset` defaults to `$NBKERNELS_PRESET`, so the test suite runs the small one.
 
 # %% tags=["parameters"]
-preset = os.environ.get("NBKERNELS_PRESET", "default")
-dataset = "auto"
-n_train = None
-n_test = None
-seed = 0
+preset: str = os.environ.get("NBKERNELS_PRESET", "default")  # the scale: ci, default, gpu or paper (PRESETS below)
+dataset: str = "auto"  # cifar10, digits, or auto (CIFAR-10 when found, else the digits)
+n_train: Optional[int] = None  # training images (None: the preset's)
+n_test: Optional[int] = None  # test images (None: the preset's)
+seed: int = 0  # the random draw of the images (and the first seed of any network)
 
 # %% [markdown]
 # The presets: `ci` is the smallest scale at which the finding holds, `default` fits a laptop in minutes, `paper` is the scale of the paper. `gpu` is sized for one H100/H200-class GPU in a few minutes (README, "On an accelerator": how it was sized, and whether it has run).

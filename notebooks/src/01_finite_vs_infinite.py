@@ -20,9 +20,9 @@ plots.use_style()
 # Parameters papermill can override; `preset` defaults to `$NBKERNELS_PRESET`.
 
 # %% tags=["parameters"]
-preset = os.environ.get("NBKERNELS_PRESET", "default")
-dataset = "auto"
-seed = 0
+preset: str = os.environ.get("NBKERNELS_PRESET", "default")  # the scale: ci, default, gpu or paper (PRESETS below)
+dataset: str = "auto"  # cifar10, digits, or auto (CIFAR-10 when found, else the digits)
+seed: int = 0  # the random draw of the images (and the first seed of any network)
 
 # %% [markdown]
 # Presets. Every finite network trains with the measured recipe (`study.RECIPE`: minibatch momentum SGD, warm-up then cosine decay; `benchmarks/README.md` gives the evidence) for `steps` steps, and every choice (the stopping step, the learning rate, the best setting, the kernel and its regularizer) is made on `n_val` validation images held out of the training pool; every one of the `n_test` test images is reported (`default`: the whole 10,000-image batch). Learning rates are multiples of each network's full-batch η_crit. Each setting is scanned with one seed; the base and the best setting of every architecture are then trained with `seeds` seeds. `sizes` are the training-set sizes of the crossing figure (`gap_sizes` for CNN-GAP, whose kernel costs P² per entry: at `default` its 4,000-image point took about 290 s of kernels, a fifth of the notebook, and `benchmarks/crossing.py` now measures the crossing itself at 16×16), scored on the first `curve_test` test images; the table uses `n_table` images. `gpu` is sized for one H100/H200-class GPU in a few minutes (README, "On an accelerator": how it was sized, and whether it has run).

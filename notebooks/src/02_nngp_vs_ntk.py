@@ -23,9 +23,9 @@ plots.use_style()
 # Parameters papermill can override; `preset` defaults to `$NBKERNELS_PRESET` so the test suite runs the small one.
 
 # %% tags=["parameters"]
-preset = os.environ.get("NBKERNELS_PRESET", "default")
-dataset = "auto"
-seed = 0
+preset: str = os.environ.get("NBKERNELS_PRESET", "default")  # the scale: ci, default, gpu or paper (PRESETS below)
+dataset: str = "auto"  # cifar10, digits, or auto (CIFAR-10 when found, else the digits)
+seed: int = 0  # the random draw of the images (and the first seed of any network)
 
 # %% [markdown]
 # The presets. Images are downsampled (`image`) so the CNN kernels fit a CPU; CNN-GAP needs every pixel pair (P² entries per image pair), so it gets a smaller training set. A *setting* is one architecture × training-set size. Each kernel's diagonal regularizer is chosen on `n_val` validation images held out of the training pool, and every one of the `n_test` test images is reported: `default` uses the whole 10,000-image test batch. `gpu` is sized for one H100/H200-class GPU in a few minutes (README, "On an accelerator": how it was sized, and whether it has run).

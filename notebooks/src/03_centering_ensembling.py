@@ -20,9 +20,9 @@ plots.use_style()
 # Parameters papermill can override; `preset` defaults to `$NBKERNELS_PRESET`.
 
 # %% tags=["parameters"]
-preset = os.environ.get("NBKERNELS_PRESET", "default")
-dataset = "auto"
-seed = 0
+preset: str = os.environ.get("NBKERNELS_PRESET", "default")  # the scale: ci, default, gpu or paper (PRESETS below)
+dataset: str = "auto"  # cifar10, digits, or auto (CIFAR-10 when found, else the digits)
+seed: int = 0  # the random draw of the images (and the first seed of any network)
 
 # %% [markdown]
 # Presets: a fully connected network (2 hidden layers) trained with full-batch SGD at 0.9·η_crit for `steps` steps; `members` networks per ensemble, `seeds` independent ensembles (every network its own initialization). Every test image is reported (`default`: the whole 10,000-image batch); nothing is tuned here, so no validation images are needed. `gpu` is sized for one H100/H200-class GPU in a few minutes (README, "On an accelerator": how it was sized, and whether it has run).

@@ -20,9 +20,9 @@ plots.use_style()
 # Parameters papermill can override; `preset` defaults to `$NBKERNELS_PRESET`.
 
 # %% tags=["parameters"]
-preset = os.environ.get("NBKERNELS_PRESET", "default")
-dataset = "auto"
-seed = 0
+preset: str = os.environ.get("NBKERNELS_PRESET", "default")  # the scale: ci, default, gpu or paper (PRESETS below)
+dataset: str = "auto"  # cifar10, digits, or auto (CIFAR-10 when found, else the digits)
+seed: int = 0  # the random draw of the images (and the first seed of any network)
 
 # %% [markdown]
 # Presets: a fully connected network (2 hidden layers, NTK parameterization), full-batch SGD; learning rates as multiples of the network's own η_crit (above 1 is the catapult regime) and an L2 grid. Every cell trains for the same gradient-flow time: `time` steps' worth at η_crit, so a cell at `lr_factor` f takes `time / f` steps (the small learning rate is not left unconverged by a shorter clock). The grid is scanned with one seed; the four cells the test compares (chosen on validation) are trained with `seeds` seeds. Every choice is made on `n_val` validation images held out of the training pool; every one of the `n_test` test images is reported (`default`: the whole 10,000-image batch). `gpu` is sized for one H100/H200-class GPU in a few minutes (README, "On an accelerator": how it was sized, and whether it has run).

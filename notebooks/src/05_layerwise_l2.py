@@ -20,9 +20,9 @@ plots.use_style()
 # Parameters papermill can override; `preset` defaults to `$NBKERNELS_PRESET`.
 
 # %% tags=["parameters"]
-preset = os.environ.get("NBKERNELS_PRESET", "default")
-dataset = "auto"
-seed = 0
+preset: str = os.environ.get("NBKERNELS_PRESET", "default")  # the scale: ci, default, gpu or paper (PRESETS below)
+dataset: str = "auto"  # cifar10, digits, or auto (CIFAR-10 when found, else the digits)
+seed: int = 0  # the random draw of the images (and the first seed of any network)
 
 # %% [markdown]
 # Presets: a fully connected network (2 hidden layers), full-batch SGD at 0.9·η_crit (each network's own), an L2 grid, and `seeds` independently initialized networks per setting. Every choice (the L2 strength, each run's stopping step) is made on `n_val` validation images held out of the training pool; every one of the `n_test` test images is reported (`default`: the whole 10,000-image batch). Each variant's L2 grid grows by 10× past its top while validation chooses the top (`study.tuned_inside`), so no arm is left under-tuned at its grid's edge. `gpu` is sized for one H100/H200-class GPU in a few minutes (README, "On an accelerator": how it was sized, and whether it has run).

@@ -20,9 +20,9 @@ plots.use_style()
 # Parameters papermill can override; `preset` defaults to `$NBKERNELS_PRESET`.
 
 # %% tags=["parameters"]
-preset = os.environ.get("NBKERNELS_PRESET", "default")
-dataset = "auto"
-seed = 0
+preset: str = os.environ.get("NBKERNELS_PRESET", "default")  # the scale: ci, default, gpu or paper (PRESETS below)
+dataset: str = "auto"  # cifar10, digits, or auto (CIFAR-10 when found, else the digits)
+seed: int = 0  # the random draw of the images (and the first seed of any network)
 
 # %% [markdown]
 # Presets: CNN-VEC (3×3 convolutions, flatten, dense readout) in standard parameterization, trained with the measured recipe (`study.RECIPE`: minibatch momentum SGD, warm-up then cosine decay) at a fraction of each network's η_crit with L2, widths over at least six octaves, `seeds` independently initialized networks per width. Each run stops at the step with the best accuracy on `n_val` validation images held out of the training pool, and is scored on every one of the `n_test` test images (`default`: the whole 10,000-image batch). `gpu` is sized for one H100/H200-class GPU in a few minutes (README, "On an accelerator": how it was sized, and whether it has run).
@@ -72,11 +72,13 @@ kernel_acc = kernel.acc
 
 # %% [markdown]
 # ## Accuracy against width
-# Error bars: standard error over the seeds. Open markers: widths whose every run diverged or collapsed (recorded, scored where validation stopped them). The dotted line is the better of the two kernels; the shaded band marks the widths whose final training loss is below 10% of the zero function's (the training set is fitted there). The initial loss is no yardstick: in standard parameterization a narrow network's initial outputs can be large, so a tenfold fall from them need not fit anything.
+# Error bars: standard error over the seeds. Red crosses: widths whose every run diverged or collapsed (recorded, scored where validation stopped them). The dotted line is the better of the two kernels; the shaded band marks the widths whose final training loss is below 10% of the zero function's (the training set is fitted there). The initial loss is no yardstick: in standard parameterization a narrow network's initial outputs can be large, so a tenfold fall from them need not fit anything.
 
 # %%
 ws = np.array(cfg["widths"])
 acc = np.array([results[w].acc for w in ws]); err = np.array([results[w].acc_se for w in ws])
+val = np.array([results[w].val_acc for w in ws])
+i = int(np.argmax(val))                                       # the peak, chosen on validation
 zero_loss = 0.5 * float(np.mean(y_tr ** 2))  # the training loss of the zero function (train.py's ½·mean squared error)
 train_loss = {w: np.mean([c.history["train_loss"][-1] for c in results[w].chosen]) for w in ws}
 fitted = [w for w in ws if train_loss[w] < 0.1 * zero_loss]
@@ -84,7 +86,7 @@ fig, ax = plt.subplots(figsize=(7, 4))
 ax.errorbar(ws, 100 * acc, 100 * err, fmt="o-", capsize=3, label="CNN-VEC, standard param")
 bad = [j for j, w in enumerate(ws) if results[w].failed]
 if bad:
-    ax.plot(ws[bad], 100 * acc[bad], "o", mfc="white", color="C0", label="every run failed")
+    ax.plot(ws[bad], 100 * acc[bad], "X", ms=10, color="C3", mec="white", zorder=5, label="every run failed")
 ax.axhline(100 * kernel_acc, color="gray", ls=":", label=f"infinite-width kernel ({kr.better.upper()})")
 if fitted:
     ax.axvspan(min(fitted), max(ws), color="C2", alpha=0.1, label="training set fitted")
@@ -94,6 +96,7 @@ plots.publish(fig, f"Test accuracy against width (stopping chosen on validation)
 
 # %% [markdown]
 # ## Interactive: learning curves per width
+# The slider opens at the peak width (chosen on validation).
 
 # %%
 def show(width):
@@ -102,15 +105,13 @@ def show(width):
                           [("kernel", kernel_acc, ":")], what=f"width {width}", scale=scale)
     plt.show()
 
-notebook.interact(show, width=widgets.SelectionSlider(options=cfg["widths"], description="width"));
+notebook.interact(show, width=widgets.SelectionSlider(options=cfg["widths"], value=int(ws[i]), description="width"));  # opens at the peak
 
 # %% [markdown]
 # ## Verdict
 # The two paired tests fixed above decide, with the peak chosen on validation.
 
 # %%
-val = np.array([results[w].val_acc for w in ws])
-i = int(np.argmax(val))                                       # the peak, chosen on validation
 peak, widest, narrowest = results[ws[i]], results[ws[-1]], results[ws[0]]
 test = stats.all_of([stats.paired(peak.scores, widest.scores, label=f"peak width {ws[i]} − widest ({ws[-1]})"),
                      stats.paired(peak.scores, narrowest.scores, label=f"peak width {ws[i]} − narrowest ({ws[0]})")],

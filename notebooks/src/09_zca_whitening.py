@@ -20,9 +20,9 @@ plots.use_style()
 # Parameters papermill can override; `preset` defaults to `$NBKERNELS_PRESET`.
 
 # %% tags=["parameters"]
-preset = os.environ.get("NBKERNELS_PRESET", "default")
-dataset = "auto"
-seed = 0
+preset: str = os.environ.get("NBKERNELS_PRESET", "default")  # the scale: ci, default, gpu or paper (PRESETS below)
+dataset: str = "auto"  # cifar10, digits, or auto (CIFAR-10 when found, else the digits)
+seed: int = 0  # the random draw of the images (and the first seed of any network)
 
 # %% [markdown]
 # Presets. CNN-GAP is the costly kernel (all pixel pairs), so it gets a smaller training set. ε is relative to the mean eigenvalue of the pixel covariance: `W = (Σ + ε·tr(Σ)/d·I)^(−1/2)`, fitted on the training images alone. The regularizers (ε and the kernel's diagonal regularizer) are chosen on `n_val` validation images held out of the training pool, and every one of the `n_test` test images is reported: `default` uses the whole 10,000-image test batch. `gpu` is sized for one H100/H200-class GPU in a few minutes (README, "On an accelerator": how it was sized, and whether it has run).

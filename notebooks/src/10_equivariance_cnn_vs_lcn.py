@@ -20,9 +20,9 @@ plots.use_style()
 # Parameters papermill can override; `preset` defaults to `$NBKERNELS_PRESET`.
 
 # %% tags=["parameters"]
-preset = os.environ.get("NBKERNELS_PRESET", "default")
-dataset = "auto"
-seed = 0
+preset: str = os.environ.get("NBKERNELS_PRESET", "default")  # the scale: ci, default, gpu or paper (PRESETS below)
+dataset: str = "auto"  # cifar10, digits, or auto (CIFAR-10 when found, else the digits)
+seed: int = 0  # the random draw of the images (and the first seed of any network)
 
 # %% [markdown]
 # Presets: two 3×3 layers on downsampled images, widths (channels), the measured recipe (`study.RECIPE`: minibatch momentum SGD, warm-up then cosine decay) at a fraction of η_crit, centered, `seeds` networks per width; each run stops at its best step on `n_val` validation images held out of the training pool and is scored on every one of the `n_test` test images (`default`: the whole 10,000-image batch). `gpu` is sized for one H100/H200-class GPU in a few minutes (README, "On an accelerator": how it was sized, and whether it has run).

@@ -20,9 +20,9 @@ plots.use_style()
 # Parameters papermill can override; `preset` defaults to `$NBKERNELS_PRESET`.
 
 # %% tags=["parameters"]
-preset = os.environ.get("NBKERNELS_PRESET", "default")
-dataset = "auto"
-seed = 0
+preset: str = os.environ.get("NBKERNELS_PRESET", "default")  # the scale: ci, default, gpu or paper (PRESETS below)
+dataset: str = "auto"  # cifar10, digits, or auto (CIFAR-10 when found, else the digits)
+seed: int = 0  # the random draw of the images (and the first seed of any network)
 
 # %% [markdown]
 # Presets: draws k, sizes and the augmentation (horizontal flips, random crops with `crop` pixels of zero padding). CNN-GAP's kernel costs P² per image pair, so on a CPU it gets smaller images, a shallower network and a smaller training set than CNN-VEC (the `paper` preset uses the same for both). CNN-VEC runs at 16×16 because at 8×8 a 1-pixel crop is already a 12% shift. The regularizer is chosen on `n_val` validation images held out of the training pool; every one of the `n_test` test images is reported (`default`: the whole 10,000-image batch). `gpu` is sized for one H100/H200-class GPU in a few minutes (README, "On an accelerator": how it was sized, and whether it has run).

@@ -20,9 +20,9 @@ plots.use_style()
 # Parameters papermill can override; `preset` defaults to `$NBKERNELS_PRESET`.
 
 # %% tags=["parameters"]
-preset = os.environ.get("NBKERNELS_PRESET", "default")
-dataset = "auto"
-seed = 0
+preset: str = os.environ.get("NBKERNELS_PRESET", "default")  # the scale: ci, default, gpu or paper (PRESETS below)
+dataset: str = "auto"  # cifar10, digits, or auto (CIFAR-10 when found, else the digits)
+seed: int = 0  # the random draw of the images (and the first seed of any network)
 
 # %% [markdown]
 # Presets. CNN-GAP kernels cost P² per image pair, so images are downsampled and the training set kept small on a CPU. The regularizer is chosen on `n_val` validation images held out of the training pool (never on test images), and every one of the `n_test` test images is reported: `default` uses the whole 10,000-image CIFAR-10 test batch. Depth 1 is left out as in Arora et al.'s table: one 3×3 layer then pooling sees only a bag of 3×3 patches. `paper` is Arora et al.'s setting (full CIFAR-10 at 32×32, depths up to 21, GPUs). `gpu` is sized for one H100/H200-class GPU in a few minutes (README, "On an accelerator": how it was sized, and whether it has run).
