@@ -139,7 +139,16 @@ def read_cifar10(folder: Path):
     meta = folder / "batches.meta"
     if meta.exists():
         m = _unpickle(meta)
-        names = [n.decode() if isinstance(n, bytes) else str(n) for n in m.get(b"label_names", names)]
+        if not isinstance(m, dict):
+            raise DataError(f"{meta} holds a {type(m).__name__}, not CIFAR-10's metadata (a dict with b'label_names'). "
+                            "The file is corrupt or from another dataset: delete it (class names then default to "
+                            "'class 0'..'class 9') or download CIFAR-10 again.")
+        raw = m.get(b"label_names", names)
+        if not isinstance(raw, (list, tuple)) or len(raw) != 10:
+            raise DataError(f"{meta} names {len(raw) if isinstance(raw, (list, tuple)) else type(raw).__name__} classes "
+                            "(b'label_names'); CIFAR-10 has 10. The file is corrupt or from another dataset "
+                            "(CIFAR-100?): delete it or download CIFAR-10 again.")
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in raw]
     return x_train, y_train, x_test, y_test, names
 
 
@@ -196,8 +205,8 @@ def balanced_subset(y: np.ndarray, n: Optional[int], seed: int = 0, what: str = 
     """Indices of a deterministic, class-balanced subset of size ``n`` (classes within +-1)."""
     if n is None:
         return np.arange(len(y))
-    n = int(n)
-    if n < 1 or n > len(y):
+    n = check_count(n, what)
+    if n > len(y):
         raise DataError(f"{what}={n} but only {len(y)} examples are available: ask for at most {len(y)}.")
     rng = np.random.default_rng(seed)
     classes = np.unique(y)
@@ -306,6 +315,8 @@ def load(name: str = "auto", n_train: Optional[int] = None, n_test: Optional[int
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; use one of {DATASETS}.")
+    for what, n in (("n_train", n_train), ("n_test", n_test), ("n_val", n_val)):
+        check_count(n, what, allow_none=True)
     fell_back = False
     if name == "auto":
         try:
@@ -354,6 +365,23 @@ def load(name: str = "auto", n_train: Optional[int] = None, n_test: Optional[int
 
 # ----------------------------------------------------------------------------------------------
 # preprocessing
+
+
+def check_count(n, what: str, *, allow_none: bool = False, minimum: int = 1) -> Optional[int]:
+    """``n`` as an int when it is a whole number of at least ``minimum`` (None passes with ``allow_none``);
+    otherwise a ValueError naming ``what``, its value and the fix: ``100.7`` is refused, not truncated."""
+    if n is None and allow_none:
+        return None
+    if isinstance(n, (float, np.floating)) and float(n).is_integer():
+        n = int(n)
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < minimum:
+        try:
+            hint = f"{what}={max(minimum, round(float(n)))}"
+        except (TypeError, ValueError, OverflowError):
+            hint = f"{what}=<a whole number>"
+        raise ValueError(f"{what}={n!r} must be a whole number of at least {minimum}"
+                         + (" (or None)" if allow_none else "") + f"; pass e.g. {hint}.")
+    return int(n)
 
 
 def check_finite(x, name="x"):
@@ -439,6 +467,7 @@ def zca(x_train, x_test=None, eps: float = 0.1):
 
 def downsample(x, factor: int):
     """Average-pool NHWC images by ``factor`` (32 -> 16 -> 8 for CPU-sized presets)."""
+    factor = check_count(factor, "factor")
     if factor == 1:
         return x
     n, h, w, c = x.shape
@@ -449,8 +478,15 @@ def downsample(x, factor: int):
 
 def augment(x, seed: int, flip: bool = True, crop_padding: int = 4):
     """Random horizontal flips and random crops with zero padding, deterministic for ``seed``."""
-    rng = np.random.default_rng(seed)
+    x = np.asarray(x)
+    if x.ndim != 4:
+        raise ValueError(f"augment needs NHWC images, got shape {x.shape}; augment before flattening.")
     n, h, w, c = x.shape
+    crop_padding = check_count(crop_padding, "crop_padding", minimum=0)
+    if crop_padding > min(h, w) // 2:
+        raise ValueError(f"crop_padding={crop_padding} pads a {h}x{w} image by more than half its side, so a crop "
+                         f"can hold mostly padding; use 0..{min(h, w) // 2} (the paper pads 32x32 images by 4).")
+    rng = np.random.default_rng(seed)
     out = np.array(x, copy=True)
     if flip:
         flips = rng.random(n) < 0.5
@@ -467,8 +503,15 @@ def augment(x, seed: int, flip: bool = True, crop_padding: int = 4):
 def one_hot(y, n_classes: int = 10):
     """Zero-mean one-hot targets: -1/k off the label, 1 - 1/k on it (-0.1 / 0.9 for 10 classes)."""
     y = np.asarray(y)
-    if y.ndim != 1 or (y.size and (y.min() < 0 or y.max() >= n_classes)):
-        raise ValueError(f"labels must be integers in 0..{n_classes - 1} in a 1-D array, got shape {y.shape}.")
+    if y.dtype.kind == "f" and y.size and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+        y = y.astype(np.int64)  # whole-valued floats (labels read back from a float array) are labels
+    if y.ndim != 1 or y.dtype.kind not in "iu":
+        raise ValueError(f"labels must be integers in 0..{n_classes - 1} in a 1-D array, got shape {y.shape} and dtype "
+                         f"{y.dtype}" + (f" (e.g. {y.ravel()[:3].tolist()})" if y.size else "") + ". Pass class indices, "
+                         "not one-hot rows or scores (labels.argmax(-1) turns one-hot rows into indices).")
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        raise ValueError(f"labels must be integers in 0..{n_classes - 1}, got values from {y.min()} to {y.max()}; pass "
+                         f"n_classes={int(y.max()) + 1} if there are that many classes.")
     return (np.eye(n_classes, dtype=np.float32)[y] - 1.0 / n_classes).astype(np.float32)
 
 
@@ -507,6 +550,15 @@ def prepare(ds: Dataset, *, downsample_to: Optional[int] = None, preprocess: str
     Returns ``(x_train, y_train, x_test, y_test)`` with one-hot targets.
     """
     x_tr, x_te = ds.x_train, ds.x_test
+    check_finite(x_tr, "ds.x_train")
+    check_finite(x_te, "ds.x_test")
+    if downsample_to is not None:
+        side = x_tr.shape[1]
+        downsample_to = check_count(downsample_to, "downsample_to", allow_none=True)
+        sizes = [d for d in range(1, side + 1) if side % d == 0]
+        if downsample_to not in sizes:
+            raise ValueError(f"downsample_to={downsample_to}: images are {side}x{x_tr.shape[2]} and average pooling can only "
+                             f"reach a side that divides {side}; use one of {sizes}.")
     if downsample_to is not None and downsample_to != x_tr.shape[1]:
         f = x_tr.shape[1] // downsample_to
         x_tr, x_te = downsample(x_tr, f), downsample(x_te, f)

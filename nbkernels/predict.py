@@ -55,7 +55,8 @@ def _check(k_train_train, k_test_train, y_train):
     ktt = _as_matrix(k_train_train, "k_train_train")
     m = ktt.shape[0]
     if ktt.shape != (m, m):
-        raise ValueError(f"k_train_train must be square, got {ktt.shape}.")
+        raise ValueError(f"k_train_train must be square (m, m), got {ktt.shape}: pass K(x_train, x_train), and the "
+                         "test kernel K(x_test, x_train) as k_test_train.")
     y = np.asarray(y_train, dtype=ktt.dtype)
     if y.ndim == 1:
         y = y[:, None]
@@ -72,7 +73,24 @@ def _check(k_train_train, k_test_train, y_train):
         if a is not None and not np.all(np.isfinite(a)):
             raise PrecisionError(f"{name} contains NaN or infinite values: the kernel overflowed or the inputs "
                                  "were not finite. Recompute it in float64 (JAX_ENABLE_X64=1).")
+    check_symmetric(ktt)
     return ktt, kst, y
+
+
+def check_symmetric(k, name: str = "k_train_train") -> None:
+    """A training kernel is K(x_train, x_train), symmetric to rounding (``1000 * eps`` of its dtype, relative to
+    its largest entry); anything else, a test kernel passed in its place, say, is refused with its worst entry."""
+    k = np.asarray(k)
+    scale = float(np.max(np.abs(k))) if k.size else 0.0
+    if scale == 0.0:
+        return
+    diff = np.abs(k - k.T)
+    worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape))
+    rel = float(diff[worst]) / scale
+    if rel > 1e3 * float(np.finfo(k.dtype).eps):
+        raise ValueError(f"{name} is not symmetric: entries {worst} and {worst[::-1]} differ by {float(diff[worst]):.3g} "
+                         f"({rel:.2g} of its largest entry). A training kernel is K(x_train, x_train): pass "
+                         "arch.kernel(x_train), not a test kernel (or (K + K.T) / 2 if the asymmetry is your rounding).")
 
 
 def regularize(k_train_train, diag_reg: float):

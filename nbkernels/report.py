@@ -282,6 +282,9 @@ def _card(r, out_dir):
     v = r["verdict"]
     page = r["page"].name if r["page"] else None
     title = f'<a href="{page}">{name}</a>' if page else name
+    notebook_file = out_dir / "executed" / f"{r['name']}.ipynb"
+    if r.get("state", "done") in ("done", "failed") and notebook_file.exists():
+        title += f' <a class="nb" href="executed/{name}.ipynb">executed notebook</a>'
     if r.get("state") in ("queued", "running"):
         status = (f'<span class="running">{r["state"]}' + (f': {html.escape(r["progress"])}' if r.get("progress") else "")
                   + "</span>")
@@ -364,7 +367,7 @@ vertical-align:top;text-align:left;font-size:14px;min-width:90px}}.ours{{font-we
 .yes{{color:#009E73;font-size:15px}}.no{{color:#D55E00;font-size:15px}}.failed{{color:#D55E00;font-size:15px}}.tour{{color:#555;font-size:15px}}.running{{color:#0072B2;font-size:15px}}
 table.tests{{border-collapse:collapse;width:100%;margin-top:6px}}.tests td,.tests th{{border-bottom:1px solid #eee;
 padding:3px 8px;text-align:left;vertical-align:top;font-size:12px;min-width:90px}}
-.wall,.more{{color:#777;font-size:12px}}.caveat{{color:#8a5a00;font-size:13px}}pre{{white-space:pre-wrap;font-size:11px}}</style></head><body>
+.wall,.more{{color:#777;font-size:12px}}a.nb{{font-size:12px;font-weight:normal;margin-left:8px}}.caveat{{color:#8a5a00;font-size:13px}}pre{{white-space:pre-wrap;font-size:11px}}</style></head><body>
 <h1>Finite versus infinite neural networks: findings at preset <code>{preset}</code></h1>
 <p class="summary">{summary}</p>
 <p>Data: {html.escape(', '.join(datasets))} (each finding names its scale). Total wall time <span id="wall">{wall:.0f}</span> s
@@ -451,6 +454,11 @@ def run(preset: str, notebooks=None, jobs: int = 2, out=None, timeout: int = 360
     wall = time.time() - t0
     index = write_index([results[n] for n in names], out_dir, preset, wall)
     print(f"report written to {_shown(index)} in {wall:.0f} s")
+    if preset == plots.COMMITTED_PRESET and out is None:
+        if names != available_notebooks() or any(results[n]["error"] for n in names):
+            print(f"{_shown(DOCS)} not updated: it is published from a whole `{preset}` report in which every notebook ran")
+        else:
+            print(f"published to {_shown(publish(out_dir))} and {_shown(DOCS / 'index.html')}")
     return index
 
 
@@ -460,6 +468,77 @@ def _shown(path: Path) -> str:
         return Path(path).resolve().relative_to(REPO).as_posix()
     except ValueError:
         return str(path)
+
+
+DOCS = REPO / "docs"
+
+
+def publish(out_dir: Path, docs: Path = DOCS) -> Path:
+    """Put a finished ``default`` report where the repository host shows it, replacing what was there:
+    ``docs/index.html`` (the index; GitHub Pages serves ``docs/``), ``docs/README.md`` (the same findings in
+    markdown, which the host renders when a reader opens ``docs/``), each finding's page ``docs/NAME.html``,
+    its executed notebook ``docs/executed/NAME.ipynb`` (rendered by the host) and the figures and verdicts
+    they show, ``docs/figures/NAME/``. Returns the markdown index."""
+    out_dir = Path(out_dir)
+    summary = json.loads((out_dir / "summary.json").read_text())
+    if any(r["error"] for r in summary["results"]):
+        raise ValueError(f"{_shown(out_dir)} has failed notebooks: publish a report in which every notebook ran.")
+    staged = docs.with_name(docs.name + ".tmp")
+    shutil.rmtree(staged, ignore_errors=True)
+    (staged / "executed").mkdir(parents=True)
+    shutil.copy(out_dir / "index.html", staged / "index.html")
+    for r in summary["results"]:
+        name = r["name"]
+        for src, dst in ((out_dir / f"{name}.html", staged / f"{name}.html"),
+                         (out_dir / "executed" / f"{name}.ipynb", staged / "executed" / f"{name}.ipynb")):
+            if src.exists():
+                shutil.copy(src, dst)
+        figures = out_dir / "figures" / name
+        if figures.exists():
+            (staged / "figures" / name).mkdir(parents=True)
+            for f in sorted(figures.glob("*.png")) + sorted(figures.glob("verdict.json")):
+                shutil.copy(f, staged / "figures" / name / f.name)
+    (staged / "README.md").write_text(_markdown_index(summary, staged))
+    shutil.rmtree(docs, ignore_errors=True)
+    staged.rename(docs)
+    return docs / "README.md"
+
+
+def _markdown_index(summary: dict, docs: Path) -> str:
+    """The report's index in markdown: the count, then per finding its claim, verdict, deciding numbers beside
+    the paper's, main figure and links to its executed notebook and page."""
+    results = summary["results"]
+    findings = [r for r in results if r["reproduced"] is not None]
+    lines = [f"# nbkernels: the `{summary['preset']}` report",
+             "",
+             f"**{sum(r['reproduced'] for r in findings)} of {len(findings)}** findings of *Finite Versus Infinite Neural "
+             f"Networks* (Lee et al. 2020) reproduce at preset `{summary['preset']}`, each decided by a one-sided test at "
+             f"α = 0.05 fixed before its run. Made by `make report` in {summary['wall_s']:,.0f} s on "
+             f"{os.cpu_count()} cores; [the same report as a web page](index.html). Each finding links to its executed "
+             "notebook (every cell's output, rendered here) and its page.", ""]
+    for r in results:
+        name = r["name"]
+        vfile = docs / "figures" / name / "verdict.json"
+        v = json.loads(vfile.read_text()) if vfile.exists() else None
+        verdict = ("data tour (not a finding)" if r["reproduced"] is None else
+                   "**reproduced**" if r["reproduced"] else "**not reproduced**")
+        lines += [f"## {name}: {verdict}", ""]
+        if v:
+            lines += [v["claim"] + ".", "", "| what decided it | ours | paper |", "|---|---|---|"]
+            lines += [f"| {_md(n.get('what', ''))} | {_md(n.get('ours', ''))} | {_md(n.get('paper', ''))} |" for n in _key_rows(v)]
+            lines += [""] + [f"- decisive test: {_md(_test_text(t))}" for t in v.get("tests") or []]
+            lines += [f"- caveat: {_md(str(c))}" for c in v.get("caveats") or []]
+            lines += [f"- scale: {_md(v.get('dataset', ''))}; {r['wall_s']:,.0f} s", ""]
+            fig = docs / "figures" / name / f"{v.get('figure')}.png"
+            if fig.exists():
+                lines += [f"![{name}: {v['figure']}](figures/{name}/{fig.name})", ""]
+        lines += [f"[executed notebook](executed/{name}.ipynb) · [page]({name}.html)", ""]
+    return "\n".join(lines)
+
+
+def _md(text) -> str:
+    """Text for a markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
 
 
 def _p_text(p: float) -> str:

@@ -25,6 +25,7 @@ import numpy as np
 from . import cache as cache_mod
 from . import predict
 from . import train as train_mod
+from .data import check_count
 from .formatting import setting_label
 from .stats import mean_se, tuned
 
@@ -180,7 +181,7 @@ def kernel_curve(arch, x_train, y_train, x_test, y_test, sizes: Sequence[int], d
                  get=("nngp", "ntk"), dtype=None, on_precision: str = "raise", val=None) -> KernelCurve:
     """:func:`kernel_accuracies` on the first ``m`` training images for each ``m`` of ``sizes`` (a learning
     curve): one kernel on the whole training set serves every size through its leading blocks."""
-    sizes = [int(m) for m in sizes]
+    sizes = [check_count(m, "sizes[]") for m in sizes]
     if not sizes or min(sizes) < 1 or max(sizes) > len(x_train):
         raise ValueError(f"sizes must be training-set sizes from 1 to the {len(x_train)} images given; got {sizes}.")
     (x_val, y_val), (x_rep, y_rep) = split_validation(x_test, y_test, val)

@@ -57,6 +57,7 @@ from tqdm.auto import tqdm
 
 from . import cache as cache_mod
 from .architecture import warn_if_channels_first
+from .data import check_count
 from .layers import Conv
 
 _VERSION = "train-4"  # 2: validation scores, per-image correctness, schedules, augmentation, failures;
@@ -426,6 +427,10 @@ class TrainConfig:
     test_curve: bool = True
 
     def __post_init__(self):
+        for name, minimum in (("steps", 1), ("ensemble", 1), ("eval_every", 1), ("warmup", 0), ("crop", 0), ("seed", 0)):
+            object.__setattr__(self, name, check_count(getattr(self, name), name, minimum=minimum))
+        for name in ("batch_size", "plateau"):
+            object.__setattr__(self, name, check_count(getattr(self, name), name, allow_none=True))
         if (self.lr is None) == (self.lr_factor is None):
             raise ValueError("give exactly one of lr (absolute) or lr_factor (a multiple of eta_crit).")
         if self.l2_mode not in ("uniform", "layerwise"):
@@ -441,6 +446,17 @@ class TrainConfig:
                              f"{self.batch_size}.")
         if self.crop < 0:
             raise ValueError(f"crop pads the image by that many pixels and cannot be negative, got {self.crop}.")
+        if not (self.l2 >= 0 and math.isfinite(self.l2)):
+            raise ValueError(f"l2={self.l2!r}: weight decay must be 0 or positive (negative decay grows the weights "
+                             "until the run diverges); use e.g. l2=1e-4, or 0 for none.")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum={self.momentum!r}: heavy-ball momentum must be in [0, 1) (1 or more never forgets "
+                             "a step and diverges); the recipe uses 0.9.")
+        for name in ("lr", "lr_factor"):
+            v = getattr(self, name)
+            if v is not None and not (v > 0 and math.isfinite(v)):
+                raise ValueError(f"{name}={v!r}: the learning rate must be positive and finite"
+                                 + (" (a multiple of eta_crit: 0.3-2 are the rates the notebooks use)." if name == "lr_factor" else "."))
         lr_multiplier(self.schedule, self.steps, self.warmup)  # checks the schedule's arguments
         object.__setattr__(self, "flip", bool(self.flip))
         object.__setattr__(self, "crop", int(self.crop))
@@ -482,6 +498,18 @@ def train(arch, x_train, y_train, x_test, y_test, *, x_val=None, y_val=None, con
         warn_if_channels_first(xs, name, stacklevel=2)  # the caller of train()
         if xs is not None and not np.all(np.isfinite(xs)):
             raise ValueError(f"{name} holds NaN or infinite values; clean or re-standardize the inputs.")
+        if xs is not None and xs.shape[1:] != x_train.shape[1:]:
+            raise ValueError(f"{name} has features of shape {xs.shape[1:]} but x_train has {x_train.shape[1:]}: prepare "
+                             "every split the same way (data.prepare_split does), the same image size and flattening.")
+    for name, ys in (("y_train", y_train), ("y_test", y_test), ("y_val", y_val)):
+        if ys is not None and not np.all(np.isfinite(ys)):
+            raise ValueError(f"{name} holds NaN or infinite values; the targets are one-hot rows (data.one_hot).")
+    n_out = _output_dim(arch, x_train)
+    for name, ys in (("y_train", y_train), ("y_test", y_test), ("y_val", y_val)):
+        if ys is not None and ys.shape[1] != n_out:
+            raise ValueError(f"{name} has {ys.shape[1]} columns but the network has {n_out} outputs: give one-hot targets "
+                             f"with one column per output (data.one_hot(labels, {n_out})), or build the architecture "
+                             f"with out_dim={ys.shape[1]}.")
     m = len(x_train)
     if cfg.batch_size is not None and cfg.batch_size > m:
         raise ValueError(f"batch_size={cfg.batch_size} does not fit a training set of {m} images: use 1..{m}, or "
@@ -506,10 +534,24 @@ def train(arch, x_train, y_train, x_test, y_test, *, x_val=None, y_val=None, con
                          "x_val and y_val, or keep test_curve=True.")
     data_ = (x_train, y_train, x_test, y_test, x_val, y_val)
     store = None if cache is False else (cache_mod.default_cache() if cache is True else cache)
+    if checkpoint_every and (store is None or not store.enabled):
+        why = "cache=False" if store is None else "the results cache is off ($NBKERNELS_CACHE=off)"
+        raise ValueError(f"checkpoint_every={checkpoint_every} writes checkpoints into the results cache, but {why}: "
+                         "nothing could resume. Pass cache=True (or a nbkernels.cache.Cache) with the cache on, or drop "
+                         "checkpoint_every.")
     if store is None or not store.enabled:
         return _train(arch, cfg, key, data_, None, checkpoint_every, progress, callback)
     return store.get_or_compute(
         key, lambda: _train(arch, cfg, key, data_, store, checkpoint_every, progress, callback), version=_VERSION)
+
+
+def _output_dim(arch, x) -> int:
+    """The network's number of outputs, from its shapes alone (``jax.eval_shape``: nothing is computed);
+    inputs the network cannot take fail here, with the layer that refuses them."""
+    net = arch.network()
+    x1 = jax.ShapeDtypeStruct((1,) + tuple(x.shape[1:]), jnp.float32)
+    out = jax.eval_shape(lambda a: net.apply(net.init(jax.random.PRNGKey(0), a), a), x1)
+    return int(out.shape[-1])
 
 
 def _exploded(loss: float, initial: float) -> bool:
