@@ -15,7 +15,7 @@ NOTEBOOKS ?=
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[notebooks,test]'
 	$(PY) -c "from nbkernels import engine; engine.warm()"  # compiles the fused CPU kernel once (about a minute per dtype), cached
 	touch $@
 

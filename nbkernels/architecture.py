@@ -16,18 +16,19 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from typing import Optional, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from . import blocks, engine
 from . import kernels as K
 from . import settings as settings_mod
 from .settings import Settings
-from .layers import (LAYER_TYPES, Conv, ConvLocal, Dense, Erf, Flatten, GlobalAvgPool, Relu,
+from .layers import (LAYER_TYPES, Conv, ConvLocal, Dense, Erf, Flatten, GlobalAvgPool, Layer, Relu,
                      Spec)
 
 
@@ -37,7 +38,8 @@ class Network(nn.Module):
     layers: Tuple
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """The network's outputs (N, out_dim) for inputs ``x`` (NHWC images or (N, D) vectors)."""
         for i, layer in enumerate(self.layers):
             x = layer.fn(x, name=f"{i}_{type(layer).__name__}")
         return x
@@ -47,7 +49,7 @@ class ChannelsFirstWarning(UserWarning):
     """Images that look channels-first (N, C, H, W), as PyTorch holds them; nbkernels takes NHWC."""
 
 
-def warn_if_channels_first(x, name="x", stacklevel=1):
+def warn_if_channels_first(x: Optional[ArrayLike], name: str = "x", stacklevel: int = 1) -> None:
     """Warn when 4-D images look channels-first: their second axis holds 1 or 3 entries and their last
     axis more. Computed as given, ``(6, 3, 8, 8)`` would be 6 images of 3x8 pixels with 8 channels."""
     shape = np.shape(x)
@@ -87,7 +89,7 @@ class Architecture:
     def needs_all_pixel_pairs(self) -> bool:
         return any(isinstance(layer, GlobalAvgPool) for layer in self.layers)
 
-    def specs(self, input_shape) -> list:
+    def specs(self, input_shape: Sequence[int]) -> list:
         """Shapes after each layer; raises a ValueError naming the first layer that cannot take its input."""
         spec = Spec(tuple(input_shape[:-1]), int(input_shape[-1]))
         out = [spec]
@@ -99,7 +101,7 @@ class Architecture:
                              "nbk.GlobalAvgPool() and a Dense readout.")
         return out
 
-    def kernel_entries_per_pair(self, input_shape) -> int:
+    def kernel_entries_per_pair(self, input_shape: Sequence[int]) -> int:
         """The most numbers one input pair holds at any layer (1, P, or P**2 for P pixels)."""
         full = self.needs_all_pixel_pairs
         return max(math.prod(s.spatial) ** (2 if full else 1) for s in self.specs(input_shape))
@@ -110,7 +112,8 @@ class Architecture:
         return Network(tuple(self.layers))
 
     # -- infinite ----------------------------------------------------------------------------
-    def kernel_fn(self, x1, x2, get=("nngp", "ntk")):
+    def kernel_fn(self, x1: jax.Array, x2: Optional[jax.Array], get: Sequence[str] = ("nngp", "ntk")
+                  ) -> tuple[jax.Array, Optional[jax.Array]]:
         """The kernel between x1 and x2 as one traceable function, to compose inside your own ``jax.jit``.
 
         :meth:`kernel` computes the same thing block by block with one XLA program per layer, which is
@@ -123,8 +126,10 @@ class Architecture:
             k = layer.kernel_fn(k)
         return k.nngp, k.ntk
 
-    def kernel(self, x1, x2=None, *, dtype=None, batch_size=None, cache=None, get=("nngp", "ntk"),
-               progress=True, max_hours="default", settings: Optional[Settings] = None) -> K.Kernel:
+    def kernel(self, x1: ArrayLike, x2: Optional[ArrayLike] = None, *, dtype: DTypeLike = None,
+               batch_size: Optional[int] = None, cache: Any = None, get: Sequence[str] = ("nngp", "ntk"),
+               progress: bool = True, max_hours: Union[float, str, None] = "default",
+               settings: Optional[Settings] = None) -> K.Kernel:
         """Exact infinite-width NNGP and NTK between ``x1`` and ``x2`` (``x1`` with itself when None).
 
         Computed in blocks of ``batch_size`` inputs per side so memory stays bounded (the default is
@@ -178,7 +183,7 @@ class Architecture:
 _KERNEL_VERSION = "kernels-2"  # 2: an input paired with itself has angle exactly 0 (diagonal to rounding)
 
 
-def serial(*layers) -> Architecture:
+def serial(*layers: Layer) -> Architecture:
     """Compose layers into an :class:`Architecture` (Neural Tangents' ``stax.serial``)."""
     flat = []
     for layer in layers:

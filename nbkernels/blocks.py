@@ -27,14 +27,18 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from typing import Optional
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import jax
 import numpy as np
+from numpy.typing import DTypeLike
 
 from . import fused
 from . import kernels as K
 from .settings import Settings, resolve
+
+if TYPE_CHECKING:
+    from .architecture import Architecture
 
 
 class KernelMemoryError(MemoryError):
@@ -45,7 +49,7 @@ class KernelMemoryError(MemoryError):
 # the path
 
 
-def fused_prefix(arch, input_shape, devices: int = 1, settings: Optional[Settings] = None) -> Optional[fused.Prefix]:
+def fused_prefix(arch: Architecture, input_shape: Sequence[int], devices: int = 1, settings: Optional[Settings] = None) -> Optional[fused.Prefix]:
     """The image layers the fused CPU kernel computes for ``arch`` (:mod:`nbkernels.fused`), or None
     where the per-layer XLA programs do: on accelerators, with more than one device, for layers it does
     not cover, or with ``settings.fused`` off."""
@@ -100,7 +104,7 @@ def bytes_per_pair(entries_per_pair: int, itemsize: int, with_ntk: bool) -> int:
     return entries_per_pair * itemsize * (_LIVE_ARRAYS if with_ntk else _LIVE_ARRAYS // 2 + 1)
 
 
-def fused_bytes_per_pair(pre: fused.Prefix, dtype) -> int:
+def fused_bytes_per_pair(pre: fused.Prefix, dtype: DTypeLike) -> int:
     """Memory a fused block holds per input pair: every slab row's partial NNGP and NTK sums, and the results."""
     return (2 * pre.slab_rows + 4) * np.dtype(dtype).itemsize
 
@@ -145,7 +149,7 @@ def cache_batch_size(entries_per_pair: int, itemsize: int, full: bool = False,
 _BLOCK_WORK = 3e8
 
 
-def fused_block_side(pre: fused.Prefix, input_shape) -> int:
+def fused_block_side(pre: fused.Prefix, input_shape: Sequence[int]) -> int:
     """The fused kernel's block side: about :data:`_BLOCK_WORK` per block, a multiple of 16 from 16 to
     256 (whole vectors in the innermost loop, see ``fused._LANES``)."""
     p = input_shape[0] * input_shape[1]
@@ -158,8 +162,9 @@ def _fmt_bytes(n):
     return f"{n / 2 ** 30:.2f} GiB" if n >= 2 ** 28 else f"{n / 2 ** 20:.1f} MiB"
 
 
-def plan_blocks(n1, n2, entries_per_pair, itemsize, with_ntk, batch_size=None, devices=1, in_memory=True,
-                full=False, per_pair=None, side=None, settings: Optional[Settings] = None) -> int:
+def plan_blocks(n1: int, n2: int, entries_per_pair: int, itemsize: int, with_ntk: bool, batch_size: Optional[int] = None,
+                devices: int = 1, in_memory: bool = True, full: bool = False, per_pair: Optional[int] = None,
+                side: Optional[int] = None, settings: Optional[Settings] = None) -> int:
     """Choose (or check) the block side; refuse a request that cannot fit, before allocating.
 
     ``devices`` blocks are live at once (one per device), each with that share of the budget;
@@ -220,12 +225,14 @@ class Plan:
         b = self.batch_size
         return [(i, j) for i in range(0, self.n1, b) for j in range(0, self.n2, b) if not self.symmetric or j >= i]
 
-    def shape(self, i, j):
+    def shape(self, i: int, j: int) -> tuple[int, int]:
+        """The rows and columns of the block at origin ``(i, j)`` (the last ones may be short)."""
         b = self.batch_size
         return min(b, self.n1 - i), min(b, self.n2 - j)
 
 
-def plan(arch, x1, x2, *, dtype=None, batch_size=None, get=("nngp", "ntk"), devices: int = 1,
+def plan(arch: Architecture, x1: np.ndarray, x2: Optional[np.ndarray], *, dtype: DTypeLike = None,
+         batch_size: Optional[int] = None, get: Sequence[str] = ("nngp", "ntk"), devices: int = 1,
          in_memory: bool = True, settings: Optional[Settings] = None) -> Plan:
     """Choose (or check) the block side and the path for ``arch`` on these inputs; refuse, before
     allocating, a request whose blocks or (``in_memory``) whose result matrices cannot fit. ``devices``

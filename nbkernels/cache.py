@@ -20,15 +20,17 @@ import pickle
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import settings
 
 _MAGIC = b"NBKCACHE1\n"
 
 
-def fingerprint(x) -> str:
+def fingerprint(x: ArrayLike) -> str:
     """A short hash of an array's values, shape and dtype (for cache keys)."""
     a = np.ascontiguousarray(np.asarray(x))
     h = hashlib.sha256()
@@ -56,20 +58,21 @@ class CorruptEntry(Exception):
 class Cache:
     """A folder of entries ``<key>.pkl``; see the module docstring."""
 
-    def __init__(self, root=None):
+    def __init__(self, root: Union[str, os.PathLike, None] = None):
         env = settings.cache_dir()
         self.enabled = root is not None or env != "off"
         if root is None:
             root = Path(env) / "results" if env and env != "off" else Path.home() / ".cache" / "nbkernels" / "results"
         self.root = Path(root)
 
-    def key(self, config, version: str = "0") -> str:
+    def key(self, config: dict, version: str = "0") -> str:
+        """The file name of ``config`` at ``version``: a hash of both (any JSON-able dict)."""
         return hashlib.sha256(_canonical({"config": config, "version": version}).encode()).hexdigest()[:32]
 
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.pkl"
 
-    def get(self, key: str):
+    def get(self, key: str) -> Any:
         """The stored value, or raise KeyError (missing) / CorruptEntry (checksum or format wrong)."""
         path = self.path(key)
         try:
@@ -84,7 +87,8 @@ class Cache:
             raise CorruptEntry(f"{path}: checksum mismatch")
         return pickle.loads(payload)
 
-    def put(self, key: str, value) -> Path:
+    def put(self, key: str, value: Any) -> Path:
+        """Store ``value`` under ``key``, written whole or not at all (a temporary file renamed), with its checksum."""
         payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -108,7 +112,7 @@ class Cache:
     def __contains__(self, key):
         return self.path(key).exists()
 
-    def get_or_compute(self, config, compute, version: str = "0"):
+    def get_or_compute(self, config: dict, compute: Callable[[], Any], version: str = "0") -> Any:
         """The cached value for (config, version), computing and storing it when absent or corrupt."""
         if not self.enabled:
             return compute()
@@ -136,6 +140,6 @@ def default_cache() -> Cache:
     return _DEFAULT
 
 
-def cached(config, compute, version: str = "0", cache: Cache | None = None):
+def cached(config: dict, compute: Callable[[], Any], version: str = "0", cache: Optional[Cache] = None) -> Any:
     """One line for notebooks: ``res = cached(config, lambda: experiment(...), version="2")``."""
     return (cache or default_cache()).get_or_compute(config, compute, version)

@@ -27,9 +27,11 @@ import sys
 import time
 import zipfile
 from pathlib import Path
+from typing import Optional, Sequence, Union
 
 import jax
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from . import blocks, engine
 from . import cache as cache_mod
@@ -43,17 +45,19 @@ _FORMAT = "nbkernels-blockstore-2"  # 2: one file per block with every field (1 
 class BlockStore:
     """A kernel on disk, block by block; see the module docstring."""
 
-    def __init__(self, root):
+    def __init__(self, root: Union[str, os.PathLike]):
         self.root = Path(root)
 
     @property
-    def manifest_path(self):
+    def manifest_path(self) -> Path:
         return self.root / "manifest.json"
 
-    def manifest(self):
+    def manifest(self) -> dict:
+        """The store's manifest: what kernel it holds (architecture, inputs' fingerprints, blocks, dtype)."""
         return json.loads(self.manifest_path.read_text())
 
-    def create(self, manifest: dict):
+    def create(self, manifest: dict) -> None:
+        """Start a store with ``manifest``, or check that the store already there holds the same kernel."""
         self.root.mkdir(parents=True, exist_ok=True)
         if self.manifest_path.exists():
             old = self.manifest()
@@ -67,10 +71,11 @@ class BlockStore:
             return
         _atomic_write(self.manifest_path, json.dumps(manifest, indent=1).encode())
 
-    def path(self, i, j):
+    def path(self, i: int, j: int) -> Path:
+        """The file of block ``(i, j)``."""
         return self.root / "blocks" / f"block_{i:06d}_{j:06d}.npz"
 
-    def write(self, i, j, fields: dict):
+    def write(self, i: int, j: int, fields: dict) -> None:
         """All of a block's fields in one file, with the SHA-256 of their bytes, atomically."""
         arrays = {name: np.ascontiguousarray(a) for name, a in fields.items()}
         buf = io.BytesIO()
@@ -79,7 +84,7 @@ class BlockStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         _atomic_write(path, buf.getvalue())
 
-    def read(self, i, j, names):
+    def read(self, i: int, j: int, names: Sequence[str]) -> Optional[dict]:
         """The block's fields ``{name: array}``, or None when it is missing, incomplete or corrupt."""
         try:
             with np.load(self.path(i, j), allow_pickle=False) as f:
@@ -91,7 +96,7 @@ class BlockStore:
             return None
         return arrays if _digest(arrays) == digest else None
 
-    def status(self, i, j, names):
+    def status(self, i: int, j: int, names: Sequence[str]) -> str:
         """'ok', 'missing' or 'corrupt'."""
         if not self.path(i, j).exists():
             return "missing"
@@ -128,8 +133,10 @@ class StoreReport:
     batch_size: int
 
 
-def compute_store(arch: Architecture, x1, x2, out, *, batch_size=None, dtype=None, get=("nngp", "ntk"),
-                  progress=True, devices=None, max_hours=None, settings=None):
+def compute_store(arch: Architecture, x1: ArrayLike, x2: Optional[ArrayLike], out: Union[str, os.PathLike], *,
+                  batch_size: Optional[int] = None, dtype: DTypeLike = None, get: Sequence[str] = ("nngp", "ntk"),
+                  progress: bool = True, devices: Optional[Sequence[jax.Device]] = None, max_hours: Optional[float] = None,
+                  settings: Optional[settings_mod.Settings] = None) -> StoreReport:
     """Compute every missing or corrupt block of the kernel into the store at ``out``; returns a :class:`StoreReport`.
     ``max_hours``: None (the default here) never stops; ``settings``: as :meth:`Architecture.kernel`'s."""
     dtype = K.resolve_dtype(dtype)
@@ -156,7 +163,7 @@ def compute_store(arch: Architecture, x1, x2, out, *, batch_size=None, dtype=Non
                        batch_size=p.batch_size)
 
 
-def load(out) -> K.Kernel:
+def load(out: Union[str, os.PathLike]) -> K.Kernel:
     """Assemble the kernel stored at ``out`` into one preallocated matrix per field (every block must
     be present and intact; a symmetric kernel's lower triangle is the mirror of its upper one)."""
     store = BlockStore(out)
@@ -173,7 +180,7 @@ def load(out) -> K.Kernel:
     return K.Kernel(sink.out["nngp"], sink.out.get("ntk"))
 
 
-def named_architecture(name, depth, width):
+def named_architecture(name: str, depth: int, width: int) -> Architecture:
     """The architecture ``--arch name`` names (fc, cnn-vec, cnn-gap, lcn) at this depth and width."""
     from .architecture import cnn, fcn
     if name == "fc":
@@ -183,7 +190,8 @@ def named_architecture(name, depth, width):
     raise SystemExit(f"unknown --arch {name!r}; use fc, cnn-vec, cnn-gap or lcn.")
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m nbkernels.compute``: the command line of :func:`compute_store` (``--help`` lists the flags)."""
     ap = argparse.ArgumentParser(description="Compute a big NNGP/NTK kernel into a resumable block store.")
     ap.add_argument("--arch", default="cnn-gap")
     ap.add_argument("--depth", type=int, default=8)

@@ -22,11 +22,14 @@ import tarfile
 import tempfile
 import urllib.request
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import formatting, settings
+
+PathLike = Union[str, os.PathLike]
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -51,7 +54,7 @@ class Dataset:
     y_val: Optional[np.ndarray] = None
 
     @property
-    def image_shape(self):
+    def image_shape(self) -> tuple:
         return self.x_train.shape[1:]
 
     @property
@@ -65,7 +68,7 @@ class Dataset:
         h, w, c = self.image_shape
         return f"{self.label}, {len(self.x_train)} train / {len(self.x_test)} test loaded, {h}x{w}x{c} as stored"
 
-    def replace(self, **kw) -> "Dataset":
+    def replace(self, **kw: Any) -> "Dataset":
         return dataclasses.replace(self, **kw)
 
 
@@ -87,7 +90,7 @@ def _batch_folder(root: Path) -> Optional[Path]:
     return None
 
 
-def find_cifar10(data_dir=None) -> Optional[Path]:
+def find_cifar10(data_dir: Optional[PathLike] = None) -> Optional[Path]:
     """The first folder holding CIFAR-10 batches, or None."""
     for root in _candidate_roots(data_dir):
         folder = _batch_folder(root)
@@ -121,7 +124,7 @@ def _read_batch(path: Path):
     return x.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), y
 
 
-def read_cifar10(folder: Path):
+def read_cifar10(folder: PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """Read every ``data_batch_*``, ``test_batch`` and ``batches.meta`` in ``folder`` (uint8 NHWC)."""
     folder = Path(folder)
     batches = sorted(folder.glob("data_batch_*"), key=lambda p: (len(p.name), p.name))
@@ -152,7 +155,8 @@ def read_cifar10(folder: Path):
     return x_train, y_train, x_test, y_test, names
 
 
-def write_cifar10(root, x_train, y_train, x_test, y_test, names=None, per_batch: int = 10000) -> Path:
+def write_cifar10(root: PathLike, x_train: ArrayLike, y_train: ArrayLike, x_test: ArrayLike, y_test: ArrayLike,
+                  names: Optional[Sequence[str]] = None, per_batch: int = 10000) -> Path:
     """Write uint8 NHWC 32x32x3 images in the official python-pickle layout (protocol 2, bytes keys,
     row-major CHW rows of 3072, ``per_batch`` images per ``data_batch_*``) under ``root``, so
     :func:`read_cifar10` and a real download read the same way; returns the
@@ -187,7 +191,7 @@ def write_cifar10(root, x_train, y_train, x_test, y_test, names=None, per_batch:
     return folder
 
 
-def write_subset(root, n_train: int, n_test: int, data_dir=None, seed: int = 0) -> Path:
+def write_subset(root: PathLike, n_train: int, n_test: int, data_dir: Optional[PathLike] = None, seed: int = 0) -> Path:
     """Copy the class-balanced subset that ``load("cifar10", n_train, n_test, seed=seed)`` picks into a
     new official-layout folder under ``root`` (for carrying a small CIFAR-10 to another machine): loading
     it back with the same sizes gives the same images and labels (the order is drawn again, so prefixes
@@ -232,14 +236,14 @@ def _to_float(x_uint8):
     return (x_uint8.astype(np.float32) / 255.0)
 
 
-def download_root(data_dir=None) -> Path:
+def download_root(data_dir: Optional[PathLike] = None) -> Path:
     """Where a download goes: the first place :func:`find_cifar10` looks (``data_dir``, else
     ``$NBKERNELS_DATA``, else ``~/.cache/nbkernels``), so the next load finds it. The results cache
     (``$NBKERNELS_CACHE``) is another matter and never holds data."""
     return _candidate_roots(data_dir)[0]
 
 
-def download_cifar10(root=None, url: str = CIFAR10_URL, timeout: float = 30.0, md5: str = CIFAR10_MD5) -> Path:
+def download_cifar10(root: Optional[PathLike] = None, url: str = CIFAR10_URL, timeout: float = 30.0, md5: str = CIFAR10_MD5) -> Path:
     """Download the official archive into ``root`` (default :func:`download_root`), check its MD5 and
     extract it atomically; returns the ``cifar-10-batches-py`` folder."""
     from tqdm.auto import tqdm
@@ -302,7 +306,7 @@ def _load_digits():
 
 
 def load(name: str = "auto", n_train: Optional[int] = None, n_test: Optional[int] = None,
-         data_dir=None, seed: int = 0, download: bool = True, verbose: bool = True,
+         data_dir: Optional[PathLike] = None, seed: int = 0, download: bool = True, verbose: bool = True,
          n_val: Optional[int] = None) -> Dataset:
     """Load a dataset as float32 NHWC images in [0, 1] with integer labels.
 
@@ -367,7 +371,7 @@ def load(name: str = "auto", n_train: Optional[int] = None, n_test: Optional[int
 # preprocessing
 
 
-def check_count(n, what: str, *, allow_none: bool = False, minimum: int = 1) -> Optional[int]:
+def check_count(n: Any, what: str, *, allow_none: bool = False, minimum: int = 1) -> Optional[int]:
     """``n`` as an int when it is a whole number of at least ``minimum`` (None passes with ``allow_none``);
     otherwise a ValueError naming ``what``, its value and the fix: ``100.7`` is refused, not truncated."""
     if n is None and allow_none:
@@ -384,7 +388,8 @@ def check_count(n, what: str, *, allow_none: bool = False, minimum: int = 1) -> 
     return int(n)
 
 
-def check_finite(x, name="x"):
+def check_finite(x: ArrayLike, name: str = "x") -> None:
+    """A DataError naming ``name`` when ``x`` holds NaN or infinite values."""
     x = np.asarray(x)
     if not np.all(np.isfinite(x)):
         bad = int(x.size - np.isfinite(x).sum())
@@ -392,7 +397,7 @@ def check_finite(x, name="x"):
     return x
 
 
-def standardize_channels(x_train, x_test=None):
+def standardize_channels(x_train: np.ndarray, x_test: Optional[np.ndarray] = None) -> Union[np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """Per-channel standardization with the training set's mean and std."""
     x_train = check_finite(x_train, "x_train")
     axes = tuple(range(x_train.ndim - 1))
@@ -401,7 +406,7 @@ def standardize_channels(x_train, x_test=None):
     return out if x_test is None else (out, (check_finite(x_test, "x_test") - mean) / std)
 
 
-def standardize_images(x):
+def standardize_images(x: np.ndarray) -> np.ndarray:
     """Per-image standardization ("layer norm"): each image to zero mean and unit variance."""
     x = check_finite(x)
     axes = tuple(range(1, x.ndim))
@@ -423,7 +428,7 @@ class ZCA:
             raise ValueError(f"ZCA eps must be >= 0, got {eps!r}.")
         self.eps = float(eps)
 
-    def fit(self, x_train):
+    def fit(self, x_train: np.ndarray) -> "ZCA":
         x = check_finite(x_train, "x_train").reshape(len(x_train), -1).astype(np.float64)
         n, d = x.shape
         self.mean_ = x.mean(0)
@@ -449,7 +454,7 @@ class ZCA:
         self.complement_ = reg ** -0.5 if reg > 0 else 0.0
         return self
 
-    def transform(self, x):
+    def transform(self, x: np.ndarray) -> np.ndarray:
         shape = x.shape
         x = check_finite(x).reshape(len(x), -1).astype(np.float64) - self.mean_
         proj = x @ self.vectors_.T
@@ -459,13 +464,13 @@ class ZCA:
         return out.reshape(shape).astype(np.float32)
 
 
-def zca(x_train, x_test=None, eps: float = 0.1):
+def zca(x_train: np.ndarray, x_test: Optional[np.ndarray] = None, eps: float = 0.1) -> Union[np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """Whiten train (and test) with a :class:`ZCA` fitted on train."""
     z = ZCA(eps).fit(x_train)
     return z.transform(x_train) if x_test is None else (z.transform(x_train), z.transform(x_test))
 
 
-def downsample(x, factor: int):
+def downsample(x: np.ndarray, factor: int) -> np.ndarray:
     """Average-pool NHWC images by ``factor`` (32 -> 16 -> 8 for CPU-sized presets)."""
     factor = check_count(factor, "factor")
     if factor == 1:
@@ -476,7 +481,7 @@ def downsample(x, factor: int):
     return x.reshape(n, h // factor, factor, w // factor, factor, c).mean((2, 4))
 
 
-def augment(x, seed: int, flip: bool = True, crop_padding: int = 4):
+def augment(x: ArrayLike, seed: int, flip: bool = True, crop_padding: int = 4) -> np.ndarray:
     """Random horizontal flips and random crops with zero padding, deterministic for ``seed``."""
     x = np.asarray(x)
     if x.ndim != 4:
@@ -500,7 +505,7 @@ def augment(x, seed: int, flip: bool = True, crop_padding: int = 4):
     return out
 
 
-def one_hot(y, n_classes: int = 10):
+def one_hot(y: ArrayLike, n_classes: int = 10) -> np.ndarray:
     """Zero-mean one-hot targets: -1/k off the label, 1 - 1/k on it (-0.1 / 0.9 for 10 classes)."""
     y = np.asarray(y)
     if y.dtype.kind == "f" and y.size and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
@@ -527,11 +532,11 @@ class Split:
     y_test: np.ndarray
 
     @property
-    def val(self):
+    def val(self) -> tuple[np.ndarray, np.ndarray]:
         return self.x_val, self.y_val
 
 
-def prepare_split(ds: Dataset, **kw) -> Split:
+def prepare_split(ds: Dataset, **kw: Any) -> Split:
     """:func:`prepare` for a dataset loaded with ``n_val``: the validation images go through the same
     pipeline as the test images (every statistic fitted on the training images alone)."""
     if ds.x_val is None:
@@ -544,7 +549,7 @@ def prepare_split(ds: Dataset, **kw) -> Split:
 
 
 def prepare(ds: Dataset, *, downsample_to: Optional[int] = None, preprocess: str = "standardize",
-            zca_eps: Optional[float] = None, flatten: bool = False):
+            zca_eps: Optional[float] = None, flatten: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The common pipeline of the notebooks: downsample, standardize or ZCA, zero-mean targets.
 
     Returns ``(x_train, y_train, x_test, y_test)`` with one-hot targets.

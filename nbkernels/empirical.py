@@ -15,10 +15,15 @@ Example::
 from __future__ import annotations
 
 from functools import partial
+from typing import TYPE_CHECKING, Any, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:
+    from .architecture import Architecture
 
 
 @partial(jax.jit, static_argnums=0)
@@ -71,17 +76,19 @@ def _ntk_samples(arch, keys, x1, x2):
     return sum(_ntk_sample(arch, k, x1, x2) for k in keys)
 
 
-def monte_carlo_nngp(arch, x1, x2=None, *, n_samples=32, key=None):
+def monte_carlo_nngp(arch: Architecture, x1: ArrayLike, x2: Optional[ArrayLike] = None, *, n_samples: int = 32,
+                     key: Optional[jax.Array] = None) -> np.ndarray:
     """Mean over ``n_samples`` random initializations of f(x1) f(x2)^T / out_dim."""
     return _mean_over_keys(_nngp_samples, arch, x1, x2, n_samples, key, chunk=64)
 
 
-def monte_carlo_ntk(arch, x1, x2=None, *, n_samples=8, key=None):
+def monte_carlo_ntk(arch: Architecture, x1: ArrayLike, x2: Optional[ArrayLike] = None, *, n_samples: int = 8,
+                    key: Optional[jax.Array] = None) -> np.ndarray:
     """Mean of the empirical NTK over ``n_samples`` random initializations."""
     return _mean_over_keys(_ntk_samples, arch, x1, x2, n_samples, key, chunk=1)
 
 
-def ntk(arch, params, x1, x2=None):
+def ntk(arch: Architecture, params: Any, x1: ArrayLike, x2: Optional[ArrayLike] = None) -> np.ndarray:
     """Empirical NTK ``J(x1) J(x2)^T / out_dim`` of the network with ``params`` (via jax.jacobian)."""
     x1 = jnp.asarray(x1)
     return np.asarray(_ntk(arch, params, x1, x1 if x2 is None else jnp.asarray(x2)))

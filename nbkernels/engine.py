@@ -24,7 +24,7 @@ import functools
 import math
 import time
 import types
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
 
 import jax
 import numpy as np
@@ -35,6 +35,9 @@ from . import fused
 from . import kernels as K
 from .blocks import Plan
 from .settings import Settings, resolve
+
+if TYPE_CHECKING:
+    from .architecture import Architecture
 
 FIELDS = ("nngp", "ntk", "var1", "var2", "same")
 _PROGRAMS = {}
@@ -75,7 +78,7 @@ def _layer_program(layer, width, spatial, full, batched=False, packed=False):
     return _PROGRAMS[key]
 
 
-def block_program(arch, p: Plan, batched: bool = False):
+def block_program(arch: Architecture, p: Plan, batched: bool = False) -> Callable:
     """The block computation ``(x1, x2, same) -> (nngp, ntk)`` on the path ``p`` chose.
 
     ``p.fused``: the image layers of a convolutional network run in the fused CPU kernel, the layers
@@ -126,7 +129,8 @@ class MemorySink:
         self.plan = p
         self.out = {name: np.empty((p.n1, p.n2), p.dtype) for name in p.get}
 
-    def write(self, i, j, fields: dict):
+    def write(self, i: int, j: int, fields: dict) -> None:
+        """Place block ``(i, j)``'s fields (its mirror too, for a symmetric kernel)."""
         for name, blk in fields.items():
             out = self.out[name]
             m1, m2 = blk.shape
@@ -195,8 +199,10 @@ def _fmt_hours(s):
     return f"{s / 3600:,.1f} hours" if s >= 3600 else f"{s / 60:.1f} minutes"
 
 
-def run(arch, x1, x2, p: Plan, sink, *, blocks=None, devices=None, progress=True, max_hours="default",
-        done=0, what="kernel blocks"):
+def run(arch: Architecture, x1: np.ndarray, x2: Optional[np.ndarray], p: Plan, sink: Any, *,
+        blocks: Optional[Sequence[tuple[int, int]]] = None, devices: Optional[Sequence[jax.Device]] = None,
+        progress: bool = True, max_hours: Union[float, str, None] = "default", done: int = 0,
+        what: str = "kernel blocks") -> None:
     """Compute ``blocks`` (default: every block of ``p``) and hand each to ``sink.write(i, j, fields)``.
 
     ``devices``: the devices that share the blocks (default: this process's first local device; more than one
@@ -245,7 +251,7 @@ def run(arch, x1, x2, p: Plan, sink, *, blocks=None, devices=None, progress=True
     return len(todo)
 
 
-def mine(blocks):
+def mine(blocks: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
     """The blocks of this process when several share the work (``jax.process_count()``): every n-th."""
     n, k = jax.process_count(), jax.process_index()
     return [blk for m, blk in enumerate(blocks) if m % n == k]
@@ -267,7 +273,7 @@ def _check_time(timings, remaining, d, max_hours, p: Plan):
             "settings.context(max_hours=...) or $NBKERNELS_MAX_HOURS; None or 'none' for no limit).")
 
 
-def warm():
+def warm() -> None:
     """Compile (or load from Numba's cache) the fused CPU kernel for float32 and float64, as ``make``'s
     set-up does once. It calls the kernel on NumPy arrays directly, so JAX's 64-bit mode is left alone."""
     from .layers import Conv, GlobalAvgPool, Relu

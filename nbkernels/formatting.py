@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -30,7 +30,7 @@ def path(p: Union[str, os.PathLike]) -> str:
     return "…/" + "/".join(p.parts[-2:])
 
 
-def pct(x, se=None) -> str:
+def pct(x: float, se: Optional[float] = None) -> str:
     """An accuracy (a fraction) as a percentage, with its standard error when given."""
     return f"{100 * x:.1f}%" if se is None else f"{100 * x:.1f} ± {100 * se:.1f}%"
 

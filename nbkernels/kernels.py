@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Optional, Tuple
+from typing import Any, Callable, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from numpy.typing import DTypeLike
 
 _2PI = 2.0 * math.pi
 
@@ -50,7 +51,7 @@ class KernelState:
     spatial: Tuple[int, ...] = ()  # (H, W) for images
     full: bool = False             # every pixel pair kept (for pooling)
 
-    def replace(self, **kw) -> "KernelState":
+    def replace(self, **kw: Any) -> "KernelState":
         return dataclasses.replace(self, **kw)
 
     def _broadcast_vars(self):
@@ -61,7 +62,7 @@ class KernelState:
             return v1[..., :, None], v2[..., None, :]
         return v1[:, :, None, None, :, None], v2[None, None, :, :, None, :]
 
-    def same_mask(self):
+    def same_mask(self) -> Optional[jax.Array]:
         """Where an entry pairs one input (and one pixel) with itself, broadcastable against ``nngp``;
         None when the block holds no such pair. There the correlation is exactly 1: computed from the
         cross kernel and the separately rounded variances it would be 1 - O(rounding), and the ReLU's
@@ -74,7 +75,9 @@ class KernelState:
             return self.same[None, None]
         return diagonal_mask(self.spatial, bool) & self.same
 
-    def elementwise(self, kernel_map, var_map) -> "KernelState":
+    def elementwise(self, kernel_map: Callable, var_map: Callable) -> "KernelState":
+        """The state after a pointwise nonlinearity: ``kernel_map`` takes the cross kernel (with both sides'
+        variances), ``var_map`` each variance."""
         v1, v2 = self._broadcast_vars()
         nngp, dot = kernel_map(self.nngp, v1, v2, self.same_mask())
         ntk = None if self.ntk is None else self.ntk * dot
@@ -120,7 +123,7 @@ def _atan_unit(a):
     return jnp.where(big, jnp.pi / 4 + (r + ATAN_MOREBITS), r)
 
 
-def atan2(y, x):
+def atan2(y: jax.Array, x: jax.Array) -> jax.Array:
     """``arctan2(y, x)``, vectorizable; agrees with numpy's to 2.3e-16 relative in float64."""
     ay, ax = jnp.abs(y), jnp.abs(x)
     hi, lo = jnp.maximum(ay, ax), jnp.minimum(ay, ax)
@@ -130,7 +133,8 @@ def atan2(y, x):
     return jnp.where(y < 0, -t, t)
 
 
-def relu_map(nngp, v1, v2, same=None):
+def relu_map(nngp: jax.Array, v1: jax.Array, v2: jax.Array,
+             same: Optional[jax.Array] = None) -> tuple[jax.Array, jax.Array]:
     """E[relu(u) relu(v)] and E[relu'(u) relu'(v)] for (u, v) ~ N(0, [[v1, nngp], [nngp, v2]]).
 
     ``same`` marks the entries where u and v are one variable (angle exactly 0)."""
@@ -141,22 +145,26 @@ def relu_map(nngp, v1, v2, same=None):
     return (s + rest * nngp) / _2PI, rest / _2PI
 
 
-def relu_var(v):
+def relu_var(v: Optional[jax.Array]) -> Optional[jax.Array]:
+    """A variance after ReLU: ``E[relu(u)^2] = v / 2``."""
     return None if v is None else v / 2.0
 
 
-def erf_map(nngp, v1, v2, same=None):
+def erf_map(nngp: jax.Array, v1: jax.Array, v2: jax.Array,
+            same: Optional[jax.Array] = None) -> tuple[jax.Array, jax.Array]:
     """E[erf(u) erf(v)] and E[erf'(u) erf'(v)] (the arcsine kernel). Its square root has no
     cancellation at correlation 1, so ``same`` is not needed."""
     r = jnp.sqrt(jnp.maximum((1 + 2 * v1) * (1 + 2 * v2) - 4 * nngp ** 2, 0.0))
     return (2 / jnp.pi) * atan2(2 * nngp, r), (4 / jnp.pi) / r
 
 
-def erf_var(v):
+def erf_var(v: Optional[jax.Array]) -> Optional[jax.Array]:
+    """A variance after erf: ``E[erf(u)^2] = (2/pi) arcsin(2v / (1 + 2v))``."""
     return None if v is None else (2 / jnp.pi) * atan2(2 * v, jnp.sqrt(1 + 4 * v))
 
 
-def patch_mean(x, filter_shape, strides, geometry, circular, full):
+def patch_mean(x: jax.Array, filter_shape: Sequence[int], strides: Sequence[int], geometry: Any, circular: bool,
+               full: bool) -> jax.Array:
     """A convolution's effect on a kernel: the mean over the filter's joint shifts of both inputs.
 
     With ``full`` the array holds every pixel pair ``(H, W, H, W, ...)`` and each spatial dimension
@@ -242,14 +250,16 @@ def _flat_shift_sum(x, filter_shape, geometry, full):
     return total
 
 
-def take_diagonal(full):
+def take_diagonal(full: jax.Array) -> jax.Array:
+    """The pixel diagonal ``(H, W, ...)`` of an array over every pixel pair ``(H, W, H, W, ...)``."""
     H, W = full.shape[:2]
     P = H * W
     d = jnp.diagonal(full.reshape((P, P) + full.shape[4:]), axis1=0, axis2=1)  # (..., P)
     return jnp.moveaxis(d, -1, 0).reshape((H, W) + full.shape[4:])
 
 
-def embed_diagonal(diag):
+def embed_diagonal(diag: jax.Array) -> jax.Array:
+    """The inverse of :func:`take_diagonal`: a pixel diagonal placed in an array of every pixel pair, zero elsewhere."""
     H, W = diag.shape[:2]
     P = H * W
     rest = diag.shape[2:]
@@ -257,12 +267,14 @@ def embed_diagonal(diag):
     return (eye * diag.reshape((P, 1) + rest)).reshape((H, W, H, W) + rest)
 
 
-def diagonal_mask(spatial, dtype):
+def diagonal_mask(spatial: Sequence[int], dtype: DTypeLike) -> jax.Array:
+    """1 on the pixel pairs that pair a pixel with itself, 0 elsewhere, shaped ``spatial * 2 + (1, 1)``."""
     P = math.prod(spatial)
     return jnp.eye(P, dtype=dtype).reshape(tuple(spatial) * 2 + (1, 1))
 
 
-def input_state(x1, x2, full: bool, with_ntk: bool, same=None) -> KernelState:
+def input_state(x1: jax.Array, x2: jax.Array, full: bool, with_ntk: bool,
+                same: Optional[jax.Array] = None) -> KernelState:
     """The input covariance ``x1 . x2 / fan_in`` (channel mean at each pixel), Neural Tangents' convention.
 
     ``same``: (n1, n2) bool, True where row i of x1 and row j of x2 are one input (the diagonal of a
@@ -288,7 +300,8 @@ def input_state(x1, x2, full: bool, with_ntk: bool, same=None) -> KernelState:
 # dtype (the block policy, memory and block sides, is nbkernels.blocks)
 
 
-def resolve_dtype(dtype=None):
+def resolve_dtype(dtype: DTypeLike = None) -> np.dtype:
+    """The dtype a kernel is computed in: ``dtype``, or float64 when JAX's x64 mode is on, else float32."""
     x64 = bool(jax.config.jax_enable_x64)
     if dtype is None:
         return np.dtype(np.float64 if x64 else np.float32)

@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import flax.linen as nn
 
+import jax
 import jax.numpy as jnp
 from jax import lax
 from jax.scipy.special import erf as _erf
@@ -126,7 +127,7 @@ class Dense:
                              "insert nbk.Flatten() or nbk.GlobalAvgPool() before it.")
         return Spec((), self.out_dim)
 
-    def fn(self, x, name):
+    def fn(self, x: jax.Array, name: str) -> jax.Array:
         return _DenseModule(self, name=name)(x)
 
     def kernel_fn(self, k: K.KernelState) -> K.KernelState:
@@ -150,7 +151,7 @@ class _DenseModule(nn.Module):
         return y
 
 
-def conv_geometry(size, f, s, padding):
+def conv_geometry(size: int, f: int, s: int, padding: str) -> tuple[int, tuple[int, int]]:
     """Output length and (low, high) padding of one spatial dimension, as ``lax`` computes it."""
     if padding == "VALID":
         return (size - f) // s + 1, (0, 0)
@@ -192,7 +193,8 @@ class Conv:
     def _name(self):
         return "Conv" if self.share_weights else "ConvLocal"
 
-    def geometry(self, spatial):
+    def geometry(self, spatial: Sequence[int]) -> list[tuple[int, tuple[int, int]]]:
+        """Per spatial dimension, the output length and (low, high) padding (:func:`conv_geometry`)."""
         return [conv_geometry(n, f, s, self.padding)
                 for n, f, s in zip(spatial, self.filter_shape, self.strides)]
 
@@ -208,7 +210,7 @@ class Conv:
                              f"does not fit images of size {spec.spatial}; use padding='SAME'.")
         return Spec(tuple(out for out, _ in geo), self.out_chan)
 
-    def fn(self, x, name):
+    def fn(self, x: jax.Array, name: str) -> jax.Array:
         return _ConvModule(self, name=name)(x)
 
     def kernel_fn(self, k: K.KernelState) -> K.KernelState:
@@ -312,7 +314,7 @@ class _Elementwise:
 class Relu(_Elementwise):
     """ReLU. Kernel: the arc-cosine map of degree 1 (Cho & Saul), in the ``arctan2`` form."""
 
-    def fn(self, x, name):
+    def fn(self, x: jax.Array, name: str) -> jax.Array:
         return nn.relu(x)
 
     def kernel_fn(self, k: K.KernelState) -> K.KernelState:
@@ -323,7 +325,7 @@ class Relu(_Elementwise):
 class Erf(_Elementwise):
     """``erf(x)``. Kernel: the arcsine map (Williams 1997), in the ``arctan2`` form."""
 
-    def fn(self, x, name):
+    def fn(self, x: jax.Array, name: str) -> jax.Array:
         return _erf(x)
 
     def kernel_fn(self, k: K.KernelState) -> K.KernelState:
@@ -337,7 +339,7 @@ class Flatten:
     def out_spec(self, spec: Spec) -> Spec:
         return Spec((), math.prod(spec.spatial) * spec.channels, spec.pooled)
 
-    def fn(self, x, name):
+    def fn(self, x: jax.Array, name: str) -> jax.Array:
         return x.reshape(x.shape[0], -1)
 
     def kernel_fn(self, k: K.KernelState) -> K.KernelState:
@@ -353,7 +355,7 @@ class GlobalAvgPool:
             raise ValueError("GlobalAvgPool got vectors: it averages over the pixels of NHWC images.")
         return Spec((), spec.channels, pooled=True)
 
-    def fn(self, x, name):
+    def fn(self, x: jax.Array, name: str) -> jax.Array:
         return jnp.mean(x, axis=(1, 2))
 
     def kernel_fn(self, k: K.KernelState) -> K.KernelState:
@@ -361,3 +363,4 @@ class GlobalAvgPool:
 
 
 LAYER_TYPES = (Dense, Conv, Relu, Erf, Flatten, GlobalAvgPool)
+Layer = Union[Dense, Conv, Relu, Erf, Flatten, GlobalAvgPool]  # ConvLocal is a Conv

@@ -16,7 +16,7 @@ import dataclasses
 import json
 import types
 import typing
-from typing import NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 from . import data, plots, settings, stats
 
@@ -89,7 +89,7 @@ def check_parameters(namespace: Optional[dict] = None) -> None:
                          f". This notebook's parameters are {listing}.")
 
 
-def choose_preset(presets: dict, preset: str, **overrides) -> dict:
+def choose_preset(presets: dict, preset: str, **overrides: Any) -> dict:
     """The settings of ``preset`` with any non-None ``overrides``; a clear error for unknown names.
 
     Called in the cell right after the ``parameters`` cell, it first checks the parameters papermill passed
@@ -113,7 +113,7 @@ class Loaded(NamedTuple):
 
 
 def load(cfg: dict, dataset: str, seed: int, *, n_train: Optional[int] = None, note: str = "",
-         scale_n_train=None) -> Loaded:
+         scale_n_train: Optional[plots.Count] = None) -> Loaded:
     """Load and prepare a notebook's images at its preset ``cfg`` (from :func:`choose_preset`): ``n_train``
     (default ``cfg["n_train"]``), ``cfg["n_val"]`` validation and ``cfg["n_test"]`` test images, class-balanced
     for ``seed`` and downsampled to ``cfg["image"]`` (:func:`nbkernels.data.prepare_split`). Prints the
@@ -156,7 +156,7 @@ def _record(name, claim, reproduced, numbers, keys, scale, figure, caveats, test
 
 
 def verdict(name: str, claim: str, test: "stats.Test", numbers: list, scale: plots.Scale, *, figure: str,
-            caveats=(), write: bool = True) -> None:
+            caveats: Sequence[str] = (), write: bool = True) -> None:
     """Print the one stable line nbval checks, and record claim, test, numbers and verdict for the report.
 
     ``test``: the decisive :class:`nbkernels.stats.Test` (an :func:`~nbkernels.stats.all_of` for a claim
@@ -182,7 +182,7 @@ def tour(name: str, claim: str, numbers: list, scale: plots.Scale, *, figure: st
     _record(name, claim, None, numbers, [], scale, figure, (), [], write)
 
 
-def table(rows: list):
+def table(rows: list) -> None:
     """The numbers behind a verdict as an HTML table in a notebook (a plain list elsewhere)."""
     try:
         from IPython.display import HTML, display
@@ -201,7 +201,7 @@ def table(rows: list):
 
 
 
-def interact(show, **controls):
+def interact(show: Callable[..., Any], **controls: Any) -> Any:
     """``ipywidgets.interact(show, **controls)`` in JupyterLab; in a headless report, one static call.
 
     The report renders pages that no kernel will drive, so there it sets ``$NBKERNELS_STATIC_WIDGETS``

@@ -12,16 +12,23 @@ explicitly, :func:`style` within a ``with`` block.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 from pathlib import Path
-from typing import Sequence, Union
+from typing import TYPE_CHECKING, Any, Sequence, Union
 
 import matplotlib
 import numpy as np
 
 import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 from . import formatting, settings
+
+if TYPE_CHECKING:
+    from .data import Dataset
 
 # Okabe & Ito's colour-blind-safe palette.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
@@ -51,7 +58,7 @@ def use_style() -> None:
     matplotlib.rcParams.update(STYLE)
 
 
-def style():
+def style() -> contextlib.AbstractContextManager:
     """The house style for the figures drawn inside a ``with plots.style():`` block only."""
     return matplotlib.rc_context(STYLE)
 
@@ -86,14 +93,14 @@ class Scale:
         return (f"{self.dataset} · {images} images · {_count(self.n_train)} train / {_count(self.n_test)} test"
                 f" · preset '{self.preset}'")
 
-    def replace(self, **kw) -> "Scale":
+    def replace(self, **kw: Any) -> "Scale":
         """The same scale with some fields changed (``image`` may be given as an int side length)."""
         if isinstance(kw.get("image"), (int, np.integer)):
             kw["image"] = (int(kw["image"]), int(kw["image"]), self.image[2])
         return dataclasses.replace(self, **kw)
 
 
-def scale(ds, x_train, x_test, preset: str, **overrides) -> Scale:
+def scale(ds: "Dataset", x_train: np.ndarray, x_test: np.ndarray, preset: str, **overrides: Any) -> Scale:
     """The scale of an experiment, read from the arrays it used (after downsampling), not from what
     was loaded: ``ds`` names the dataset, ``x_train`` / ``x_test`` (NHWC) give the image size and counts.
     ``overrides`` replace fields, e.g. ``n_train=sizes`` for a sweep over training-set sizes."""
@@ -125,13 +132,14 @@ def figures_dir(preset: str = COMMITTED_PRESET) -> Path:
     return base / "figures" if preset == COMMITTED_PRESET else base / "reports" / preset / "figures"
 
 
-def label(ax, xlabel: str, ylabel: str):
+def label(ax: Axes, xlabel: str, ylabel: str) -> Axes:
+    """Label both axes of ``ax`` (say the unit in the label: ``"test accuracy (%)"``)."""
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     return ax
 
 
-def log_ticks(ax, values, base: float = 2):
+def log_ticks(ax: Axes, values: Sequence[float], base: float = 2) -> Axes:
     """A log x axis ticked at exactly `values` (labelled as written), without the minor-tick labels that
     crowd a short log axis."""
     ax.set_xscale("log", base=base)
@@ -140,7 +148,7 @@ def log_ticks(ax, values, base: float = 2):
     return ax
 
 
-def title(fig_or_ax, what: str, scale: Scale):
+def title(fig_or_ax: Union[Figure, Axes], what: str, scale: Scale) -> str:
     """Title with the finding on the first line and the :class:`Scale` (dataset, image size, numbers of
     training and test images, preset) on the second: every figure says what produced it."""
     if not isinstance(scale, Scale):
@@ -153,7 +161,7 @@ def title(fig_or_ax, what: str, scale: Scale):
     return text
 
 
-def save(fig, name: str, preset: str, root=None) -> list:
+def save(fig: Figure, name: str, preset: str, root: Union[str, os.PathLike, None] = None) -> list[Path]:
     """Write ``<figures_dir(preset)>/<name>.png`` and ``.svg``; returns the paths."""
     root = Path(root) if root is not None else figures_dir(preset)
     base = root / name
@@ -174,7 +182,7 @@ class Saved(list):
         return "saved " + ", ".join(formatting.path(p) for p in self)
 
 
-def publish(fig, what: str, scale: Scale, name: str) -> Saved:
+def publish(fig: Figure, what: str, scale: Scale, name: str) -> Saved:
     """A notebook's finished figure: titled with ``what`` and its :class:`Scale` (:func:`title`), laid out,
     written to ``<figures_dir(scale.preset)>/<name>.png`` and ``.svg`` (:func:`save`) and shown.
 
@@ -190,7 +198,7 @@ def publish(fig, what: str, scale: Scale, name: str) -> Saved:
     return paths
 
 
-def width_axis(ax, ylabel: str = "test accuracy (%)"):
+def width_axis(ax: Axes, ylabel: str = "test accuracy (%)") -> Axes:
     """An accuracy-against-width axes finished: width on a log2 axis, labelled, with a legend."""
     ax.set_xscale("log", base=2)
     label(ax, "width (channels per layer)", ylabel)
@@ -198,8 +206,9 @@ def width_axis(ax, ylabel: str = "test accuracy (%)"):
     return ax
 
 
-def learning_curves(curves, references=(), *, what: str, scale: Scale,
-                    xlabel: str = "SGD step", ylabel: str = "accuracy (%)", figsize=(6, 3.5)):
+def learning_curves(curves: Sequence[tuple[str, dict, str]], references: Sequence[tuple[str, float, str]] = (), *,
+                    what: str, scale: Scale, xlabel: str = "SGD step", ylabel: str = "accuracy (%)",
+                    figsize: tuple[float, float] = (6, 3.5)) -> Figure:
     """The widgets' figure: finite networks' accuracy over training against horizontal kernel lines.
 
     ``curves``: ``(label, history, key)`` triples, plotted as ``history[key]`` (a fraction) against

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from typing import Callable, Optional
+from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 import scipy.linalg
 from tqdm.auto import tqdm
 
@@ -27,7 +28,8 @@ from tqdm.auto import tqdm
 class PrecisionError(ArithmeticError):
     """The training kernel is not positive definite at the working precision."""
 
-    def __init__(self, message, min_relative_eigenvalue=None, resolution=None, suggested_diag_reg=None):
+    def __init__(self, message: str, min_relative_eigenvalue: Optional[float] = None, resolution: Optional[float] = None,
+                 suggested_diag_reg: Optional[float] = None):
         super().__init__(message)
         self.min_relative_eigenvalue = min_relative_eigenvalue
         self.resolution = resolution
@@ -77,7 +79,7 @@ def _check(k_train_train, k_test_train, y_train):
     return ktt, kst, y
 
 
-def check_symmetric(k, name: str = "k_train_train") -> None:
+def check_symmetric(k: ArrayLike, name: str = "k_train_train") -> None:
     """A training kernel is K(x_train, x_train), symmetric to rounding (``1000 * eps`` of its dtype, relative to
     its largest entry); anything else, a test kernel passed in its place, say, is refused with its worst entry."""
     k = np.asarray(k)
@@ -93,7 +95,7 @@ def check_symmetric(k, name: str = "k_train_train") -> None:
                          "arch.kernel(x_train), not a test kernel (or (K + K.T) / 2 if the asymmetry is your rounding).")
 
 
-def regularize(k_train_train, diag_reg: float):
+def regularize(k_train_train: ArrayLike, diag_reg: float) -> np.ndarray:
     """``K + diag_reg * (tr K / m) * I`` (``diag_reg`` relative to the mean eigenvalue)."""
     k = np.array(k_train_train, copy=True)
     if diag_reg:
@@ -157,8 +159,9 @@ def _solve_psd(k, rhs, on_precision):
     return out
 
 
-def gradient_descent_mse(k_train_train, k_test_train, y_train, t=None, learning_rate: float = 1.0,
-                         diag_reg: float = 0.0, on_precision: str = "raise"):
+def gradient_descent_mse(k_train_train: ArrayLike, k_test_train: Optional[ArrayLike], y_train: ArrayLike,
+                         t: Optional[Union[float, ArrayLike]] = None, learning_rate: float = 1.0,
+                         diag_reg: float = 0.0, on_precision: str = "raise") -> np.ndarray:
     """Mean prediction of the infinite ensemble trained by gradient flow on MSE, at time ``t``.
 
     Args:
@@ -209,8 +212,9 @@ def gradient_descent_mse(k_train_train, k_test_train, y_train, t=None, learning_
     return out[..., 0] if squeeze else out
 
 
-def nngp_posterior(k_train_train, k_test_train, y_train, k_test_test=None, diag_reg: float = 0.0,
-                   on_precision: str = "raise"):
+def nngp_posterior(k_train_train: ArrayLike, k_test_train: Optional[ArrayLike], y_train: ArrayLike,
+                   k_test_test: Optional[ArrayLike] = None, diag_reg: float = 0.0,
+                   on_precision: str = "raise") -> tuple[np.ndarray, Optional[np.ndarray]]:
     """Bayesian NNGP posterior: mean (n, k) and variance (n,) of each test output.
 
     The observation noise is the diagonal regularizer ``diag_reg * tr(K) / m``. ``k_test_test`` is the
@@ -242,17 +246,17 @@ def _labels(y):
     return y.argmax(-1) if y.ndim >= 2 else y
 
 
-def correct(pred, y) -> np.ndarray:
+def correct(pred: ArrayLike, y: ArrayLike) -> np.ndarray:
     """Whether each argmax prediction equals its label (``y`` integer labels or one-hot). Leading axes allowed."""
     return np.asarray(pred).argmax(-1) == _labels(y)
 
 
-def accuracy(pred, y) -> float:
+def accuracy(pred: ArrayLike, y: ArrayLike) -> Union[float, np.ndarray]:
     """Fraction of argmax predictions equal to the labels (``y`` integer labels or one-hot). Time axes allowed."""
     return np.mean(correct(pred, y), axis=-1)
 
 
-def mse(pred, y_one_hot) -> float:
+def mse(pred: ArrayLike, y_one_hot: ArrayLike) -> Union[float, np.ndarray]:
     """Mean over all entries of (f - y)^2 against zero-mean one-hot targets."""
     return np.mean((np.asarray(pred) - np.asarray(y_one_hot)) ** 2, axis=(-2, -1))
 
@@ -261,12 +265,12 @@ def mse(pred, y_one_hot) -> float:
 # spectra and the precision cliff
 
 
-def spectrum(k) -> np.ndarray:
+def spectrum(k: ArrayLike) -> np.ndarray:
     """Eigenvalues of a symmetric kernel, largest first (computed in float64)."""
     return np.linalg.eigvalsh(np.asarray(k, dtype=np.float64))[::-1]
 
 
-def power_law_fit(eigs, start: float = 0.05, stop: float = 0.5):
+def power_law_fit(eigs: ArrayLike, start: float = 0.05, stop: float = 0.5) -> tuple[float, float]:
     """Fit ``lambda_i / lambda_1 = c * i^(-alpha)`` on the tail ``start*m <= i < stop*m``; returns (alpha, c)."""
     eigs = np.asarray(eigs, dtype=np.float64)
     m = len(eigs)
@@ -278,7 +282,7 @@ def power_law_fit(eigs, start: float = 0.05, stop: float = 0.5):
     return float(-slope), float(np.exp(intercept))
 
 
-def critical_size(alpha: float, c: float, dtype) -> float:
+def critical_size(alpha: float, c: float, dtype: DTypeLike) -> float:
     """Training-set size m at which the smallest relative eigenvalue ``c * m^(-alpha)`` reaches the dtype's
     resolution: past it an unregularized solve in that dtype breaks down."""
     res = float(np.finfo(dtype).eps) if not isinstance(dtype, float) else dtype
@@ -297,7 +301,7 @@ class RoundingCliff:
     alpha: float                 # decay exponent of lambda_min / lambda_1 in m
 
 
-def rounding_cliff(k, sizes, dtype) -> RoundingCliff:
+def rounding_cliff(k: ArrayLike, sizes: Sequence[int], dtype: DTypeLike) -> RoundingCliff:
     """Predict where rounding a kernel to ``dtype`` makes kernel regression break, from float64 alone.
 
     Rounding to nearest perturbs each entry by an independent relative error of standard deviation
@@ -340,7 +344,7 @@ def rounding_cliff(k, sizes, dtype) -> RoundingCliff:
                          alpha=float(-np.polyfit(lm, np.log(min_rel), 1)[0]))
 
 
-def round_to(k, dtype):
+def round_to(k: ArrayLike, dtype: DTypeLike) -> np.ndarray:
     """A kernel rounded to a lower precision (float16, bfloat16, float32) and back, to study precision cliffs."""
     if str(dtype) == "bfloat16":
         import ml_dtypes
@@ -348,7 +352,8 @@ def round_to(k, dtype):
     return np.asarray(k).astype(dtype).astype(np.float64)
 
 
-def resolution(dtype) -> float:
+def resolution(dtype: DTypeLike) -> float:
+    """Machine epsilon of ``dtype`` (float16, bfloat16, float32, float64): the relative resolution of its entries."""
     if str(dtype) == "bfloat16":
         return 2.0 ** -7
     return float(np.finfo(dtype).eps)
@@ -358,23 +363,24 @@ def resolution(dtype) -> float:
 # regularization as early stopping
 
 
-def absolute_reg(k_train_train, diag_reg):
+def absolute_reg(k_train_train: ArrayLike, diag_reg: float) -> float:
+    """The absolute ridge of a relative ``diag_reg``: ``diag_reg * tr(K) / m``."""
     k = np.asarray(k_train_train)
     return diag_reg * np.trace(k) / k.shape[0]
 
 
-def ridge_filter(eigs, reg_abs):
+def ridge_filter(eigs: ArrayLike, reg_abs: float) -> np.ndarray:
     """How much of each eigendirection kernel ridge regression fits: ``lambda / (lambda + reg)``."""
     eigs = np.asarray(eigs)
     return eigs / (eigs + reg_abs)
 
 
-def flow_filter(eigs, t, m: int, k: int, learning_rate: float = 1.0):
+def flow_filter(eigs: ArrayLike, t: float, m: int, k: int, learning_rate: float = 1.0) -> np.ndarray:
     """How much gradient flow has fitted at time t: ``1 - exp(-lr * lambda * t / (m * k))``."""
     return -np.expm1(-learning_rate * np.asarray(eigs) * t / (m * k))
 
 
-def reg_to_time(reg_abs, m: int, k: int, learning_rate: float = 1.0):
+def reg_to_time(reg_abs: ArrayLike, m: int, k: int, learning_rate: float = 1.0) -> Union[float, np.ndarray]:
     """The flow time whose filter crosses 1/2 where the ridge filter does: ``t = m k ln2 / (lr * reg)``.
 
     Both filters reach one half at ``lambda = reg`` exactly when ``lr * reg * t / (m k) = ln 2``:
@@ -383,7 +389,8 @@ def reg_to_time(reg_abs, m: int, k: int, learning_rate: float = 1.0):
     return m * k * np.log(2.0) / (learning_rate * np.asarray(reg_abs))
 
 
-def time_to_reg(t, m: int, k: int, learning_rate: float = 1.0):
+def time_to_reg(t: ArrayLike, m: int, k: int, learning_rate: float = 1.0) -> Union[float, np.ndarray]:
+    """The inverse of :func:`reg_to_time`: the absolute ridge whose filter matches flow time ``t``."""
     return m * k * np.log(2.0) / (learning_rate * np.asarray(t))
 
 
@@ -391,8 +398,9 @@ def time_to_reg(t, m: int, k: int, learning_rate: float = 1.0):
 # kernel ensembles over augmented draws of the training set
 
 
-def augmented_ensemble(kernel_fn: Callable, x_train, y_train, x_test, n_draws: int, augment: Callable,
-                       predict: Optional[Callable] = None, cache=None, cache_key=None, progress=True):
+def augmented_ensemble(kernel_fn: Callable, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, n_draws: int,
+                       augment: Callable, predict: Optional[Callable] = None, cache: Any = None,
+                       cache_key: Optional[dict] = None, progress: bool = True) -> tuple[np.ndarray, list[np.ndarray]]:
     """Average kernel predictions over ``n_draws`` augmented draws of the training set.
 
     Draw 0 is the training set itself, so ``n_draws=1`` equals the plain prediction; draw i > 0 is

@@ -22,13 +22,14 @@ import json
 import os
 import re
 import shutil
-import threading
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Callable, Optional, Sequence, TextIO, Union
 
-from . import notebook, plots, settings
+from . import plots, settings
 from .notebook import PRESET_NAMES
 
 REPO = Path(__file__).resolve().parent.parent
@@ -58,7 +59,7 @@ def split_names(text: str) -> list:
     return [n for n in re.split(r"[,\s]+", text or "") if n]
 
 
-def select_notebooks(names) -> list:
+def select_notebooks(names: Union[str, Sequence[str], None]) -> list[str]:
     """The notebooks ``names`` stand for, in the order given: a full name, a name without ``.ipynb``, or its
     two-digit number (``"06"``); one string is split as :func:`split_names` does. No names: every notebook."""
     valid = available_notebooks()
@@ -85,7 +86,7 @@ BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "N
 _XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 
-def child_env(preset, figures_root, jobs) -> dict:
+def child_env(preset: str, figures_root: Union[str, os.PathLike], jobs: int) -> dict:
     """The environment of a notebook the report runs: its preset and figures folder, widgets drawn once,
     and with ``jobs`` notebooks at a time each one's share of the cores for BLAS, Numba and XLA."""
     env = dict(os.environ, NBKERNELS_FIGURES=str(figures_root), NBKERNELS_PRESET=preset)
@@ -99,7 +100,7 @@ def child_env(preset, figures_root, jobs) -> dict:
     return env
 
 
-def cells_done(executed: Path):
+def cells_done(executed: Union[str, os.PathLike]) -> Optional[tuple[int, int]]:
     """``(completed, total)`` code cells of a notebook papermill is running, read from the copy it saves at
     the start and end of every cell; None while that copy is missing or half written."""
     try:
@@ -186,7 +187,7 @@ def pending(name: str, out_dir: Path, state: str = "queued", progress: str = "",
                 figures=out_dir / "figures" / name)
 
 
-def progress_text(cells, elapsed: float, last_wall=None) -> str:
+def progress_text(cells: Optional[tuple[int, int]], elapsed: float, last_wall: Optional[float] = None) -> str:
     """``cell 12 of 31, 340 s elapsed (last run 1,032 s)``: a running notebook's progress in words."""
     where = "starting" if cells is None else f"cell {min(cells[0] + 1, cells[1])} of {cells[1]}"
     last = f" (last run {last_wall:,.0f} s)" if last_wall else " (no earlier run timed)"
@@ -198,13 +199,15 @@ class Progress:
     changes (at most every ``every`` seconds, and at least every ``quiet`` seconds), and the index
     rewritten with each notebook's state."""
 
-    def __init__(self, walls: dict, redraw, every: float = 15.0, quiet: float = 120.0, stream=None):
+    def __init__(self, walls: dict, redraw: Callable[[str, str, float], None], every: float = 15.0, quiet: float = 120.0,
+                 stream: Optional[TextIO] = None):
         self.walls, self.redraw, self.every, self.quiet = walls, redraw, every, quiet
         self.stream = stream or sys.stdout
         self.lock = threading.Lock()
         self.last = {}  # name -> (cells printed, when)
 
-    def __call__(self, name, cells, elapsed):
+    def __call__(self, name: str, cells: Optional[tuple[int, int]], elapsed: float) -> None:
+        """News of notebook ``name``: ``cells`` (from :func:`cells_done`) after ``elapsed`` seconds."""
         now = time.time()
         with self.lock:
             shown, when = self.last.get(name, (None, now - self.quiet))
@@ -348,7 +351,7 @@ def _counts(results, preset):
     return counts
 
 
-def write_index(results, out_dir: Path, preset: str, wall: float) -> Path:
+def write_index(results: Sequence[dict], out_dir: Path, preset: str, wall: float) -> Path:
     """Write ``index.html`` and ``summary.json`` for ``results`` (finished, running or queued) into ``out_dir``."""
     cards = "\n".join(_card(r, out_dir) for r in results)
     counts = _counts(results, preset)
@@ -396,7 +399,7 @@ def read_walls(figures_root: Path) -> dict:
         return {}
 
 
-def longest_first(names, walls: dict) -> list:
+def longest_first(names: Sequence[str], walls: dict) -> list[str]:
     """The order to start notebooks in: the longest last time first (a notebook never timed counts as
     longest), so the two workers finish together instead of one waiting on a long notebook started last
     (the 2026-12-05 `default` run ended 280 s after half the notebooks' summed time, in alphabetical order)."""
@@ -413,7 +416,8 @@ def _record_wall(figures_root: Path, name: str, wall: float) -> None:
     tmp.replace(path)
 
 
-def run(preset: str, notebooks=None, jobs: int = 2, out=None, timeout: int = 3600) -> Path:
+def run(preset: str, notebooks: Union[str, Sequence[str], None] = None, jobs: int = 2,
+        out: Union[str, os.PathLike, None] = None, timeout: int = 3600) -> Path:
     """Run the notebooks ``notebooks`` (every one by default; see :func:`select_notebooks`) at ``preset``,
     ``jobs`` at a time, saying on the terminal and in the index how each is getting on; returns the index."""
     if preset not in PRESET_NAMES:
@@ -597,7 +601,8 @@ def findings_table(repo: Path = REPO) -> str:
     return "\n".join([FINDINGS_BEGIN, head] + rows + [FINDINGS_END])
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m nbkernels.report`` (``make report``): ``--help`` lists the flags."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--preset", default="default", help=f"one of {PRESET_NAMES}")
     ap.add_argument("--notebooks", default="",

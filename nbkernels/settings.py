@@ -41,7 +41,7 @@ import contextvars
 import dataclasses
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Any, Iterator, Mapping, Optional
 
 _ENV = {"fused": "NBKERNELS_FUSED", "pack": "NBKERNELS_PACK", "fused_pairs": "NBKERNELS_FUSED_PAIRS",
         "mallopt": "NBKERNELS_MALLOPT", "block_gb": "NBKERNELS_BLOCK_GB",
@@ -69,7 +69,7 @@ class Settings:
             raise ValueError(f"settings: max_hours must be positive or None (no limit), got {self.max_hours!r}.")
 
     @classmethod
-    def from_env(cls, environ=None) -> "Settings":
+    def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "Settings":
         """The defaults with every ``NBKERNELS_*`` compute variable set in ``environ`` (default
         ``os.environ``) applied; a value that does not parse is an error naming the variable."""
         environ = os.environ if environ is None else environ
@@ -126,7 +126,7 @@ def resolve(settings: Optional[Settings] = None) -> Settings:
 
 
 @contextlib.contextmanager
-def context(**overrides):
+def context(**overrides: Any) -> Iterator[Settings]:
     """Within the block, the settings in effect with ``overrides`` (field names of :class:`Settings`)."""
     unknown = set(overrides) - {f.name for f in dataclasses.fields(Settings)}
     if unknown:

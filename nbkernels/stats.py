@@ -30,9 +30,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import stats as _st
 
 ALPHA = 0.05
@@ -148,7 +149,7 @@ def greater(estimate: float, se: float, alpha: float = ALPHA, *, label: str = ""
                 n=int(n), seeds=int(seeds), df=float(df), kind=kind)
 
 
-def paired(score_a, score_b, alpha: float = ALPHA, *, label: str = "A − B") -> Test:
+def paired(score_a: ArrayLike, score_b: ArrayLike, alpha: float = ALPHA, *, label: str = "A − B") -> Test:
     """One-sided test that A beats B on the same test images (mean per-image score higher).
 
     ``score_a``, ``score_b``: shape ``(n,)`` (a deterministic predictor) or ``(seeds, n)`` (finite networks
@@ -198,7 +199,8 @@ def all_of(tests: Sequence[Test], *, label: str = "") -> Test:
                 seeds=max(t.seeds for t in tests), df=worst.df, kind="all_of", parts=tuple(tests))
 
 
-def equivalent(score_a, score_b, margin: float, alpha: float = ALPHA, *, label: str = "|A − B|") -> Test:
+def equivalent(score_a: ArrayLike, score_b: ArrayLike, margin: float, alpha: float = ALPHA, *,
+               label: str = "|A − B|") -> Test:
     """Two one-sided tests (TOST) that A and B differ by less than ``margin`` on the same test images:
     passes when the difference is shown both above −margin and below +margin at ``alpha``. State the
     margin before the run, in the scores' unit (0.01 = one point of accuracy)."""
@@ -232,20 +234,20 @@ def images_for_power(effect: float, sd: float, target: float = 0.8, alpha: float
 # descriptive statistics: errors beside the numbers, choices on validation, trends against size
 
 
-def accuracy_se(acc, n: int):
+def accuracy_se(acc: Union[float, ArrayLike], n: int) -> Union[float, np.ndarray]:
     """Binomial standard error of an accuracy measured on ``n`` test images (an array for an array)."""
     acc = np.asarray(acc, dtype=float)
     return np.sqrt(acc * (1 - acc) / n)
 
 
-def mean_se(values, axis: int = 0):
+def mean_se(values: ArrayLike, axis: int = 0) -> tuple[Union[float, np.ndarray], Union[float, np.ndarray]]:
     """Mean and standard error of the mean over seeds (axis ``axis``); zero error for one seed."""
     v = np.asarray(values, dtype=float)
     n = v.shape[axis]
     return v.mean(axis), (v.std(axis, ddof=1) / np.sqrt(n) if n > 1 else np.zeros_like(v.mean(axis)))
 
 
-def tuned(val, test) -> tuple[float, int]:
+def tuned(val: Sequence[float], test: Sequence[float]) -> tuple[float, int]:
     """``(test value, index)`` at the setting with the best validation value (ties: the first)."""
     i = int(np.nanargmax(np.asarray(val, dtype=float)))
     return float(np.asarray(test)[i]), i
@@ -271,7 +273,7 @@ class LogTrend:
         return size if np.isfinite(size) else None
 
 
-def log_trend(sizes, values) -> LogTrend:
+def log_trend(sizes: Sequence[float], values: Sequence[float]) -> LogTrend:
     """Least-squares fit of ``values`` against ``ln(sizes)`` (a gap against training-set size, say), for
     extrapolating where it would cross a level. An extrapolation of a measured trend, not a measurement."""
     sizes, values = np.asarray(sizes, dtype=float), np.asarray(values, dtype=float)

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Callable, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from . import cache as cache_mod
 from . import predict
@@ -29,10 +30,14 @@ from .data import check_count
 from .formatting import setting_label
 from .stats import mean_se, tuned
 
+if TYPE_CHECKING:
+    from .architecture import Architecture
+
 _VERSION = "3"  # 2: compilation no longer inside the timing of small kernels; 3: exact diagonal (engine)
 
 
-def split_validation(x_test, y_test, val=None):
+def split_validation(x_test: np.ndarray, y_test: np.ndarray, val: Optional[tuple[np.ndarray, np.ndarray]] = None
+                     ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """(validation, test): choose settings on the first, report on the second. With ``val`` (held-out
     training images, ``data.load(n_val=...)``) that is ``(val, (x_test, y_test))`` and every test image
     is reported; without it the test set is halved (the older notebooks' split)."""
@@ -66,7 +71,8 @@ def _named(result, kernel: str):
     return getattr(result, kernel)
 
 
-def timed_kernel(arch, x1, x2=None, get=("nngp", "ntk"), dtype=None) -> TimedKernel:
+def timed_kernel(arch: Architecture, x1: np.ndarray, x2: Optional[np.ndarray] = None, get: Sequence[str] = ("nngp", "ntk"),
+                 dtype: DTypeLike = None) -> TimedKernel:
     """``arch.kernel`` with its wall time, cached together (a cached kernel keeps the time it took)."""
     def compute():
         # compilation depends on the block size, so the first full run includes it; where that matters
@@ -94,7 +100,7 @@ class KernelCosts:
     both: float
 
 
-def kernel_costs(arch, x1, rounds: int = 3) -> KernelCosts:
+def kernel_costs(arch: Architecture, x1: np.ndarray, rounds: int = 3) -> KernelCosts:
     """Seconds of the NNGP alone and of the NNGP and NTK together, timed side by side: after a run of
     each that compiles, ``rounds`` interleaved runs, the fastest of each. Two timings taken apart drift
     with the machine (by a quarter over minutes here); cached together."""
@@ -150,8 +156,9 @@ class KernelAccuracies:
         return max(fits, key=lambda g: getattr(self, g).best_val)
 
 
-def kernel_accuracies(arch, x_train, y_train, x_test, y_test, diag_regs: Sequence[float] = (0.0,),
-                      get=("nngp", "ntk"), dtype=None, on_precision: str = "raise", val=None) -> KernelAccuracies:
+def kernel_accuracies(arch: Architecture, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
+                      diag_regs: Sequence[float] = (0.0,), get: Sequence[str] = ("nngp", "ntk"), dtype: DTypeLike = None,
+                      on_precision: str = "raise", val: Optional[tuple[np.ndarray, np.ndarray]] = None) -> KernelAccuracies:
     """Kernel regression (t = infinity) accuracy of each of ``get`` for every relative diag_reg.
 
     Returns a :class:`KernelAccuracies`: for each kernel the accuracies on the validation set ``val``
@@ -177,8 +184,10 @@ class KernelCurve:
         return self.results[self.sizes.index(size)]
 
 
-def kernel_curve(arch, x_train, y_train, x_test, y_test, sizes: Sequence[int], diag_regs: Sequence[float] = (0.0,),
-                 get=("nngp", "ntk"), dtype=None, on_precision: str = "raise", val=None) -> KernelCurve:
+def kernel_curve(arch: Architecture, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
+                 sizes: Sequence[int], diag_regs: Sequence[float] = (0.0,), get: Sequence[str] = ("nngp", "ntk"),
+                 dtype: DTypeLike = None, on_precision: str = "raise",
+                 val: Optional[tuple[np.ndarray, np.ndarray]] = None) -> KernelCurve:
     """:func:`kernel_accuracies` on the first ``m`` training images for each ``m`` of ``sizes`` (a learning
     curve): one kernel on the whole training set serves every size through its leading blocks."""
     sizes = [check_count(m, "sizes[]") for m in sizes]
@@ -266,9 +275,10 @@ def _mean_val(results) -> float:
     return float("nan") if any(r.failed for r in results) else float(np.mean([r.val_acc for r in results]))
 
 
-def finite_accuracies(arch: Union["object", Callable], x_train, y_train, x_test, y_test,
-                      grid: Sequence[dict] = ({},), seeds: Sequence[int] = (0,), on_failure: str = "raise",
-                      val=None, **common) -> FiniteAccuracies:
+def finite_accuracies(arch: Union[Architecture, Callable[[int], Architecture]], x_train: np.ndarray, y_train: np.ndarray,
+                      x_test: np.ndarray, y_test: np.ndarray, grid: Sequence[dict] = ({},), seeds: Sequence[int] = (0,),
+                      on_failure: str = "raise", val: Optional[tuple[np.ndarray, np.ndarray]] = None,
+                      **common: Any) -> FiniteAccuracies:
     """Train a finite network at every grid point and seed, choose the point (on the seeds' mean
     validation accuracy) and each run's stopping step on the validation set ``val`` (or, without it,
     the validation half of ``x_test``: :func:`split_validation`, the kernels' split), and report on the

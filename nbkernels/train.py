@@ -46,19 +46,22 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Callable, Optional
+from typing import Any, Callable, Optional, Sequence, Union
 
 import jax
 import jax.flatten_util  # noqa: F401 - ravel_pytree for the power iteration
 import jax.numpy as jnp
 import numpy as np
 import optax
+from numpy.typing import ArrayLike
 from tqdm.auto import tqdm
 
 from . import cache as cache_mod
-from .architecture import warn_if_channels_first
+from .architecture import Architecture, Network, warn_if_channels_first
 from .data import check_count
 from .layers import Conv
+
+PyTree = Any  # a pytree of arrays: a network's parameters or their per-leaf factors
 
 _VERSION = "train-4"  # 2: validation scores, per-image correctness, schedules, augmentation, failures;
 # 3: the LCN as a batched product over positions (the same function; float32 rounding differs);
@@ -147,7 +150,7 @@ class TrainResult:
         return not np.isfinite(self.history["train_loss"][-1]) or (self.failure or "").startswith("diverged")
 
 
-def layer_factors(arch, params):
+def layer_factors(arch: Architecture, params: PyTree) -> PyTree:
     """Per-parameter L2 factors that make layer-wise L2 on a standard network equal uniform L2 in NTK
     coordinates: ``fan_in / W_std**2`` for weights, ``1 / b_std**2`` for biases (1 for NTK layers)."""
     out = {}
@@ -167,12 +170,13 @@ def layer_factors(arch, params):
     return {"params": out}
 
 
-def l2_transform(l2, factors):
+def l2_transform(l2: Union[float, jax.Array], factors: PyTree) -> optax.GradientTransformation:
     """Weight decay as an Optax transformation: grad += l2 * factor * theta (l2 may be traced)."""
     return optax.stateless(lambda g, p: jax.tree_util.tree_map(lambda gi, pi, c: gi + l2 * c * pi, g, p, factors))
 
 
-def make_optimizer(lr, optimizer: str, momentum: float, l2, factors):
+def make_optimizer(lr: optax.ScalarOrSchedule, optimizer: str, momentum: float, l2: Union[float, jax.Array],
+                   factors: PyTree) -> optax.GradientTransformation:
     """The Optax optimizer of a run: L2 (``l2_transform``) then SGD, with ``momentum`` for "momentum"."""
     if optimizer == "sgd":
         opt = optax.sgd(lr)
@@ -194,7 +198,7 @@ def _model_fn(net, center, linearize):
     return model
 
 
-def lr_multiplier(schedule: str, steps: int, warmup: int = 0):
+def lr_multiplier(schedule: str, steps: int, warmup: int = 0) -> optax.Schedule:
     """The factor the learning rate is multiplied by at each step, an Optax schedule: ``warmup`` steps
     rising linearly from 0, then constant, cosine decay to 0 at ``steps``, or step decay (x0.1 at 50% and
     again at 75% of ``steps``)."""
@@ -211,7 +215,7 @@ def lr_multiplier(schedule: str, steps: int, warmup: int = 0):
     return optax.join_schedules([optax.linear_schedule(0.0, 1.0, warmup), after], [warmup])
 
 
-def augment_batch(x, key, flip: bool, crop: int):
+def augment_batch(x: jax.Array, key: jax.Array, flip: bool, crop: int) -> jax.Array:
     """Random horizontal flips and random crops of ``x`` zero-padded by ``crop`` pixels, drawn from
     ``key`` for each image (the jit-able counterpart of :func:`nbkernels.data.augment`)."""
     n, h, w, _ = x.shape
@@ -255,7 +259,7 @@ def _jit(fn, convolutional: bool, eigen: bool = True):
     return jax.jit(fn) if options is None else jax.jit(fn, compiler_options=options)
 
 
-def over_members(f, in_axes, unroll: bool):
+def over_members(f: Callable, in_axes: Sequence[Optional[int]], unroll: bool) -> Callable:
     """``f`` mapped over the ensemble axis (axis 0 of the arguments whose ``in_axes`` is 0): ``jax.vmap``,
     or with ``unroll`` one call per member inside the same program, results stacked. XLA's CPU backend
     runs a vmapped convolution (a grouped convolution) slower than the members one after another (2-4x
@@ -273,12 +277,12 @@ def over_members(f, in_axes, unroll: bool):
     return unrolled
 
 
-def has_convolutions(arch) -> bool:
+def has_convolutions(arch: Architecture) -> bool:
     """Whether ``arch`` has a convolution (shared or local): its ensemble members are unrolled, not vmapped."""
     return any(isinstance(layer, Conv) for layer in arch.layers)  # ConvLocal is a Conv too
 
 
-def has_shared_convolutions(arch) -> bool:
+def has_shared_convolutions(arch: Architecture) -> bool:
     """Whether ``arch`` has a weight-sharing convolution (an XLA convolution): its programs compile with
     :data:`CPU_CONVOLUTIONS`. An LCN's batched products do not gain from them (0.9-1.05x, measured)."""
     return any(isinstance(layer, Conv) and layer.share_weights for layer in arch.layers)
@@ -328,7 +332,8 @@ def _programs(arch, optimizer, momentum, center, linearize, batch_size, schedule
     return _jit(step, conv, eigen), predict_all, apply_all
 
 
-def programs(arch, config: TrainConfig, unroll: Optional[bool] = None, eigen: bool = True):
+def programs(arch: Architecture, config: TrainConfig, unroll: Optional[bool] = None,
+             eigen: bool = True) -> tuple[Callable, Callable, Callable]:
     """``(step, predict_all, apply_all)``, the compiled programs of a run with ``config``, shared by every run
     that differs only in learning rate, L2, seed or ensemble size (those are arguments of the programs).
 
@@ -359,7 +364,8 @@ def _gauss_newton_program(arch):
     return _jit(gn, has_shared_convolutions(arch))
 
 
-def max_ntk_eigenvalue(arch, params, x, n_out: int, iters: int = 30, key=None) -> float:
+def max_ntk_eigenvalue(arch: Architecture, params: PyTree, x: ArrayLike, n_out: int, iters: int = 30,
+                       key: Optional[jax.Array] = None) -> float:
     """Largest eigenvalue of ``J^T J / (m k)`` (the Gauss-Newton loss Hessian) by power iteration with jvp/vjp."""
     gn = _gauss_newton_program(arch)
     flat = jax.flatten_util.ravel_pytree(params)[0]
@@ -375,7 +381,7 @@ def max_ntk_eigenvalue(arch, params, x, n_out: int, iters: int = 30, key=None) -
     return lam
 
 
-def critical_learning_rate(arch, params, x, n_out: int, **kw) -> float:
+def critical_learning_rate(arch: Architecture, params: PyTree, x: ArrayLike, n_out: int, **kw: Any) -> float:
     """``eta_crit = 2 / lambda_max`` of the loss Hessian (Gauss-Newton part) at ``params``."""
     return 2.0 / max_ntk_eigenvalue(arch, params, x, n_out, **kw)
 
@@ -390,7 +396,7 @@ def _critical_rate_at_init(arch, cfg, member0, x, n_out, store):
     return store.get_or_compute(key, lambda: critical_learning_rate(arch, member0, x, n_out), version=_VERSION)
 
 
-def init_members(net, keys, x):
+def init_members(net: Network, keys: jax.Array, x: np.ndarray) -> PyTree:
     """One initialization per key, stacked on a leading ensemble axis."""
     return jax.vmap(lambda k: net.init(k, x[:1]))(keys)
 
@@ -462,7 +468,7 @@ class TrainConfig:
         object.__setattr__(self, "crop", int(self.crop))
 
     @classmethod
-    def of(cls, config: Optional["TrainConfig"] = None, **options) -> "TrainConfig":
+    def of(cls, config: Optional["TrainConfig"] = None, **options: Any) -> "TrainConfig":
         """``config`` (or the defaults) with ``options`` replacing its fields; an unknown name is an error."""
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(options) - set(names))
@@ -471,9 +477,10 @@ class TrainConfig:
         return dataclasses.replace(config, **options) if config is not None else cls(**options)
 
 
-def train(arch, x_train, y_train, x_test, y_test, *, x_val=None, y_val=None, config: Optional[TrainConfig] = None,
-          checkpoint_every: Optional[int] = None, cache=True, progress: bool = True,
-          callback: Optional[Callable] = None, **options) -> TrainResult:
+def train(arch: Architecture, x_train: ArrayLike, y_train: ArrayLike, x_test: ArrayLike, y_test: ArrayLike, *,
+          x_val: Optional[ArrayLike] = None, y_val: Optional[ArrayLike] = None, config: Optional[TrainConfig] = None,
+          checkpoint_every: Optional[int] = None, cache: Union[bool, cache_mod.Cache] = True, progress: bool = True,
+          callback: Optional[Callable[[int, jax.Array], None]] = None, **options: Any) -> TrainResult:
     """Train ``arch.network()`` on MSE against zero-mean one-hot targets; see the module docstring.
 
     ``config``: a :class:`TrainConfig`; ``options`` (its field names: ``steps``, ``lr_factor``, ``seed``, ...)

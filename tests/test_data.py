@@ -180,8 +180,6 @@ def _local_archive(tmp_path):
 
 @pytest.mark.parametrize("cache", ["off", "moved"])
 def test_a_download_goes_where_the_loader_looks_whatever_the_cache_says(tmp_path, monkeypatch, cache):
-    import functools
-
     url, md5 = _local_archive(tmp_path)
     home = tmp_path / "home"
     monkeypatch.setenv("HOME", str(home))

@@ -171,6 +171,6 @@ def test_each_probed_input_fails_fast_naming_the_argument_and_the_fix(case, tmp_
     make, pattern = PROBE[case]
     monkeypatch.setenv("NBKERNELS_CACHE", str(tmp_path / "cache"))
     call = make(tmp_path, monkeypatch)
-    with pytest.raises(ValueError) as info:   # DataError and PrecisionError are ValueErrors too
+    with pytest.raises(ValueError) as info:   # DataError is a ValueError too
         call()
     assert re.match(pattern, str(info.value)), f"{case}: the message is {str(info.value)!r}"
