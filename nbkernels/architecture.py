@@ -108,7 +108,13 @@ class Architecture:
 
     # -- finite ------------------------------------------------------------------------------
     def network(self) -> Network:
-        """The finite Flax network with the widths given to the layers."""
+        """The finite Flax network with the widths given to the layers.
+
+        Returns
+        -------
+        Network
+            A ``flax.linen`` module: ``params = net.init(key, x[:1])``, ``net.apply(params, x)``.
+        """
         return Network(tuple(self.layers))
 
     # -- infinite ----------------------------------------------------------------------------
@@ -132,18 +138,45 @@ class Architecture:
                settings: Optional[Settings] = None) -> K.Kernel:
         """Exact infinite-width NNGP and NTK between ``x1`` and ``x2`` (``x1`` with itself when None).
 
-        Computed in blocks of ``batch_size`` inputs per side so memory stays bounded (the default is
-        the largest block that fits the budget, ``settings.block_gb``); a request that cannot fit
-        is refused before anything is allocated. With ``x2=None`` only the blocks on and above the
-        diagonal are computed and the result is exactly symmetric. ``dtype`` is float32 unless JAX's
-        64-bit mode is on. ``get=("nngp",)`` skips the NTK. ``cache`` (a :class:`nbkernels.cache.Cache`
-        or True for the default one) stores the result keyed by architecture, data and dtype.
-        ``x2`` equal to ``x1`` is the symmetric kernel. After its first blocks a computation estimated
-        to take longer than ``max_hours`` (default ``settings.max_hours``, 1; None: no limit) stops
-        with :class:`nbkernels.engine.KernelTimeError`, pointing to the resumable store.
-        ``settings``: how to compute it (:class:`nbkernels.settings.Settings`; default, the ones in
-        effect, :func:`nbkernels.settings.get`); the result records them (``Kernel.settings``: None
-        when it comes from a cache entry that did not record them).
+        Computed in blocks so memory stays bounded; a request that cannot fit is refused before anything is
+        allocated. With ``x2=None`` (or ``x2`` equal to ``x1``) only the blocks on and above the diagonal are
+        computed and the result is exactly symmetric.
+
+        Parameters
+        ----------
+        x1 : array_like, shape (N1, H, W, C) or (N1, D)
+            NHWC images or vectors (an array that looks channels-first gets a ``ChannelsFirstWarning``).
+        x2 : array_like, optional
+            The second inputs, with ``x1``'s features; None: ``x1`` with itself.
+        dtype : dtype, optional
+            float32 or float64 (default float64 when JAX's 64-bit mode is on, else float32).
+        batch_size : int, optional
+            Inputs per block side (default: the largest block within ``settings.block_gb``).
+        cache : Cache or bool, optional
+            Store the result keyed by architecture, data and dtype.
+        get : sequence of {"nngp", "ntk"}
+            ``("nngp",)`` skips the NTK.
+        progress : bool
+            A progress bar over blocks.
+        max_hours : float or None
+            After its first blocks, a computation estimated to take longer stops with ``KernelTimeError``
+            (default ``settings.max_hours``, 1; None: no limit), pointing to the resumable store.
+        settings : Settings, optional
+            How to compute it (default: the settings in effect, :func:`nbkernels.settings.get`).
+
+        Returns
+        -------
+        Kernel
+            ``nngp`` and ``ntk`` (None when not asked), each (N1, N2), and the ``settings`` that made them.
+
+        Raises
+        ------
+        ValueError
+            Inputs of the wrong shape or with NaN values.
+        KernelMemoryError
+            A block that would not fit, with the batch size that would.
+        KernelTimeError
+            A computation estimated to run longer than ``max_hours``.
         """
         settings = settings_mod.resolve(settings)
         if isinstance(get, str):
@@ -184,7 +217,22 @@ _KERNEL_VERSION = "kernels-2"  # 2: an input paired with itself has angle exactl
 
 
 def serial(*layers: Layer) -> Architecture:
-    """Compose layers into an :class:`Architecture` (Neural Tangents' ``stax.serial``)."""
+    """Compose layers into an :class:`Architecture` (Neural Tangents' ``stax.serial``).
+
+    Parameters
+    ----------
+    *layers : Dense, Conv, ConvLocal, Relu, Erf, Flatten or GlobalAvgPool
+        In order, input to readout.
+
+    Returns
+    -------
+    Architecture
+        ``arch.kernel(x1, x2)`` the exact infinite-width kernels, ``arch.network()`` the finite network.
+
+    Examples
+    --------
+    >>> arch = nbk.serial(nbk.Conv(64, (3, 3)), nbk.Relu(), nbk.GlobalAvgPool(), nbk.Dense(10))
+    """
     flat = []
     for layer in layers:
         if isinstance(layer, Architecture):
@@ -213,7 +261,27 @@ def fcn(depth: int = 3, width: int = 2048, *, out_dim: int = 10, W_std: float = 
         readout_W_std: Optional[float] = None) -> Architecture:
     """The paper's fully connected network: ``depth`` hidden layers of ``width``, then a Dense readout.
 
-    Images are flattened first. Defaults: ReLU, W_std**2 = 2, b_std = 0.1 (b_std**2 = 0.01).
+    Images are flattened first.
+
+    Parameters
+    ----------
+    depth : int
+        Hidden layers.
+    width : int
+        Units per hidden layer (the finite network's; the NTK-parameterized kernels do not depend on it).
+    out_dim : int
+        Outputs (classes).
+    W_std, b_std : float
+        Neural Tangents' weight and bias scales (defaults W_std**2 = 2, b_std**2 = 0.01); ``b_std=None``: no bias.
+    activation : {"relu", "erf"}
+    parameterization : {"ntk", "standard"}
+        NTK parameterization, or the improved standard parameterization of arXiv 2001.07301.
+    readout_W_std : float, optional
+        The readout's W_std (default ``W_std``).
+
+    Returns
+    -------
+    Architecture
     """
     if depth < 1:
         raise ValueError(f"fcn: depth must be at least 1, got {depth}.")
@@ -229,10 +297,33 @@ def cnn(depth: int = 3, width: int = 256, *, readout: str = "vec", weight_sharin
         out_dim: int = 10, filter_shape: Sequence[int] = (3, 3), padding: str = "SAME",
         W_std: float = 2 ** 0.5, b_std: Optional[float] = 0.1, activation: str = "relu",
         parameterization: str = "ntk", readout_W_std: Optional[float] = None) -> Architecture:
-    """The paper's convolutional networks: ``depth`` conv layers, then a readout.
+    """The paper's convolutional networks: ``depth`` convolutions, then a readout.
 
-    ``readout="vec"`` flattens (CNN-VEC), ``"gap"`` global-average-pools (CNN-GAP).
-    ``weight_sharing=False`` gives the locally connected network (LCN) with the same receptive fields.
+    Parameters
+    ----------
+    depth : int
+        Convolutional layers.
+    width : int
+        Channels per layer (the finite network's).
+    readout : {"vec", "gap"}
+        Flatten (CNN-VEC) or global average pooling (CNN-GAP) before the Dense readout.
+    weight_sharing : bool
+        False gives the locally connected network (LCN) with the same receptive fields.
+    out_dim : int
+        Outputs (classes).
+    filter_shape : (int, int)
+    padding : {"SAME", "VALID", "CIRCULAR"}
+        SAME pads with zeros (Neural Tangents' convention).
+    W_std, b_std : float
+        Weight and bias scales; ``b_std=None``: no bias.
+    activation : {"relu", "erf"}
+    parameterization : {"ntk", "standard"}
+    readout_W_std : float, optional
+        The readout's W_std (default ``W_std``).
+
+    Returns
+    -------
+    Architecture
     """
     if depth < 1:
         raise ValueError(f"cnn: depth must be at least 1, got {depth}.")

@@ -137,8 +137,32 @@ def compute_store(arch: Architecture, x1: ArrayLike, x2: Optional[ArrayLike], ou
                   batch_size: Optional[int] = None, dtype: DTypeLike = None, get: Sequence[str] = ("nngp", "ntk"),
                   progress: bool = True, devices: Optional[Sequence[jax.Device]] = None, max_hours: Optional[float] = None,
                   settings: Optional[settings_mod.Settings] = None) -> StoreReport:
-    """Compute every missing or corrupt block of the kernel into the store at ``out``; returns a :class:`StoreReport`.
-    ``max_hours``: None (the default here) never stops; ``settings``: as :meth:`Architecture.kernel`'s."""
+    """Compute every missing or corrupt block of the kernel into the store at ``out``, resumably.
+
+    Parameters
+    ----------
+    arch : Architecture
+    x1, x2 : array_like
+        The inputs (``x2=None``: the symmetric kernel of ``x1``).
+    out : str or path
+        The store's folder; a store already there must hold the same kernel.
+    batch_size : int, optional
+        Inputs per block side.
+    dtype : dtype, optional
+    get : sequence of {"nngp", "ntk"}
+    progress : bool
+    devices : sequence of jax.Device, optional
+        The local devices that share the blocks (default: all).
+    max_hours : float, optional
+        None (the default here) never stops.
+    settings : Settings, optional
+        As :meth:`Architecture.kernel`'s.
+
+    Returns
+    -------
+    StoreReport
+        The store's blocks, this process's share, how many it computed and how many were corrupt.
+    """
     dtype = K.resolve_dtype(dtype)
     x1 = np.asarray(x1, dtype)
     x2 = None if x2 is None else np.asarray(x2, dtype)
@@ -164,8 +188,18 @@ def compute_store(arch: Architecture, x1: ArrayLike, x2: Optional[ArrayLike], ou
 
 
 def load(out: Union[str, os.PathLike]) -> K.Kernel:
-    """Assemble the kernel stored at ``out`` into one preallocated matrix per field (every block must
-    be present and intact; a symmetric kernel's lower triangle is the mirror of its upper one)."""
+    """Assemble the kernel stored at ``out`` into one matrix per field (every block must be present and intact;
+    a symmetric kernel's lower triangle is mirrored from the upper).
+
+    Parameters
+    ----------
+    out : str or path
+        The store's folder.
+
+    Returns
+    -------
+    Kernel
+    """
     store = BlockStore(out)
     man = store.manifest()
     p = blocks.Plan(man["n1"], man["n2"], man["batch_size"], man["symmetric"], np.dtype(man["dtype"]),

@@ -310,12 +310,38 @@ def load(name: str = "auto", n_train: Optional[int] = None, n_test: Optional[int
          n_val: Optional[int] = None) -> Dataset:
     """Load a dataset as float32 NHWC images in [0, 1] with integer labels.
 
-    ``name`` is ``"cifar10"``, ``"digits"`` (scikit-learn's bundled 8x8 digits, offline) or ``"auto"``
-    (CIFAR-10 when found or downloadable, else digits, saying which). ``n_train`` / ``n_test`` pick
-    deterministic class-balanced subsets for ``seed``. ``n_val`` holds that many further training images
-    out as a validation set (``x_val``, ``y_val``), for choosing settings without touching the test
-    images: the subset's order is class-balanced in every prefix, so the first ``n_train`` are the same
-    training images with or without ``n_val``, and the next ``n_val`` are balanced too.
+    The subset's order is class-balanced in every prefix, so the first ``n_train`` images are the same with
+    or without ``n_val``, and the next ``n_val`` (the validation images) are balanced too.
+
+    Parameters
+    ----------
+    name : {"auto", "cifar10", "digits"}
+        ``"cifar10"``; ``"digits"`` (scikit-learn's bundled 8x8 digits, offline); ``"auto"``: CIFAR-10 when
+        found or downloadable, else digits, saying which.
+    n_train, n_test : int, optional
+        Deterministic class-balanced subsets of the training pool and the test batch (None: all).
+    data_dir : str or path, optional
+        The folder holding ``cifar-10-batches-py`` (else ``$NBKERNELS_DATA``, else ``~/.cache/nbkernels``).
+    seed : int
+        Draws the subsets.
+    download : bool
+        Download the official archive (MD5-checked) when no copy is found.
+    verbose : bool
+        Say which dataset and folder were used.
+    n_val : int, optional
+        Further training images held out as a validation set (``x_val``, ``y_val``); needs ``n_train``.
+
+    Returns
+    -------
+    Dataset
+        ``x_train``, ``y_train``, ``x_test``, ``y_test`` (and ``x_val``, ``y_val``), class names and source.
+
+    Raises
+    ------
+    DataError
+        A missing, truncated or malformed copy, or more images than the pool holds.
+    ValueError
+        An unknown name or a count that is not a whole number.
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; use one of {DATASETS}.")
@@ -465,7 +491,20 @@ class ZCA:
 
 
 def zca(x_train: np.ndarray, x_test: Optional[np.ndarray] = None, eps: float = 0.1) -> Union[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    """Whiten train (and test) with a :class:`ZCA` fitted on train."""
+    """Whiten the training (and test) images with a regularized :class:`ZCA` fitted on the training images.
+
+    Parameters
+    ----------
+    x_train : numpy.ndarray, shape (N, ...)
+    x_test : numpy.ndarray, optional
+    eps : float
+        The regularizer, relative to the mean eigenvalue: ``(Σ + eps · tr(Σ)/d · I)^(-1/2)``.
+
+    Returns
+    -------
+    numpy.ndarray, or a pair of them
+        The whitened training images, and the test images when given.
+    """
     z = ZCA(eps).fit(x_train)
     return z.transform(x_train) if x_test is None else (z.transform(x_train), z.transform(x_test))
 
@@ -482,7 +521,21 @@ def downsample(x: np.ndarray, factor: int) -> np.ndarray:
 
 
 def augment(x: ArrayLike, seed: int, flip: bool = True, crop_padding: int = 4) -> np.ndarray:
-    """Random horizontal flips and random crops with zero padding, deterministic for ``seed``."""
+    """Random horizontal flips and random crops with zero padding, deterministic for ``seed``.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, H, W, C)
+    seed : int
+    flip : bool
+        Flip each image with probability 1/2.
+    crop_padding : int
+        Pad by this many pixels and crop back at a random offset; at most half the image's side.
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, H, W, C)
+    """
     x = np.asarray(x)
     if x.ndim != 4:
         raise ValueError(f"augment needs NHWC images, got shape {x.shape}; augment before flattening.")
@@ -506,7 +559,19 @@ def augment(x: ArrayLike, seed: int, flip: bool = True, crop_padding: int = 4) -
 
 
 def one_hot(y: ArrayLike, n_classes: int = 10) -> np.ndarray:
-    """Zero-mean one-hot targets: -1/k off the label, 1 - 1/k on it (-0.1 / 0.9 for 10 classes)."""
+    """Zero-mean one-hot targets: -1/k off the label, 1 - 1/k on it (-0.1 / 0.9 for 10 classes).
+
+    Parameters
+    ----------
+    y : array_like of int, shape (n,)
+        Class indices (whole-valued floats are accepted; other floats are refused).
+    n_classes : int
+        k.
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (n, k)
+    """
     y = np.asarray(y)
     if y.dtype.kind == "f" and y.size and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
         y = y.astype(np.int64)  # whole-valued floats (labels read back from a float array) are labels
@@ -537,8 +602,21 @@ class Split:
 
 
 def prepare_split(ds: Dataset, **kw: Any) -> Split:
-    """:func:`prepare` for a dataset loaded with ``n_val``: the validation images go through the same
-    pipeline as the test images (every statistic fitted on the training images alone)."""
+    """:func:`prepare` for a dataset loaded with ``n_val``: the validation images go through the same pipeline
+    as the test images (every statistic fitted on the training images alone).
+
+    Parameters
+    ----------
+    ds : Dataset
+        Loaded with ``n_val`` (:func:`load`).
+    **kw
+        :func:`prepare`'s options (``downsample_to``, ``preprocess``, ``zca_eps``, ``flatten``).
+
+    Returns
+    -------
+    Split
+        ``x_train``, ``y_train``, ``x_val``, ``y_val``, ``x_test``, ``y_test`` (and ``val`` as a pair).
+    """
     if ds.x_val is None:
         raise DataError("this dataset has no validation images: load it with n_val=N (held out of the training pool).")
     both = dataclasses.replace(ds, x_test=np.concatenate([ds.x_val, ds.x_test]),
@@ -550,9 +628,27 @@ def prepare_split(ds: Dataset, **kw: Any) -> Split:
 
 def prepare(ds: Dataset, *, downsample_to: Optional[int] = None, preprocess: str = "standardize",
             zca_eps: Optional[float] = None, flatten: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The common pipeline of the notebooks: downsample, standardize or ZCA, zero-mean targets.
+    """The common pipeline of the notebooks: downsample, standardize or ZCA, zero-mean one-hot targets.
 
-    Returns ``(x_train, y_train, x_test, y_test)`` with one-hot targets.
+    Every statistic (channel means, the ZCA) is fitted on the training images alone.
+
+    Parameters
+    ----------
+    ds : Dataset
+        From :func:`load`.
+    downsample_to : int, optional
+        The image side after average pooling; a divisor of the side (32 -> 16, 8, ...).
+    preprocess : {"standardize", "layernorm", "none"}
+        Per-channel standardization, per-image standardization, or the pixels as loaded.
+    zca_eps : float, optional
+        Regularized ZCA whitening with this relative ``eps`` (:class:`ZCA`); None for none.
+    flatten : bool
+        Return (N, H*W*C) vectors instead of NHWC images.
+
+    Returns
+    -------
+    x_train, y_train, x_test, y_test : numpy.ndarray
+        float32 inputs and (N, 10) zero-mean one-hot targets (:func:`one_hot`).
     """
     x_tr, x_te = ds.x_train, ds.x_test
     check_finite(x_tr, "ds.x_train")

@@ -94,7 +94,22 @@ def choose_preset(presets: dict, preset: str, **overrides: Any) -> dict:
 
     Called in the cell right after the ``parameters`` cell, it first checks the parameters papermill passed
     (:func:`check_parameters`), so a misspelled ``-p presett ci`` stops the run instead of running the
-    default preset."""
+    default preset.
+
+    Parameters
+    ----------
+    presets : dict
+        The notebook's ladder: preset name -> settings dict.
+    preset : str
+        The one to run.
+    **overrides
+        Settings to replace (None leaves a setting as the preset has it).
+
+    Returns
+    -------
+    dict
+        The preset's settings, with ``"preset"`` set to its name.
+    """
     check_parameters()
     if preset not in presets:
         raise ValueError(f"unknown preset {preset!r}; this notebook has {sorted(presets)}. "
@@ -114,11 +129,29 @@ class Loaded(NamedTuple):
 
 def load(cfg: dict, dataset: str, seed: int, *, n_train: Optional[int] = None, note: str = "",
          scale_n_train: Optional[plots.Count] = None) -> Loaded:
-    """Load and prepare a notebook's images at its preset ``cfg`` (from :func:`choose_preset`): ``n_train``
-    (default ``cfg["n_train"]``), ``cfg["n_val"]`` validation and ``cfg["n_test"]`` test images, class-balanced
-    for ``seed`` and downsampled to ``cfg["image"]`` (:func:`nbkernels.data.prepare_split`). Prints the
-    scale, the validation images and ``note``. ``scale_n_train``: the training-set size(s) the scale names
-    where the experiment uses fewer images than it loads (the sizes of a sweep, say)."""
+    """Load and prepare a notebook's images at its preset, class-balanced for ``seed`` and downsampled to
+    ``cfg["image"]`` (:func:`nbkernels.data.prepare_split`), and print the scale.
+
+    Parameters
+    ----------
+    cfg : dict
+        From :func:`choose_preset`: ``n_train`` (unless given), ``n_val``, ``n_test``, ``image``, ``preset``.
+    dataset : str
+        ``"auto"``, ``"cifar10"`` or ``"digits"``.
+    seed : int
+        Draws the images.
+    n_train : int, optional
+        Training images (default ``cfg["n_train"]``).
+    note : str
+        Printed after the scale ("3 seeds").
+    scale_n_train : int or sequence of int, optional
+        The training-set size(s) the scale names where the experiment uses fewer images than it loads.
+
+    Returns
+    -------
+    Loaded
+        ``(ds, split, scale)``: the dataset as loaded, its prepared split, the :class:`plots.Scale` figures name.
+    """
     ds = data.load(dataset, n_train=cfg["n_train"] if n_train is None else n_train, n_val=cfg["n_val"],
                    n_test=cfg["n_test"], seed=seed)
     split = data.prepare_split(ds, downsample_to=cfg["image"])
@@ -159,14 +192,34 @@ def verdict(name: str, claim: str, test: "stats.Test", numbers: list, scale: plo
             caveats: Sequence[str] = (), write: bool = True) -> None:
     """Print the one stable line nbval checks, and record claim, test, numbers and verdict for the report.
 
-    ``test``: the decisive :class:`nbkernels.stats.Test` (an :func:`~nbkernels.stats.all_of` for a claim
-    with several parts), fixed in the notebook before the experiment; the finding is reproduced when it
-    passes, and its estimate, error, z, p, alpha, images and seeds (each part's too) go to
-    ``verdict.json``. A plain bool is refused: a verdict is a test. ``numbers``: one dict per row (what,
-    ours, paper) shown beside the paper's values; the 1 to 3 rows that decide the verdict carry
-    ``key=True``. ``scale``: the :class:`plots.Scale` the experiment ran at. ``figure``: the main
-    figure's name in ``figures/<name>/`` (shown large in the report). ``caveats``: what a reader must know
-    to trust the numbers. Written to ``figures_dir(preset)/<name>/verdict.json``.
+    The finding is reproduced when ``test`` passes; its estimate, error, z, p, alpha, images and seeds (each
+    part's too) go to ``figures_dir(preset)/<name>/verdict.json``.
+
+    Parameters
+    ----------
+    name : str
+        The notebook's name (``"06_width_nonmonotonicity"``).
+    claim : str
+        The paper's claim in one sentence.
+    test : stats.Test
+        The decisive test (an :func:`~nbkernels.stats.all_of` for a claim with several parts), fixed in the
+        notebook before the experiment; a plain bool is refused.
+    numbers : list of dict
+        One row per number (``what``, ``ours``, ``paper``), shown beside the paper's values; the 1 to 3 rows
+        that decide the verdict carry ``key=True``.
+    scale : plots.Scale
+        The scale the experiment ran at.
+    figure : str
+        The main figure's name in ``figures/<name>/`` (shown large in the report).
+    caveats : sequence of str
+        What a reader must know to trust the numbers.
+    write : bool
+        Write ``verdict.json``.
+
+    Returns
+    -------
+    None
+        Prints ``finding reproduced: yes`` or ``finding reproduced: no``.
     """
     if not isinstance(test, stats.Test):
         raise TypeError(f"{name}: a verdict is decided by a nbkernels.stats test (stats.paired, pooled, all_of, "

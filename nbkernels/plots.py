@@ -101,9 +101,22 @@ class Scale:
 
 
 def scale(ds: "Dataset", x_train: np.ndarray, x_test: np.ndarray, preset: str, **overrides: Any) -> Scale:
-    """The scale of an experiment, read from the arrays it used (after downsampling), not from what
-    was loaded: ``ds`` names the dataset, ``x_train`` / ``x_test`` (NHWC) give the image size and counts.
-    ``overrides`` replace fields, e.g. ``n_train=sizes`` for a sweep over training-set sizes."""
+    """The scale of an experiment, read from the arrays it used (after downsampling), not from what was loaded.
+
+    Parameters
+    ----------
+    ds : Dataset
+        Names the dataset.
+    x_train, x_test : numpy.ndarray, NHWC
+        Give the image size and the counts.
+    preset : str
+    **overrides
+        Fields to replace, e.g. ``n_train=sizes`` for a sweep over training-set sizes.
+
+    Returns
+    -------
+    Scale
+    """
     x_train, x_test = np.asarray(x_train), np.asarray(x_test)
     if x_train.ndim != 4 or x_test.ndim != 4:
         raise ValueError(f"plots.scale reads the image size from NHWC arrays; got shapes {x_train.shape} and "
@@ -185,6 +198,16 @@ class Saved(list):
 def publish(fig: Figure, what: str, scale: Scale, name: str) -> Saved:
     """A notebook's finished figure: titled with ``what`` and its :class:`Scale` (:func:`title`), laid out,
     written to ``<figures_dir(scale.preset)>/<name>.png`` and ``.svg`` (:func:`save`) and shown.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    what : str
+        The finding, the title's first line.
+    scale : Scale
+        What produced the figure (the title's second line, and the preset that says where it goes).
+    name : str
+        ``"<notebook>/<figure>"``.
 
     Returns
     -------

@@ -164,18 +164,38 @@ def gradient_descent_mse(k_train_train: ArrayLike, k_test_train: Optional[ArrayL
                          diag_reg: float = 0.0, on_precision: str = "raise") -> np.ndarray:
     """Mean prediction of the infinite ensemble trained by gradient flow on MSE, at time ``t``.
 
-    Args:
-      k_train_train: (m, m) NNGP (readout trained) or NTK (all layers trained) of the training set.
-      k_test_train: (n, m) kernel between test and training points; None predicts on the training set.
-      y_train: (m, k) targets (zero-mean one-hot).
-      t: None for t = infinity (a Cholesky solve), a scalar, or an array of times (one eigendecomposition
-        serves them all; the result gets a leading time axis).
-      learning_rate: eta in ``exp(-eta * t * K / (m * k))``.
-      diag_reg: relative diagonal regularizer, ``K + diag_reg * tr(K) / m * I``.
-      on_precision: "raise" (default) a :class:`PrecisionError`, "warn", or "ignore" when K is not positive
-        definite at its precision.
+    The loss is ``1/2 * mean over all m*k entries of (f - y)**2``, so the dynamics are
+    ``exp(-eta * t * K / (m * k))`` (Neural Tangents' ``gradient_descent_mse_ensemble``).
 
-    Returns: (n, k) predictions, or (len(t), n, k) for an array of times.
+    Parameters
+    ----------
+    k_train_train : array_like, shape (m, m)
+        NNGP (only the readout trained) or NTK (all layers trained) of the training set; symmetric.
+    k_test_train : array_like, shape (n, m), or None
+        Kernel between test and training points; None predicts on the training set.
+    y_train : array_like, shape (m, k)
+        Targets (zero-mean one-hot, :func:`nbkernels.data.one_hot`).
+    t : float or array_like, optional
+        None for t = infinity (a Cholesky solve), a scalar, or an array of times (one eigendecomposition
+        serves them all).
+    learning_rate : float
+        eta in ``exp(-eta * t * K / (m * k))``.
+    diag_reg : float
+        Relative diagonal regularizer: ``K + diag_reg * tr(K) / m * I``.
+    on_precision : {"raise", "warn", "ignore"}
+        What to do when K is not positive definite at its precision.
+
+    Returns
+    -------
+    numpy.ndarray
+        Predictions, shape (n, k), or (len(t), n, k) for an array of times.
+
+    Raises
+    ------
+    PrecisionError
+        When K cannot be solved in its dtype (with ``on_precision="raise"``); the message gives the remedies.
+    ValueError
+        Shapes that do not match, or a training kernel that is not square and symmetric.
     """
     if on_precision not in ("raise", "warn", "ignore"):
         raise ValueError(f"on_precision must be 'raise', 'warn' or 'ignore', got {on_precision!r}.")
@@ -215,10 +235,28 @@ def gradient_descent_mse(k_train_train: ArrayLike, k_test_train: Optional[ArrayL
 def nngp_posterior(k_train_train: ArrayLike, k_test_train: Optional[ArrayLike], y_train: ArrayLike,
                    k_test_test: Optional[ArrayLike] = None, diag_reg: float = 0.0,
                    on_precision: str = "raise") -> tuple[np.ndarray, Optional[np.ndarray]]:
-    """Bayesian NNGP posterior: mean (n, k) and variance (n,) of each test output.
+    """Bayesian NNGP posterior: mean and variance of each test output.
 
-    The observation noise is the diagonal regularizer ``diag_reg * tr(K) / m``. ``k_test_test`` is the
-    (n, n) test kernel or just its diagonal (n,); without it only the mean is returned (variance None).
+    Parameters
+    ----------
+    k_train_train : array_like, shape (m, m)
+        The NNGP of the training set.
+    k_test_train : array_like, shape (n, m), or None
+        The NNGP between test and training points; None predicts on the training set.
+    y_train : array_like, shape (m, k)
+        Targets (zero-mean one-hot).
+    k_test_test : array_like, shape (n, n) or (n,), optional
+        The test kernel or its diagonal; without it only the mean is returned.
+    diag_reg : float
+        Relative observation noise: ``diag_reg * tr(K) / m``.
+    on_precision : {"raise", "warn", "ignore"}
+        What to do when K is not positive definite at its precision.
+
+    Returns
+    -------
+    mean : numpy.ndarray, shape (n, k)
+    variance : numpy.ndarray, shape (n,), or None
+        None without ``k_test_test``.
     """
     ktt, kst, y = _check(k_train_train, k_test_train, y_train)
     if kst is None:
@@ -247,12 +285,37 @@ def _labels(y):
 
 
 def correct(pred: ArrayLike, y: ArrayLike) -> np.ndarray:
-    """Whether each argmax prediction equals its label (``y`` integer labels or one-hot). Leading axes allowed."""
+    """Whether each argmax prediction equals its label (for paired tests).
+
+    Parameters
+    ----------
+    pred : array_like, shape (..., n, k)
+        Predictions; leading axes allowed.
+    y : array_like, shape (n,) or (n, k)
+        Integer labels or one-hot rows.
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (..., n)
+    """
     return np.asarray(pred).argmax(-1) == _labels(y)
 
 
 def accuracy(pred: ArrayLike, y: ArrayLike) -> Union[float, np.ndarray]:
-    """Fraction of argmax predictions equal to the labels (``y`` integer labels or one-hot). Time axes allowed."""
+    """Fraction of argmax predictions equal to the labels.
+
+    Parameters
+    ----------
+    pred : array_like, shape (..., n, k)
+        Predictions; leading axes (times, members) allowed.
+    y : array_like, shape (n,) or (n, k)
+        Integer labels or one-hot rows.
+
+    Returns
+    -------
+    float or numpy.ndarray
+        The accuracy, one per leading index.
+    """
     return np.mean(correct(pred, y), axis=-1)
 
 

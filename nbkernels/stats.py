@@ -152,10 +152,24 @@ def greater(estimate: float, se: float, alpha: float = ALPHA, *, label: str = ""
 def paired(score_a: ArrayLike, score_b: ArrayLike, alpha: float = ALPHA, *, label: str = "A − B") -> Test:
     """One-sided test that A beats B on the same test images (mean per-image score higher).
 
-    ``score_a``, ``score_b``: shape ``(n,)`` (a deterministic predictor) or ``(seeds, n)`` (finite networks
-    from independent initializations; at least 2 seeds). The error counts the test images' sampling
-    (paired: only the images where the two differ move it) and, for a side with seeds, the spread over
-    seeds (module docstring).
+    The error counts the test images' sampling (paired: only the images where the two differ move it) and,
+    for a side with seeds, the spread over seeds (module docstring); with seeds the p value is Student's t
+    with Welch–Satterthwaite degrees of freedom, else normal.
+
+    Parameters
+    ----------
+    score_a, score_b : array_like, shape (n,) or (seeds, n)
+        Per-image scores (1 right, 0 wrong): ``(n,)`` for a deterministic predictor (a kernel),
+        ``(seeds, n)`` for finite networks from independent initializations (at least 2 seeds).
+    alpha : float
+        The test's level (0.05 for the verdicts).
+    label : str
+        What is compared, in words (``"finite − NTK"``).
+
+    Returns
+    -------
+    Test
+        ``estimate`` (A − B), ``se``, ``z``, ``p``, ``alpha``, ``passed`` (p < alpha), ``n``, ``seeds``, ``df``.
     """
     _check_alpha(alpha)
     est, se, df, n, seeds = _difference(score_a, score_b)
@@ -163,12 +177,24 @@ def paired(score_a: ArrayLike, score_b: ArrayLike, alpha: float = ALPHA, *, labe
 
 
 def pooled(pairs: Sequence, alpha: float = ALPHA, *, label: str = "pooled A − B") -> Test:
-    """One test of the mean per-image difference over a family of correlated comparisons on the same
-    test images (depths, kernels, architectures): A's scores averaged over the family against B's.
+    """One test of the mean per-image difference over a family of correlated comparisons on the same test
+    images (depths, kernels, architectures): A's scores averaged over the family against B's.
 
-    ``pairs``: a sequence of ``(score_a, score_b)``, each side ``(n,)`` or ``(seeds, n)``, every pair on
-    the same n images (and, where several pairs have seeds, the same number of seeds: seed s of each
-    member is averaged into one composite draw, and composite draws are independent).
+    Parameters
+    ----------
+    pairs : sequence of (score_a, score_b)
+        Each side ``(n,)`` or ``(seeds, n)``, every pair on the same n images (and, where several pairs have
+        seeds, the same number of seeds: seed s of each member is averaged into one composite draw, and
+        composite draws are independent).
+    alpha : float
+        The test's level.
+    label : str
+        What is compared, in words.
+
+    Returns
+    -------
+    Test
+        As :func:`paired`'s, with ``kind="pooled"``.
     """
     pairs = list(pairs)
     if not pairs:
@@ -188,8 +214,21 @@ def pooled(pairs: Sequence, alpha: float = ALPHA, *, label: str = "pooled A − 
 
 
 def all_of(tests: Sequence[Test], *, label: str = "") -> Test:
-    """Intersection–union test of "A and B and …": passes when every part passes at its own level; its
-    p value is the largest part's (the test is then at that level, with no correction needed)."""
+    """Intersection–union test of "A and B and …": passes when every part passes at its own level; its p value
+    is the largest part's (the test is then at that level, with no correction needed).
+
+    Parameters
+    ----------
+    tests : sequence of Test
+        The parts, each fixed before the run.
+    label : str
+        The claim in words (default: the parts' labels joined by "and").
+
+    Returns
+    -------
+    Test
+        ``kind="all_of"``, the weakest part's estimate, error and p, and every part in ``parts``.
+    """
     tests = list(tests)
     if not tests:
         raise ValueError("all_of needs at least one test.")
@@ -201,9 +240,25 @@ def all_of(tests: Sequence[Test], *, label: str = "") -> Test:
 
 def equivalent(score_a: ArrayLike, score_b: ArrayLike, margin: float, alpha: float = ALPHA, *,
                label: str = "|A − B|") -> Test:
-    """Two one-sided tests (TOST) that A and B differ by less than ``margin`` on the same test images:
-    passes when the difference is shown both above −margin and below +margin at ``alpha``. State the
-    margin before the run, in the scores' unit (0.01 = one point of accuracy)."""
+    """Two one-sided tests (TOST) that A and B differ by less than ``margin`` on the same test images: passes
+    when the difference is shown both above −margin and below +margin at ``alpha``.
+
+    Parameters
+    ----------
+    score_a, score_b : array_like, shape (n,) or (seeds, n)
+        Per-image scores, as for :func:`paired`.
+    margin : float
+        The equivalence margin in the scores' unit (0.01 = one point of accuracy), stated before the run.
+    alpha : float
+        The test's level.
+    label : str
+        What is compared, in words.
+
+    Returns
+    -------
+    Test
+        ``kind="equivalent"``, ``z`` the smaller of the two one-sided statistics, ``margin``.
+    """
     _check_alpha(alpha)
     if not margin > 0:
         raise ValueError(f"margin must be positive (in the scores' unit: 0.01 = one accuracy point); got {margin!r}.")

@@ -159,14 +159,36 @@ class KernelAccuracies:
 def kernel_accuracies(arch: Architecture, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
                       diag_regs: Sequence[float] = (0.0,), get: Sequence[str] = ("nngp", "ntk"), dtype: DTypeLike = None,
                       on_precision: str = "raise", val: Optional[tuple[np.ndarray, np.ndarray]] = None) -> KernelAccuracies:
-    """Kernel regression (t = infinity) accuracy of each of ``get`` for every relative diag_reg.
+    """Kernel regression (t = infinity) accuracy of each of ``get`` for every relative diag_reg, the
+    regularizer chosen on validation.
 
-    Returns a :class:`KernelAccuracies`: for each kernel the accuracies on the validation set ``val``
-    (held-out training images) and on every image of ``x_test``, or without ``val`` on the two halves
-    of ``x_test`` (:func:`split_validation`) and which reported images each diag_reg got right;
-    the diag_reg chosen on validation (:func:`nbkernels.stats.tuned`) with its reported accuracy ``acc``,
-    its per-image correctness ``score`` (for :func:`nbkernels.stats.paired`) and its validation accuracy
-    ``best_val``.
+    Parameters
+    ----------
+    arch : Architecture
+        The network whose infinite-width kernels are computed.
+    x_train, y_train : numpy.ndarray
+        Training inputs and (m, k) one-hot targets.
+    x_test, y_test : numpy.ndarray
+        The reported images (every one is reported when ``val`` is given).
+    diag_regs : sequence of float
+        Relative diagonal regularizers to choose from on validation (:func:`nbkernels.predict.gradient_descent_mse`).
+    get : sequence of {"nngp", "ntk"}
+        The kernels to compute.
+    dtype : dtype, optional
+        float32 or float64 (default: float64 when JAX's x64 mode is on).
+    on_precision : {"raise", "warn", "ignore"}
+        What a solve the dtype cannot do does.
+    val : (x_val, y_val), optional
+        Validation images held out of the training pool (``data.load(n_val=...)``); without them the test set
+        is halved (:func:`split_validation`).
+
+    Returns
+    -------
+    KernelAccuracies
+        Per kernel (``nngp``, ``ntk``) a :class:`KernelFit`: validation and reported accuracy per diag_reg, the
+        chosen diag_reg with its reported accuracy ``acc``, per-image correctness ``score`` (for
+        :func:`nbkernels.stats.paired`) and validation accuracy ``best_val``; ``better`` names the kernel with
+        the better validation accuracy.
     """
     return kernel_curve(arch, x_train, y_train, x_test, y_test, [len(x_train)], diag_regs, get, dtype,
                         on_precision, val).results[0]
@@ -189,7 +211,35 @@ def kernel_curve(arch: Architecture, x_train: np.ndarray, y_train: np.ndarray, x
                  dtype: DTypeLike = None, on_precision: str = "raise",
                  val: Optional[tuple[np.ndarray, np.ndarray]] = None) -> KernelCurve:
     """:func:`kernel_accuracies` on the first ``m`` training images for each ``m`` of ``sizes`` (a learning
-    curve): one kernel on the whole training set serves every size through its leading blocks."""
+    curve): one kernel on the whole training set serves every size through its leading blocks.
+
+    Parameters
+    ----------
+    arch : Architecture
+        The network whose infinite-width kernels are computed.
+    x_train, y_train : numpy.ndarray
+        Training inputs and (m, k) one-hot targets.
+    x_test, y_test : numpy.ndarray
+        The reported images (every one is reported when ``val`` is given).
+    sizes : sequence of int
+        Training-set sizes, whole numbers from 1 to ``len(x_train)``.
+    diag_regs : sequence of float
+        Relative diagonal regularizers to choose from on validation (:func:`nbkernels.predict.gradient_descent_mse`).
+    get : sequence of {"nngp", "ntk"}
+        The kernels to compute.
+    dtype : dtype, optional
+        float32 or float64 (default: float64 when JAX's x64 mode is on).
+    on_precision : {"raise", "warn", "ignore"}
+        What a solve the dtype cannot do does.
+    val : (x_val, y_val), optional
+        Validation images held out of the training pool (``data.load(n_val=...)``); without them the test set
+        is halved (:func:`split_validation`).
+
+    Returns
+    -------
+    KernelCurve
+        One :class:`KernelAccuracies` per size (``curve.at(m)``).
+    """
     sizes = [check_count(m, "sizes[]") for m in sizes]
     if not sizes or min(sizes) < 1 or max(sizes) > len(x_train):
         raise ValueError(f"sizes must be training-set sizes from 1 to the {len(x_train)} images given; got {sizes}.")
@@ -279,19 +329,35 @@ def finite_accuracies(arch: Union[Architecture, Callable[[int], Architecture]], 
                       x_test: np.ndarray, y_test: np.ndarray, grid: Sequence[dict] = ({},), seeds: Sequence[int] = (0,),
                       on_failure: str = "raise", val: Optional[tuple[np.ndarray, np.ndarray]] = None,
                       **common: Any) -> FiniteAccuracies:
-    """Train a finite network at every grid point and seed, choose the point (on the seeds' mean
-    validation accuracy) and each run's stopping step on the validation set ``val`` (or, without it,
-    the validation half of ``x_test``: :func:`split_validation`, the kernels' split), and report on the
-    rest.
+    """Train a finite network at every grid point and seed, choose the point (on the seeds' mean validation
+    accuracy) and each run's stopping step on the validation set, and report on the rest.
 
-    ``arch``: an :class:`nbkernels.Architecture`, or ``arch(width)`` when grid points give a ``width``.
-    Each grid point's keys are :func:`nbkernels.train.train` arguments (``width`` excepted) and override
-    ``common`` (for example ``**RECIPE, steps=2000``). Runs score the reported images only at the
-    validation-chosen step and the last (``test_curve=False``; pass ``test_curve=True`` for the whole test
-    curve). A grid point where a seed diverges or collapses is listed in ``failures`` and never chosen; if every point fails, the error names each failure, or
-    with ``on_failure="report"`` (a sweep that measures every setting, such as accuracy against width)
-    the first point is returned with ``failed=True``, its accuracies those of its runs as they ran
-    (each stopped where its validation accuracy was best, before any divergence).
+    Runs score the reported images only at the validation-chosen step and the last (``test_curve=False``). A
+    grid point where a seed diverges or collapses is listed in ``failures`` and never chosen.
+
+    Parameters
+    ----------
+    arch : Architecture, or callable width -> Architecture
+        The network, or a function of the width when grid points give a ``width``.
+    x_train, y_train, x_test, y_test : numpy.ndarray
+        Training and reported images with one-hot targets.
+    grid : sequence of dict
+        Grid points: :func:`nbkernels.train.train` options (``width`` excepted) that override ``common``.
+    seeds : sequence of int
+        The initializations (and data orders) each grid point trains.
+    on_failure : {"raise", "report"}
+        When every point fails: an error naming each failure, or (a sweep that measures every setting) the
+        first point returned with ``failed=True``, its runs as they ran.
+    val : (x_val, y_val), optional
+        Validation images held out of the training pool; without them the test set is halved.
+    **common
+        :func:`nbkernels.train.train` options shared by every point (``**RECIPE, steps=2000``).
+
+    Returns
+    -------
+    FiniteAccuracies
+        The chosen ``setting``, its mean ``acc`` and ``acc_se`` over seeds, per-seed scores ``scores`` for
+        :func:`nbkernels.stats.paired`, stopping ``steps``, and every run.
     """
     if on_failure not in ("raise", "report"):
         raise ValueError(f"on_failure must be 'raise' or 'report', got {on_failure!r}.")

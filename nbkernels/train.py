@@ -483,10 +483,41 @@ def train(arch: Architecture, x_train: ArrayLike, y_train: ArrayLike, x_test: Ar
           callback: Optional[Callable[[int, jax.Array], None]] = None, **options: Any) -> TrainResult:
     """Train ``arch.network()`` on MSE against zero-mean one-hot targets; see the module docstring.
 
-    ``config``: a :class:`TrainConfig`; ``options`` (its field names: ``steps``, ``lr_factor``, ``seed``, ...)
-    replace its fields, so ``train(arch, ..., steps=500, lr=0.1)`` needs no config. ``cache``: True
-    (default cache), a :class:`nbkernels.cache.Cache`, or False. ``callback(step, loss)`` is called after
-    every step (for custom stopping or monitoring).
+    Parameters
+    ----------
+    arch : Architecture
+        The network (its finite widths are the layers' widths).
+    x_train, y_train : array_like
+        Training inputs (NHWC images or (m, D) vectors) and (m, k) one-hot targets, k the network's outputs.
+    x_test, y_test : array_like
+        The reported images and targets, with the training inputs' features.
+    x_val, y_val : array_like, optional
+        Validation images: each evaluation scores them, and ``test_acc`` is taken at the best one.
+    config : TrainConfig, optional
+        The run's options; ``options`` (its field names) replace its fields.
+    checkpoint_every : int, optional
+        Write a checkpoint every this many steps into the cache, and resume from it.
+    cache : bool or Cache
+        True (the default cache), a :class:`nbkernels.cache.Cache`, or False.
+    progress : bool
+        A progress bar.
+    callback : callable (step, loss) -> None, optional
+        Called after every step (for custom stopping or monitoring).
+    **options
+        :class:`TrainConfig` fields: ``steps``, ``lr`` or ``lr_factor``, ``seed``, ``l2``, ...
+
+    Returns
+    -------
+    TrainResult
+        The learning curves (``history``), the step and test accuracy chosen on validation (``chosen_step``,
+        ``test_acc``, ``test_correct``), the learning rate and eta_crit, and ``failure`` for a run that
+        diverged or collapsed.
+
+    Raises
+    ------
+    ValueError
+        Inputs or targets that do not match each other or the network, non-finite values, options out of
+        range: before any compute is spent.
     """
     cfg = TrainConfig.of(config, **options)
     x_train, x_test = np.asarray(x_train, np.float32), np.asarray(x_test, np.float32)
