@@ -397,19 +397,21 @@ def load(name: str = "auto", n_train: Optional[int] = None, n_test: Optional[int
 # preprocessing
 
 
-def check_count(n: Any, what: str, *, allow_none: bool = False, minimum: int = 1) -> Optional[int]:
-    """``n`` as an int when it is a whole number of at least ``minimum`` (None passes with ``allow_none``);
-    otherwise a ValueError naming ``what``, its value and the fix: ``100.7`` is refused, not truncated."""
+def check_count(n: Any, what: str, *, allow_none: bool = False, minimum: Optional[int] = 1) -> Optional[int]:
+    """``n`` as an int when it is a whole number (of at least ``minimum``, unless None: the caller checks the
+    range with its own message); None passes with ``allow_none``. Otherwise a ValueError naming ``what``, its
+    value and the fix: ``100.7`` is refused, not truncated."""
     if n is None and allow_none:
         return None
     if isinstance(n, (float, np.floating)) and float(n).is_integer():
         n = int(n)
-    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < minimum:
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or (minimum is not None and n < minimum):
+        low = 0 if minimum is None else minimum
         try:
-            hint = f"{what}={max(minimum, round(float(n)))}"
+            hint = f"{what}={max(low, round(float(n)))}"
         except (TypeError, ValueError, OverflowError):
             hint = f"{what}=<a whole number>"
-        raise ValueError(f"{what}={n!r} must be a whole number of at least {minimum}"
+        raise ValueError(f"{what}={n!r} must be a whole number" + (f" of at least {minimum}" if minimum is not None else "")
                          + (" (or None)" if allow_none else "") + f"; pass e.g. {hint}.")
     return int(n)
 

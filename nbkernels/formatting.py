@@ -17,10 +17,13 @@ def path(p: Union[str, os.PathLike]) -> str:
     """A path as notebooks, pages and messages show it, naming no folder of the machine that ran them:
     relative to the repository when inside it, else to ``$NBKERNELS_FIGURES``, ``$NBKERNELS_DATA`` or
     ``$NBKERNELS_CACHE`` (written so), else to the home folder (``~/``), else its last two parts."""
+    from . import settings  # the folders the environment names, read where the environment is read
     p = Path(p).expanduser().resolve()
-    roots = [(REPO, "")] + [(Path(v).expanduser().resolve(), f"${var}/") for var in
-                            ("NBKERNELS_FIGURES", "NBKERNELS_DATA", "NBKERNELS_CACHE")
-                            if (v := os.environ.get(var)) and v != "off"] + [(Path.home().resolve(), "~/")]
+    cache = settings.cache_dir()
+    named = [("NBKERNELS_FIGURES", settings.figures_dir()), ("NBKERNELS_DATA", settings.data_dir()),
+             ("NBKERNELS_CACHE", None if cache in (None, "off") else cache)]
+    roots = [(REPO, "")] + [(Path(v).expanduser().resolve(), f"${var}/") for var, v in named if v] + [
+        (Path.home().resolve(), "~/")]
     for root, prefix in roots:
         try:
             rel = p.relative_to(root).as_posix()

@@ -433,10 +433,9 @@ class TrainConfig:
     test_curve: bool = True
 
     def __post_init__(self):
-        for name, minimum in (("steps", 1), ("ensemble", 1), ("eval_every", 1), ("warmup", 0), ("crop", 0), ("seed", 0)):
-            object.__setattr__(self, name, check_count(getattr(self, name), name, minimum=minimum))
-        for name in ("batch_size", "plateau"):
-            object.__setattr__(self, name, check_count(getattr(self, name), name, allow_none=True))
+        for name in ("steps", "ensemble", "eval_every", "warmup", "crop", "seed", "batch_size", "plateau"):
+            none = name in ("batch_size", "plateau")  # whole numbers; the ranges are checked below, each with its reason
+            object.__setattr__(self, name, check_count(getattr(self, name), name, allow_none=none, minimum=None))
         if (self.lr is None) == (self.lr_factor is None):
             raise ValueError("give exactly one of lr (absolute) or lr_factor (a multiple of eta_crit).")
         if self.l2_mode not in ("uniform", "layerwise"):
@@ -460,8 +459,9 @@ class TrainConfig:
                              "a step and diverges); the recipe uses 0.9.")
         for name in ("lr", "lr_factor"):
             v = getattr(self, name)
-            if v is not None and not (v > 0 and math.isfinite(v)):
-                raise ValueError(f"{name}={v!r}: the learning rate must be positive and finite"
+            if v is not None and not (v >= 0 and math.isfinite(v)):
+                raise ValueError(f"{name}={v!r}: the learning rate must be finite and not negative (0 leaves the network "
+                                 "at its initialization)"
                                  + (" (a multiple of eta_crit: 0.3-2 are the rates the notebooks use)." if name == "lr_factor" else "."))
         lr_multiplier(self.schedule, self.steps, self.warmup)  # checks the schedule's arguments
         object.__setattr__(self, "flip", bool(self.flip))

@@ -144,7 +144,7 @@ PROBE = {
     "a negative L2": (lambda tmp, mp: _train(l2=-1.0), r"l2=-1\.0: weight decay must be 0 or positive .* use e\.g\. l2=1e-4"),
     "momentum of 1 or more": (lambda tmp, mp: _train(momentum=1.5), r"momentum=1\.5: heavy-ball momentum must be in \[0, 1\)"),
     "a fractional number of steps": (lambda tmp, mp: _train(steps=100.5),
-                                     r"steps=100\.5 must be a whole number of at least 1; pass e\.g\. steps=100"),
+                                     r"steps=100\.5 must be a whole number; pass e\.g\. steps=100"),
     "a crop larger than the image (training)": (
         lambda tmp, mp: _train(flip=True, crop=5),
         r"crop=5 pads a 8x8 image by more than half its side; use 0\.\.4"),
