@@ -459,10 +459,11 @@ def run(preset: str, notebooks: Union[str, Sequence[str], None] = None, jobs: in
     index = write_index([results[n] for n in names], out_dir, preset, wall)
     print(f"report written to {_shown(index)} in {wall:.0f} s")
     if preset == plots.COMMITTED_PRESET and out is None:
-        if names != available_notebooks() or any(results[n]["error"] for n in names):
-            print(f"{_shown(DOCS)} not updated: it is published from a whole `{preset}` report in which every notebook ran")
+        if any(results[n]["error"] for n in names):
+            print(f"{_shown(DOCS)} not updated: a notebook failed")
         else:
-            print(f"published to {_shown(publish(out_dir))} and {_shown(DOCS / 'index.html')}")
+            whole = wall if names == available_notebooks() else None
+            print(f"published to {_shown(publish(out_dir, wall=whole))} and {_shown(DOCS / 'index.html')}")
     return index
 
 
@@ -477,12 +478,17 @@ def _shown(path: Path) -> str:
 DOCS = REPO / "docs"
 
 
-def publish(out_dir: Path, docs: Path = DOCS) -> Path:
-    """Put a finished ``default`` report where the repository host shows it, replacing what was there:
-    ``docs/index.html`` (the index; GitHub Pages serves ``docs/``), ``docs/README.md`` (the same findings in
-    markdown, which the host renders when a reader opens ``docs/``), each finding's page ``docs/NAME.html``,
-    its executed notebook ``docs/executed/NAME.ipynb`` (rendered by the host) and the figures and verdicts
-    they show, ``docs/figures/NAME/``. Returns the markdown index."""
+def publish(out_dir: Path, docs: Path = DOCS, wall: Optional[float] = None) -> Path:
+    """Put a finished ``default`` report where the repository host shows it: ``docs/index.html`` (the index;
+    GitHub Pages serves ``docs/``), ``docs/README.md`` (the same findings in markdown, which the host renders
+    when a reader opens ``docs/``), each finding's page ``docs/NAME.html``, its executed notebook
+    ``docs/executed/NAME.ipynb`` (rendered by the host) and the figures and verdict they show,
+    ``docs/figures/NAME/``.
+
+    The notebooks of this report replace theirs; the others keep what an earlier report published, and the
+    index is rebuilt over all of them, so ``docs/`` always shows the committed ``figures/``. Its total wall
+    time is ``wall`` (this report's, when it ran every notebook), else the sum of the notebooks' last walls.
+    Returns the markdown index."""
     out_dir = Path(out_dir)
     summary = json.loads((out_dir / "summary.json").read_text())
     if any(r["error"] for r in summary["results"]):
@@ -490,7 +496,14 @@ def publish(out_dir: Path, docs: Path = DOCS) -> Path:
     staged = docs.with_name(docs.name + ".tmp")
     shutil.rmtree(staged, ignore_errors=True)
     (staged / "executed").mkdir(parents=True)
-    shutil.copy(out_dir / "index.html", staged / "index.html")
+    for name in available_notebooks():  # what an earlier report published of each notebook (nothing else)
+        for rel in (f"{name}.html", f"executed/{name}.ipynb"):
+            if (docs / rel).exists():
+                shutil.copy(docs / rel, staged / rel)
+        if (docs / "figures" / name).exists():
+            shutil.copytree(docs / "figures" / name, staged / "figures" / name)
+    if (docs / "summary.json").exists():
+        shutil.copy(docs / "summary.json", staged / "summary.json")
     for r in summary["results"]:
         name = r["name"]
         for src, dst in ((out_dir / f"{name}.html", staged / f"{name}.html"),
@@ -499,10 +512,21 @@ def publish(out_dir: Path, docs: Path = DOCS) -> Path:
                 shutil.copy(src, dst)
         figures = out_dir / "figures" / name
         if figures.exists():
+            shutil.rmtree(staged / "figures" / name, ignore_errors=True)
             (staged / "figures" / name).mkdir(parents=True)
             for f in sorted(figures.glob("*.png")) + sorted(figures.glob("verdict.json")):
                 shutil.copy(f, staged / "figures" / name / f.name)
-    (staged / "README.md").write_text(_markdown_index(summary, staged))
+    walls = {r["name"]: r["wall_s"] for r in summary["results"]}
+    previous = staged / "summary.json"
+    if previous.exists() and previous.stat().st_size:
+        walls = {**{r["name"]: r["wall_s"] for r in json.loads(previous.read_text())["results"]}, **walls}
+    results = [dict(name=name, state="done", wall=walls.get(name, 0.0), error=None,
+                    page=staged / f"{name}.html" if (staged / f"{name}.html").exists() else None,
+                    verdict=json.loads(v.read_text()) if (v := staged / "figures" / name / "verdict.json").exists() else None,
+                    figures=staged / "figures" / name)
+               for name in available_notebooks() if (staged / "figures" / name).exists()]
+    write_index(results, staged, summary["preset"], sum(r["wall"] for r in results) if wall is None else wall)
+    (staged / "README.md").write_text(_markdown_index(json.loads((staged / "summary.json").read_text()), staged))
     shutil.rmtree(docs, ignore_errors=True)
     staged.rename(docs)
     return docs / "README.md"
@@ -517,8 +541,9 @@ def _markdown_index(summary: dict, docs: Path) -> str:
              "",
              f"**{sum(r['reproduced'] for r in findings)} of {len(findings)}** findings of *Finite Versus Infinite Neural "
              f"Networks* (Lee et al. 2020) reproduce at preset `{summary['preset']}`, each decided by a one-sided test at "
-             f"α = 0.05 fixed before its run. Made by `make report` in {summary['wall_s']:,.0f} s on "
-             f"{os.cpu_count()} cores; [the same report as a web page](index.html). Each finding links to its executed "
+             f"α = 0.05 fixed before its run. Made by `make report` on {os.cpu_count()} cores (the notebooks' wall times "
+             f"add up to {sum(r['wall_s'] for r in results):,.0f} s); [the same report as a web page](index.html). "
+             "Each finding links to its executed "
              "notebook (every cell's output, rendered here) and its page.", ""]
     for r in results:
         name = r["name"]

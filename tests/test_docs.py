@@ -48,7 +48,7 @@ def test_the_repositorys_front_page_links_the_published_report():
     assert "docs/README.md" in first_screen
 
 
-def test_publish_writes_a_finished_report_into_docs(tmp_path):
+def test_publish_writes_a_finished_report_into_docs(tmp_path, monkeypatch):
     out = tmp_path / "report"
     (out / "executed").mkdir(parents=True)
     (out / "figures" / "02_x").mkdir(parents=True)
@@ -63,11 +63,18 @@ def test_publish_writes_a_finished_report_into_docs(tmp_path):
     (out / "summary.json").write_text(json.dumps(dict(preset="default", wall_s=100.0, results=[
         dict(name="02_x", state="done", wall_s=50.0, error=None, reproduced=True)])))
     docs = tmp_path / "docs"
-    (docs / "old").mkdir(parents=True)                      # a stale page from an earlier report goes
+    (docs / "old").mkdir(parents=True)                      # what belongs to no notebook goes
+    (docs / "figures" / "00_y").mkdir(parents=True)         # a notebook published earlier stays, in the index too
+    (docs / "figures" / "00_y" / "verdict.json").write_text(json.dumps(dict(
+        claim="the data", reproduced=None, figure="b", key=[], dataset="CIFAR-10", numbers=[], tests=[], caveats=[])))
+    (docs / "00_y.html").write_text("<html>tour</html>")
+    monkeypatch.setattr(report, "available_notebooks", lambda: ["00_y", "02_x"])
     md = report.publish(out, docs).read_text()
     assert sorted(p.relative_to(docs).as_posix() for p in docs.rglob("*") if p.is_file()) == [
-        "02_x.html", "README.md", "executed/02_x.ipynb", "figures/02_x/a.png", "figures/02_x/verdict.json", "index.html"]
+        "00_y.html", "02_x.html", "README.md", "executed/02_x.ipynb", "figures/00_y/verdict.json", "figures/02_x/a.png",
+        "figures/02_x/verdict.json", "index.html", "summary.json"]
     assert "**1 of 1**" in md and "## 02_x: **reproduced**" in md and "![02_x: a](figures/02_x/a.png)" in md
+    assert "## 00_y: data tour" in md and 'id="00_y"' in (docs / "index.html").read_text()
     assert "[executed notebook](executed/02_x.ipynb)" in md and "| NNGP − NTK | +0.6 ± 0.1 | > 0 |" in md
     summary = json.loads((out / "summary.json").read_text())
     summary["results"][0]["error"] = "boom"
