@@ -49,15 +49,14 @@ def main(argv=None):
     kr = study.kernel_accuracies(nbk.cnn(a.depth, 256, readout="vec"), sp.x_train, sp.y_train, sp.x_test, sp.y_test,
                                  diag_regs=[1e-3, 1e-2, 1e-1, 1.0], val=sp.val)
     record.update(ntk=100 * kr.ntk.acc, nngp=100 * kr.nngp.acc, kernel_seconds=time.perf_counter() - t0)
-    common = dict(study.RECIPE, warmup=a.steps // 10, lr_factor=0.3, center=True, steps=a.steps,
-                  eval_every=max(a.steps // 15, 1), progress=False)
+    recipe = study.RECIPE.replace(warmup=a.steps // 10, lr_factor=0.3, center=True).with_steps(a.steps, evaluations=15)
     results = {}
     for w in widths:
         t0 = time.perf_counter()
         for share in (True, False):
             results[share, w] = study.finite_accuracies(
                 nbk.cnn(a.depth, w, readout="vec", weight_sharing=share), sp.x_train, sp.y_train, sp.x_test,
-                sp.y_test, seeds=range(a.seeds), on_failure="report", val=sp.val, **common)
+                sp.y_test, config=recipe, seeds=range(a.seeds), on_failure="report", val=sp.val)
         cnn, lcn = results[True, w], results[False, w]
         t = stats.paired(cnn.scores, lcn.scores, label=f"CNN − LCN at width {w}")
         record["points"].append(dict(

@@ -142,15 +142,15 @@ def main(argv=None):
                                  sizes, diag_regs=REGS, val=sp.val)
     record["kernel_seconds"] = time.perf_counter() - t0
     print(f"kernels ({a.arch}, {max(sizes)} training images): {record['kernel_seconds']:.0f} s", flush=True)
-    common = dict(study.RECIPE, steps=a.steps, eval_every=max(a.steps // 20, 1), progress=False)
+    recipe = study.RECIPE.with_steps(a.steps, evaluations=20)
     seeds = list(range(a.seeds))
     for m in sizes:
         t0 = time.perf_counter()
         net = architecture(a.arch, a.depth, a.width)
         args = (net, sp.x_train[:m], sp.y_train[:m], sp.x_test, sp.y_test)
-        scan = study.finite_accuracies(*args, grid=grid_for(a.image, a.grid), seeds=seeds[:1], val=sp.val, **common)
-        best = study.finite_accuracies(*args, grid=[scan.setting], seeds=seeds, val=sp.val, on_failure="report",
-                                       **common)
+        scan = study.finite_accuracies(*args, config=recipe, grid=grid_for(a.image, a.grid), seeds=seeds[:1], val=sp.val)
+        best = study.finite_accuracies(*args, config=recipe, grid=[scan.setting], seeds=seeds, val=sp.val,
+                                       on_failure="report")
         k = kernels.at(m)
         kernel = k.fit(k.better)
         test = stats.paired(best.scores, kernel.score, label=f"finite − {k.better.upper()} at {m}")

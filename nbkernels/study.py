@@ -7,7 +7,7 @@ wording, :mod:`nbkernels.formatting`.
     >>> res = study.kernel_accuracies(nbk.fcn(3), x_tr, y_tr, x_te, y_te, diag_regs=[1e-3, 1e-1])
     >>> res.nngp.acc, res.nngp.diag_reg, res.seconds    # chosen on validation; the kernel's cost
     >>> fin = study.finite_accuracies(nbk.cnn(2, 64), x_tr, y_tr, x_te, y_te,
-    ...                               grid=[dict(lr_factor=f) for f in (0.3, 1.0)], **study.RECIPE)
+    ...                               config=study.RECIPE.with_steps(2000), grid=[dict(lr_factor=f) for f in (0.3, 1.0)])
     >>> fin.acc, fin.setting, fin.step, stats.paired(fin.scores, res.ntk.score)
 
 Tuning is honest: settings (a regularizer, a learning rate, a stopping time) are chosen on validation
@@ -276,8 +276,13 @@ def kernel_curve(arch: Architecture, x_train: np.ndarray, y_train: np.ndarray, x
 # then cosine decay, stopping chosen on validation; learning rates of 0.3-1 eta_crit (0.1 was worst for
 # every network). Flips and 1-pixel crops (flip=True, crop=1) helped the FCN (+5.4 validation points) but
 # not the CNNs at 8x8 (-2.4 CNN-VEC, -2.6 CNN-GAP), so they are an intervention, not part of the recipe;
-# so is L2, which at 1e-4 made NTK-parameterized CNNs collapse after a few hundred steps.
-RECIPE = dict(optimizer="momentum", batch_size=100, schedule="cosine", warmup=100)
+# so is L2, which at 1e-4 made NTK-parameterized CNNs collapse after a few hundred steps. The reported
+# images are scored where they are reported (test_curve=False). Arms derive from it:
+# ``RECIPE.replace(lr_factor=1.0, center=True).with_steps(1000, evaluations=15)``.
+RECIPE = train_mod.TrainConfig(optimizer="momentum", batch_size=100, schedule="cosine", warmup=100, lr_factor=0.3,
+                               test_curve=False)
+# Full-batch gradient descent at a constant rate, the gradient-flow correspondence's regime.
+FULL_BATCH = train_mod.TrainConfig(lr_factor=0.9, test_curve=False)
 
 
 @dataclasses.dataclass
@@ -326,9 +331,10 @@ def _mean_val(results) -> float:
 
 
 def finite_accuracies(arch: Union[Architecture, Callable[[int], Architecture]], x_train: np.ndarray, y_train: np.ndarray,
-                      x_test: np.ndarray, y_test: np.ndarray, grid: Sequence[dict] = ({},), seeds: Sequence[int] = (0,),
-                      on_failure: str = "raise", val: Optional[tuple[np.ndarray, np.ndarray]] = None,
-                      **common: Any) -> FiniteAccuracies:
+                      x_test: np.ndarray, y_test: np.ndarray, config: "train_mod.TrainConfig" = RECIPE,
+                      grid: Sequence[dict] = ({},), seeds: Sequence[int] = (0,), on_failure: str = "raise",
+                      val: Optional[tuple[np.ndarray, np.ndarray]] = None, progress: bool = False,
+                      cache: Union[bool, "cache_mod.Cache"] = True) -> FiniteAccuracies:
     """Train a finite network at every grid point and seed, choose the point (on the seeds' mean validation
     accuracy) and each run's stopping step on the validation set, and report on the rest.
 
@@ -341,8 +347,10 @@ def finite_accuracies(arch: Union[Architecture, Callable[[int], Architecture]], 
         The network, or a function of the width when grid points give a ``width``.
     x_train, y_train, x_test, y_test : numpy.ndarray
         Training and reported images with one-hot targets.
+    config : TrainConfig
+        The arm's recipe (:data:`RECIPE` by default); every run is ``config.replace(**point, seed=seed)``.
     grid : sequence of dict
-        Grid points: :func:`nbkernels.train.train` options (``width`` excepted) that override ``common``.
+        Grid points: :class:`nbkernels.train.TrainConfig` fields to replace (and ``width``, for ``arch(width)``).
     seeds : sequence of int
         The initializations (and data orders) each grid point trains.
     on_failure : {"raise", "report"}
@@ -350,8 +358,10 @@ def finite_accuracies(arch: Union[Architecture, Callable[[int], Architecture]], 
         first point returned with ``failed=True``, its runs as they ran.
     val : (x_val, y_val), optional
         Validation images held out of the training pool; without them the test set is halved.
-    **common
-        :func:`nbkernels.train.train` options shared by every point (``**RECIPE, steps=2000``).
+    progress : bool
+        Progress bars over each run's steps.
+    cache : bool or Cache
+        Where runs are cached (:func:`nbkernels.train.train`'s ``cache``).
 
     Returns
     -------
@@ -366,18 +376,17 @@ def finite_accuracies(arch: Union[Architecture, Callable[[int], Architecture]], 
     if not seeds:
         raise ValueError("seeds is empty: give at least one seed.")
     (x_val, y_val), (x_rep, y_rep) = split_validation(x_test, y_test, val)
-    common = dict(dict(test_curve=False), **common)   # the reported images scored where they are reported
     runs, failures = [], []
     for setting in grid:
-        kw = dict(common, **{k: v for k, v in setting.items() if k != "width"})
+        point = config.replace(**{k: v for k, v in setting.items() if k != "width"})
         if "width" in setting:
             net = arch(setting["width"])
         elif hasattr(arch, "network"):
             net = arch
         else:
             raise ValueError("arch is a function of the width: give every grid point a 'width'.")
-        results = [train_mod.train(net, x_train, y_train, x_rep, y_rep, x_val=x_val, y_val=y_val, seed=s, **kw)
-                   for s in seeds]
+        results = [train_mod.train(net, x_train, y_train, x_rep, y_rep, x_val=x_val, y_val=y_val,
+                                   config=point.replace(seed=s), progress=progress, cache=cache) for s in seeds]
         runs.append((dict(setting), results))
         failures += [(setting_label(setting), s, r.failure) for s, r in zip(seeds, results) if r.failed]
     usable = [(st, rs) for st, rs in runs if np.isfinite(_mean_val(rs))]

@@ -46,7 +46,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
 
 import jax
 import jax.flatten_util  # noqa: F401 - ravel_pytree for the power iteration
@@ -63,9 +63,11 @@ from .layers import Conv
 
 PyTree = Any  # a pytree of arrays: a network's parameters or their per-leaf factors
 
-_VERSION = "train-4"  # 2: validation scores, per-image correctness, schedules, augmentation, failures;
+_VERSION = "train-5"  # 2: validation scores, per-image correctness, schedules, augmentation, failures;
 # 3: the LCN as a batched product over positions (the same function; float32 rounding differs);
-# 4: convolutional networks' programs compiled with CPU_CONVOLUTIONS (Eigen's convolution; rounding differs)
+# 4: convolutional networks' programs compiled with CPU_CONVOLUTIONS (Eigen's convolution; rounding differs);
+# 5: TrainResult.config is the TrainConfig the run used, not its cache key (the numbers are bit-identical:
+#    benchmarks/bit_identity_train.py)
 _HISTORY = ("step", "train_loss", "test_loss", "test_acc", "member_test_acc", "val_acc", "val_loss")
 SCHEDULES = ("constant", "cosine", "step")
 
@@ -77,7 +79,7 @@ class TrainResult:
     member_test_pred: np.ndarray  # (ensemble, n_test, k)
     learning_rate: float
     eta_crit: Optional[float]
-    config: dict
+    config: "TrainConfig"   # the run's options (its data's fingerprints are its cache key's)
     eval_correct: Optional[np.ndarray] = None  # (evaluations, n_test) bool: the ensemble mean right per test image
     failure: Optional[str] = None  # why the run cannot be used ("diverged ...", "collapsed ..."), else None
     chosen_correct: Optional[np.ndarray] = None  # (n_test,) at the chosen evaluation, when test_curve=False
@@ -469,12 +471,30 @@ class TrainConfig:
 
     @classmethod
     def of(cls, config: Optional["TrainConfig"] = None, **options: Any) -> "TrainConfig":
-        """``config`` (or the defaults) with ``options`` replacing its fields; an unknown name is an error."""
+        """``config`` (or the defaults) with ``options`` replacing its fields (:meth:`replace`); an unknown
+        name is an error."""
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(options) - set(names))
         if unknown:
             raise TypeError(f"train() got unknown option(s) {unknown}; the options are {names}.")
-        return dataclasses.replace(config, **options) if config is not None else cls(**options)
+        return config.replace(**options) if config is not None else cls(**options)
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        """This config with ``changes`` to its fields, validated again; a learning rate given one way (``lr`` or
+        ``lr_factor``) replaces the other, so an arm of a recipe can set either.
+
+            >>> fast = study.RECIPE.replace(lr_factor=1.0, flip=True, crop=1)
+        """
+        if "lr" in changes and "lr_factor" not in changes:
+            changes["lr_factor"] = None
+        if "lr_factor" in changes and "lr" not in changes:
+            changes["lr"] = None
+        return dataclasses.replace(self, **changes)
+
+    def with_steps(self, steps: int, evaluations: int = 15) -> "TrainConfig":
+        """This config for ``steps`` steps, evaluated about ``evaluations`` times (every ``max(steps //
+        evaluations, 1)`` steps, and at the end)."""
+        return self.replace(steps=steps, eval_every=max(check_count(steps, "steps") // check_count(evaluations, "evaluations"), 1))
 
 
 def train(arch: Architecture, x_train: ArrayLike, y_train: ArrayLike, x_test: ArrayLike, y_test: ArrayLike, *,
@@ -520,6 +540,33 @@ def train(arch: Architecture, x_train: ArrayLike, y_train: ArrayLike, x_test: Ar
         range: before any compute is spent.
     """
     cfg = TrainConfig.of(config, **options)
+    data_ = _checked_data(arch, cfg, x_train, y_train, x_test, y_test, x_val, y_val)
+    key = cache_key(arch, cfg, data_)
+    store = None if cache is False else (cache_mod.default_cache() if cache is True else cache)
+    if checkpoint_every and (store is None or not store.enabled):
+        why = "cache=False" if store is None else "the results cache is off ($NBKERNELS_CACHE=off)"
+        raise ValueError(f"checkpoint_every={checkpoint_every} writes checkpoints into the results cache, but {why}: "
+                         "nothing could resume. Pass cache=True (or a nbkernels.cache.Cache) with the cache on, or drop "
+                         "checkpoint_every.")
+    if store is None or not store.enabled:
+        return train_and_evaluate(arch, cfg, data_, key, None, checkpoint_every, progress, callback)
+    return store.get_or_compute(
+        key, lambda: train_and_evaluate(arch, cfg, data_, key, store, checkpoint_every, progress, callback),
+        version=_VERSION)
+
+
+class Data(NamedTuple):
+    """A run's arrays, float32 and checked against each other and the network (:func:`train` checks them)."""
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    x_val: Optional[np.ndarray]
+    y_val: Optional[np.ndarray]
+
+
+def _checked_data(arch, cfg: TrainConfig, x_train, y_train, x_test, y_test, x_val, y_val) -> Data:
+    """The arrays as float32, or the error that names what does not fit, before any compute."""
     x_train, x_test = np.asarray(x_train, np.float32), np.asarray(x_test, np.float32)
     y_train, y_test = np.asarray(y_train, np.float32), np.asarray(y_test, np.float32)
     if y_train.ndim != 2 or y_train.shape[0] != x_train.shape[0]:
@@ -532,8 +579,11 @@ def train(arch: Architecture, x_train: ArrayLike, y_train: ArrayLike, x_test: Ar
         x_val, y_val = np.asarray(x_val, np.float32), np.asarray(y_val, np.float32)
         if y_val.ndim != 2 or y_val.shape[0] != x_val.shape[0] or len(x_val) == 0:
             raise ValueError(f"y_val must be one-hot (n, k) with n = {x_val.shape[0]} > 0, got {y_val.shape}.")
+    elif not cfg.test_curve:
+        raise ValueError("test_curve=False scores the test images at the step chosen on validation data: pass "
+                         "x_val and y_val, or keep test_curve=True.")
     for name, xs in (("x_train", x_train), ("x_test", x_test), ("x_val", x_val)):
-        warn_if_channels_first(xs, name, stacklevel=2)  # the caller of train()
+        warn_if_channels_first(xs, name, stacklevel=3)  # the caller of train()
         if xs is not None and not np.all(np.isfinite(xs)):
             raise ValueError(f"{name} holds NaN or infinite values; clean or re-standardize the inputs.")
         if xs is not None and xs.shape[1:] != x_train.shape[1:]:
@@ -560,27 +610,17 @@ def train(arch: Architecture, x_train: ArrayLike, y_train: ArrayLike, x_test: Ar
         if cfg.crop > side // 2:
             raise ValueError(f"crop={cfg.crop} pads a {x_train.shape[1]}x{x_train.shape[2]} image by more than half "
                              f"its side; use 0..{side // 2} (1 for 8x8 images, 4 for 32x32).")
-    # the cache key: the data's fingerprints and every option (the same keys as before TrainConfig)
-    key = dict(arch=repr(arch), x_train=cache_mod.fingerprint(x_train), y_train=cache_mod.fingerprint(y_train),
-               x_test=cache_mod.fingerprint(x_test), y_test=cache_mod.fingerprint(y_test),
-               x_val=None if x_val is None else cache_mod.fingerprint(x_val),
-               y_val=None if y_val is None else cache_mod.fingerprint(y_val), **dataclasses.asdict(cfg))
+    return Data(x_train, y_train, x_test, y_test, x_val, y_val)
+
+
+def cache_key(arch: Architecture, cfg: TrainConfig, data_: Data) -> dict:
+    """A run's cache key: the architecture, the data's fingerprints and the config's every field (as the keys of
+    runs cached before the config was typed: ``test_curve`` only when it is not the default)."""
+    fingerprints = {name: None if a is None else cache_mod.fingerprint(a) for name, a in data_._asdict().items()}
+    key = dict(arch=repr(arch), **fingerprints, **dataclasses.asdict(cfg))
     if cfg.test_curve:
-        del key["test_curve"]  # the default: the keys of runs cached before the option existed
-    elif x_val is None:
-        raise ValueError("test_curve=False scores the test images at the step chosen on validation data: pass "
-                         "x_val and y_val, or keep test_curve=True.")
-    data_ = (x_train, y_train, x_test, y_test, x_val, y_val)
-    store = None if cache is False else (cache_mod.default_cache() if cache is True else cache)
-    if checkpoint_every and (store is None or not store.enabled):
-        why = "cache=False" if store is None else "the results cache is off ($NBKERNELS_CACHE=off)"
-        raise ValueError(f"checkpoint_every={checkpoint_every} writes checkpoints into the results cache, but {why}: "
-                         "nothing could resume. Pass cache=True (or a nbkernels.cache.Cache) with the cache on, or drop "
-                         "checkpoint_every.")
-    if store is None or not store.enabled:
-        return _train(arch, cfg, key, data_, None, checkpoint_every, progress, callback)
-    return store.get_or_compute(
-        key, lambda: _train(arch, cfg, key, data_, store, checkpoint_every, progress, callback), version=_VERSION)
+        del key["test_curve"]
+    return key
 
 
 def _output_dim(arch, x) -> int:
@@ -616,123 +656,207 @@ def failure_of(history: dict, final_pred: np.ndarray, labels: np.ndarray, n_clas
     return None
 
 
-def _train(arch, cfg: TrainConfig, key: dict, data_, store, checkpoint_every, progress, callback):
-    x_train, y_train, x_test, y_test, x_val, y_val = data_
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """What stays fixed while a run trains: its config and data on the device, the members' initial
+    parameters and outputs, the compiled programs and the numbers they take (:func:`create_run`)."""
+    cfg: TrainConfig
+    data: Data
+    params0: PyTree
+    f0_train: jax.Array
+    f0_test: jax.Array
+    f0_val: Optional[jax.Array]
+    x_train: jax.Array
+    y_train: jax.Array
+    x_test: jax.Array
+    step_program: Callable
+    predict_all: Callable
+    hyper: tuple              # (lr, l2, per-leaf L2 factors, data key): arguments of the step program
+    optimizer: optax.GradientTransformation
+    lr: float
+    eta_crit: Optional[float]
+    labels: np.ndarray        # the test images' classes
+
+    def step(self, params: PyTree, opt_state: PyTree, i: int) -> tuple[PyTree, PyTree, jax.Array]:
+        """One step of every member: ``(params, opt_state, loss)`` after step ``i``."""
+        return self.step_program(params, opt_state, i, self.params0, self.x_train, self.y_train, self.f0_train,
+                                 *self.hyper)
+
+
+@dataclasses.dataclass
+class TrainState:
+    """A run in progress, what a checkpoint holds: the members' parameters and optimizer state after ``step``
+    steps, the evaluations so far (``history``, and ``correct``, the test images right at each evaluation,
+    with the test curve), and ``best``, the validation-chosen evaluation and its parameters (without it)."""
+    params: PyTree
+    opt_state: PyTree
+    step: int
+    history: dict
+    correct: list
+    best: dict
+
+
+def create_run(arch: Architecture, cfg: TrainConfig, data_: Data, store: Optional[cache_mod.Cache]) -> Run:
+    """Initialize the members, find eta_crit (for ``lr_factor``), build the optimizer and compile the programs."""
     net = arch.network()
-    m, k = y_train.shape
+    k = data_.y_train.shape[1]
     keys = jax.random.split(jax.random.PRNGKey(cfg.seed), cfg.ensemble + 1)
     data_key, init_keys = keys[0], keys[1:]
-    params0 = init_members(net, init_keys, x_train)
+    params0 = init_members(net, init_keys, data_.x_train)
     member0 = jax.tree_util.tree_map(lambda a: a[0], params0)
     eta_crit = None
     if cfg.lr_factor is not None:
-        eta_crit = _critical_rate_at_init(arch, cfg, member0, x_train[: min(m, 2048)], k, store)
+        eta_crit = _critical_rate_at_init(arch, cfg, member0, data_.x_train[: min(len(data_.x_train), 2048)], k, store)
         lr = cfg.lr_factor * eta_crit
     else:
         lr = cfg.lr
     factors = layer_factors(arch, member0) if cfg.l2_mode == "layerwise" else \
         jax.tree_util.tree_map(lambda _: 1.0, member0)
-    tx = make_optimizer(lr, cfg.optimizer, cfg.momentum, cfg.l2, factors)  # its state's structure
     step_program, predict_all, apply_all = programs(arch, cfg)
-    f0_train, f0_test = apply_all(params0, x_train), apply_all(params0, x_test)
-    f0_val = None if x_val is None else apply_all(params0, x_val)
-    x_train_d, y_train_d, x_test_d = jnp.asarray(x_train), jnp.asarray(y_train), jnp.asarray(x_test)
-    hyper = (jnp.float32(lr), jnp.float32(cfg.l2), jax.tree_util.tree_map(jnp.float32, factors), data_key)
-    labels = y_test.argmax(-1)
+    return Run(cfg=cfg, data=data_, params0=params0, f0_train=apply_all(params0, data_.x_train),
+               f0_test=apply_all(params0, data_.x_test),
+               f0_val=None if data_.x_val is None else apply_all(params0, data_.x_val),
+               x_train=jnp.asarray(data_.x_train), y_train=jnp.asarray(data_.y_train), x_test=jnp.asarray(data_.x_test),
+               step_program=step_program, predict_all=predict_all,
+               hyper=(jnp.float32(lr), jnp.float32(cfg.l2), jax.tree_util.tree_map(jnp.float32, factors), data_key),
+               optimizer=make_optimizer(lr, cfg.optimizer, cfg.momentum, cfg.l2, factors), lr=float(lr),
+               eta_crit=eta_crit, labels=data_.y_test.argmax(-1))
 
-    def step_fn(p, s, i):
-        return step_program(p, s, i, params0, x_train_d, y_train_d, f0_train, *hyper)
 
-    def score_test(p):
-        te = np.asarray(predict_all(p, params0, x_test_d, f0_test))
-        mean = te.mean(0)
-        right = mean.argmax(-1) == labels
-        return te, right, dict(test_loss=float(0.5 * np.mean((mean - y_test) ** 2)), test_acc=float(np.mean(right)),
-                               member_test_acc=float(np.mean(te.argmax(-1) == labels)))
+def score_test(run: Run, params: PyTree) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The members' test outputs, which test images the ensemble mean gets right, and the test scores."""
+    te = np.asarray(run.predict_all(params, run.params0, run.x_test, run.f0_test))
+    mean = te.mean(0)
+    right = mean.argmax(-1) == run.labels
+    return te, right, dict(test_loss=float(0.5 * np.mean((mean - run.data.y_test) ** 2)), test_acc=float(np.mean(right)),
+                           member_test_acc=float(np.mean(te.argmax(-1) == run.labels)))
 
-    def evaluate(p):
-        """The evaluation's scores; the test images only with ``test_curve`` (else NaN, filled in later)."""
-        tr = np.asarray(predict_all(p, params0, x_train_d, f0_train))
-        ev = dict(train_loss=float(0.5 * np.mean((tr - y_train) ** 2)))
-        te = right = None
-        if cfg.test_curve:
-            te, right, test_scores = score_test(p)
-            ev.update(test_scores)
-        else:
-            ev.update(test_loss=np.nan, test_acc=np.nan, member_test_acc=np.nan)
-        if x_val is not None:
-            va = np.asarray(predict_all(p, params0, x_val, f0_val)).mean(0)
-            ev.update(val_acc=float(np.mean(va.argmax(-1) == y_val.argmax(-1))),
-                      val_loss=float(0.5 * np.mean((va - y_val) ** 2)))
-        return ev, te, right
 
-    def record(done, ev, right, p):
-        history["step"].append(done)
-        for n, v in ev.items():
-            history[n].append(v)
-        if cfg.test_curve:
-            correct.append(right)
-        elif np.isfinite(ev["train_loss"]) and ev["val_acc"] > best["val_acc"]:  # TrainResult.chosen_index's rule
-            best.update(val_acc=ev["val_acc"], index=len(history["step"]) - 1, params=p)
-
-    # resume from a checkpoint of this exact configuration
-    ckpt_key = None if store is None else store.key(dict(key, checkpoint=True), _VERSION)
-    state = None
-    if store is not None and checkpoint_every:
-        try:
-            state = store.get(ckpt_key)
-        except (KeyError, cache_mod.CorruptEntry):
-            state = None
-    if state is None:
-        params, opt_state = params0, jax.vmap(tx.init)(params0)
-        start, history, correct = 0, {n: [] for n in _HISTORY if x_val is not None or "val" not in n}, []
-        best = dict(val_acc=-np.inf, index=None, params=None)  # the validation-chosen evaluation (test_curve=False)
-        ev, te, right = evaluate(params)
-        record(0, ev, right, params)
+def evaluate(run: Run, params: PyTree) -> tuple[dict, Optional[np.ndarray], Optional[np.ndarray]]:
+    """An evaluation's scores (training loss, validation, and the test images only with ``test_curve``, else
+    NaN, filled in at the end), with the test outputs and correctness where scored."""
+    d = run.data
+    tr = np.asarray(run.predict_all(params, run.params0, run.x_train, run.f0_train))
+    ev = dict(train_loss=float(0.5 * np.mean((tr - d.y_train) ** 2)))
+    te = right = None
+    if run.cfg.test_curve:
+        te, right, test_scores = score_test(run, params)
+        ev.update(test_scores)
     else:
-        params, opt_state, start = state["params"], state["opt_state"], state["step"]
-        history, correct = state["history"], state["correct"]
-        best = state.get("best", dict(val_acc=-np.inf, index=None, params=None))
-    te = None
-    with tqdm(total=cfg.steps, initial=start, desc="training", unit="step", disable=not progress, delay=2,
-              leave=False) as bar:
-        for step in range(start, cfg.steps):
-            params, opt_state, loss = step_fn(params, opt_state, step)
-            done = step + 1
-            if callback is not None:
-                callback(done, loss)
-            if done % cfg.eval_every == 0 or done == cfg.steps:
-                ev, te, right = evaluate(params)
-                record(done, ev, right, params)
-                bar.set_postfix({"loss": f"{ev['train_loss']:.3g}",
-                                 **({"test_acc": f"{ev['test_acc']:.3f}"} if cfg.test_curve else
-                                    {"val_acc": f"{ev['val_acc']:.3f}"})})
-                loss_hist = history["train_loss"]
-                if _exploded(ev["train_loss"], loss_hist[0]):
-                    break  # diverged: the history says so; nothing more to learn from this run
-                p = cfg.plateau
-                if p is not None and len(loss_hist) > p and loss_hist[-1] > 0.99 * loss_hist[-1 - p]:
-                    break  # the training loss has reached its plateau
-            if store is not None and checkpoint_every and done % checkpoint_every == 0 and done < cfg.steps:
-                store.put(ckpt_key, dict(params=jax.device_get(params), opt_state=jax.device_get(opt_state),
-                                         step=done, history=history, correct=correct,
-                                         best=dict(best, params=jax.device_get(best["params"]))))
-            bar.update(1)
+        ev.update(test_loss=np.nan, test_acc=np.nan, member_test_acc=np.nan)
+    if d.x_val is not None:
+        va = np.asarray(run.predict_all(params, run.params0, d.x_val, run.f0_val)).mean(0)
+        ev.update(val_acc=float(np.mean(va.argmax(-1) == d.y_val.argmax(-1))),
+                  val_loss=float(0.5 * np.mean((va - d.y_val) ** 2)))
+    return ev, te, right
+
+
+def record(run: Run, state: TrainState, done: int, ev: dict, right: Optional[np.ndarray], params: PyTree) -> None:
+    """Append an evaluation after ``done`` steps; keep the parameters of the best validation evaluation so far
+    when the test images are scored only there (:attr:`TrainResult.chosen_index`'s rule)."""
+    state.history["step"].append(done)
+    for n, v in ev.items():
+        state.history[n].append(v)
+    if run.cfg.test_curve:
+        state.correct.append(right)
+    elif np.isfinite(ev["train_loss"]) and ev["val_acc"] > state.best["val_acc"]:
+        state.best.update(val_acc=ev["val_acc"], index=len(state.history["step"]) - 1, params=params)
+
+
+def create_train_state(run: Run) -> TrainState:
+    """The run at step 0, its first evaluation recorded."""
+    params = run.params0
+    history = {n: [] for n in _HISTORY if run.data.x_val is not None or "val" not in n}
+    state = TrainState(params=params, opt_state=jax.vmap(run.optimizer.init)(params), step=0, history=history,
+                       correct=[], best=dict(val_acc=-np.inf, index=None, params=None))
+    ev, _, right = evaluate(run, params)
+    record(run, state, 0, ev, right, params)
+    return state
+
+
+def load_checkpoint(store: Optional[cache_mod.Cache], ckpt_key: Optional[str]) -> Optional[TrainState]:
+    """The checkpoint of this exact run, or None (none written, or unreadable)."""
+    if store is None or ckpt_key is None:
+        return None
+    try:
+        saved = store.get(ckpt_key)
+    except (KeyError, cache_mod.CorruptEntry):
+        return None
+    return TrainState(params=saved["params"], opt_state=saved["opt_state"], step=saved["step"],
+                      history=saved["history"], correct=saved["correct"],
+                      best=saved.get("best", dict(val_acc=-np.inf, index=None, params=None)))
+
+
+def save_checkpoint(store: cache_mod.Cache, ckpt_key: str, state: TrainState) -> None:
+    """Write the run's state (on the host) under ``ckpt_key``, in the layout earlier versions wrote."""
+    store.put(ckpt_key, dict(params=jax.device_get(state.params), opt_state=jax.device_get(state.opt_state),
+                             step=state.step, history=state.history, correct=state.correct,
+                             best=dict(state.best, params=jax.device_get(state.best["params"]))))
+
+
+def stop_reason(cfg: TrainConfig, history: dict) -> Optional[str]:
+    """Why training ends after this evaluation: ``"diverged"`` (:func:`_exploded`), ``"plateau"`` (the
+    training loss fell by less than 1% over ``cfg.plateau`` evaluations), or None to go on."""
+    loss = history["train_loss"]
+    if _exploded(loss[-1], loss[0]):
+        return "diverged"
+    p = cfg.plateau
+    if p is not None and len(loss) > p and loss[-1] > 0.99 * loss[-1 - p]:
+        return "plateau"
+    return None
+
+
+def finish(run: Run, state: TrainState, te: Optional[np.ndarray]) -> TrainResult:
+    """The result: without the test curve, the test images scored at the chosen evaluation (from its kept
+    parameters) and at the last; the histories as arrays; the failure, if any."""
+    history, params = state.history, state.params
     chosen_correct = None
-    if not cfg.test_curve:  # the test images, scored where they are reported: the chosen evaluation and the last
+    if not run.cfg.test_curve:
+        best = state.best
         last = len(history["step"]) - 1
         if best["index"] is None:  # no evaluation with a finite loss: chosen_index falls back to the first
-            best.update(index=0, params=params0)
+            best.update(index=0, params=run.params0)
         for index, p in ([(best["index"], best["params"])] if best["index"] != last else []) + [(last, params)]:
-            te, right, test_scores = score_test(p)
+            te, right, test_scores = score_test(run, p)
             for n, v in test_scores.items():
                 history[n][index] = v
             if index == best["index"]:
                 chosen_correct = right
     elif te is None:
-        _, te, _ = evaluate(params)
+        _, te, _ = evaluate(run, params)
     history = {n: np.asarray(v) for n, v in history.items()}
-    return TrainResult(history=history, test_pred=te.mean(0), member_test_pred=te, learning_rate=float(lr),
-                       eta_crit=eta_crit, config=key, eval_correct=np.asarray(correct, dtype=bool) if cfg.test_curve else None,
-                       chosen_correct=chosen_correct,
-                       failure=failure_of(history, te.mean(0), labels, k))
+    k = run.data.y_train.shape[1]
+    return TrainResult(history=history, test_pred=te.mean(0), member_test_pred=te, learning_rate=run.lr,
+                       eta_crit=run.eta_crit, config=run.cfg,
+                       eval_correct=np.asarray(state.correct, dtype=bool) if run.cfg.test_curve else None,
+                       chosen_correct=chosen_correct, failure=failure_of(history, te.mean(0), run.labels, k))
+
+
+def train_and_evaluate(arch: Architecture, cfg: TrainConfig, data_: Data, key: dict,
+                       store: Optional[cache_mod.Cache], checkpoint_every: Optional[int], progress: bool,
+                       callback: Optional[Callable]) -> TrainResult:
+    """The loop: create the run, resume its checkpoint or start it, step, evaluate every ``eval_every`` steps
+    (stopping early on divergence or a plateau), checkpoint every ``checkpoint_every`` steps, finish."""
+    run = create_run(arch, cfg, data_, store)
+    ckpt_key = None if store is None else store.key(dict(key, checkpoint=True), _VERSION)
+    state = (load_checkpoint(store, ckpt_key) if checkpoint_every else None) or create_train_state(run)
+    te = None
+    with tqdm(total=cfg.steps, initial=state.step, desc="training", unit="step", disable=not progress, delay=2,
+              leave=False) as bar:
+        for step in range(state.step, cfg.steps):
+            state.params, state.opt_state, loss = run.step(state.params, state.opt_state, step)
+            done = state.step = step + 1
+            if callback is not None:
+                callback(done, loss)
+            if done % cfg.eval_every == 0 or done == cfg.steps:
+                ev, te, right = evaluate(run, state.params)
+                record(run, state, done, ev, right, state.params)
+                bar.set_postfix({"loss": f"{ev['train_loss']:.3g}",
+                                 **({"test_acc": f"{ev['test_acc']:.3f}"} if cfg.test_curve else
+                                    {"val_acc": f"{ev['val_acc']:.3f}"})})
+                if stop_reason(cfg, state.history):
+                    break  # diverged (the history says so) or at its plateau
+            if store is not None and checkpoint_every and done % checkpoint_every == 0 and done < cfg.steps:
+                save_checkpoint(store, ckpt_key, state)
+            bar.update(1)
+    return finish(run, state, te)

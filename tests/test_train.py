@@ -334,9 +334,24 @@ def test_a_train_config_is_validated_once_and_keywords_override_it(tmp_path):
     store = cache.Cache(tmp_path)
     a = T.train(nbk.fcn(1, 8), X, Y, XT, YT, config=cfg, seed=2, cache=store, progress=False)
     b = T.train(nbk.fcn(1, 8), X, Y, XT, YT, steps=3, lr=0.1, eval_every=3, seed=2, cache=store, progress=False)
-    assert a.config == b.config and a.config["seed"] == 2
+    assert a.config == b.config == cfg.replace(seed=2) and a.config.seed == 2
     assert len(list(tmp_path.glob("*/*.pkl"))) == 1  # the second call read the first one's entry
     np.testing.assert_array_equal(a.test_pred, b.test_pred)
+
+
+def test_arms_derive_from_a_recipe_by_replacing_fields():
+    from nbkernels import study
+    recipe = study.RECIPE
+    assert isinstance(recipe, T.TrainConfig) and recipe.optimizer == "momentum" and not recipe.test_curve
+    fast = recipe.replace(lr_factor=1.0, flip=True, crop=1)
+    assert (fast.lr_factor, fast.flip, fast.crop, fast.batch_size) == (1.0, True, 1, 100) and recipe.lr_factor == 0.3
+    absolute = recipe.replace(lr=0.05)                        # a rate given the other way replaces the first
+    assert absolute.lr == 0.05 and absolute.lr_factor is None
+    assert recipe.with_steps(1000, evaluations=15).eval_every == 66 and recipe.with_steps(7, 15).eval_every == 1
+    with pytest.raises(ValueError, match="warmup must be"):
+        recipe.with_steps(50)                                  # the recipe's 100 warm-up steps do not fit in 50
+    with pytest.raises(TypeError):
+        recipe.replace(stpes=3)
 
 
 def test_convolutional_ensembles_unroll_to_the_same_numbers_as_vmap():
@@ -362,7 +377,8 @@ def test_finite_accuracies_chooses_on_validation_and_never_a_failed_run():
     x_tr, y_tr, x_te, y_te = data.prepare(ds)
     x_tr, y_tr, x_te, y_te = x_tr[:300], y_tr[:300], x_te[:200], y_te[:200]
     grid = [dict(lr=0.2), dict(lr=0.5), dict(lr=50.0)]  # two that learn, one that diverges
-    kw = dict(steps=150, optimizer="momentum", batch_size=50, eval_every=50, progress=False, cache=False)
+    cfg = T.TrainConfig(steps=150, lr=0.2, optimizer="momentum", batch_size=50, eval_every=50, test_curve=False)
+    kw = dict(config=cfg, cache=False)
     fin = study.finite_accuracies(nbk.fcn(1, 64), x_tr, y_tr, x_te, y_te, grid=grid, seeds=(0, 1), **kw)
     assert isinstance(fin, study.FiniteAccuracies) and fin.n_report == 100
     assert [lab for lab, _, _ in fin.failures] == ["lr 50", "lr 50"] and np.isnan(fin.val_grid[2])
@@ -374,7 +390,9 @@ def test_finite_accuracies_chooses_on_validation_and_never_a_failed_run():
     assert fin.steps == [r.chosen_step for r in fin.chosen] and fin.acc > 0.5
     # the test half is what is reported: training again on it as "test" reproduces the chosen run's numbers
     (xv, yv), (xr, yr) = study.split_validation(x_te, y_te)
-    again = T.train(nbk.fcn(1, 64), x_tr, y_tr, xr, yr, x_val=xv, y_val=yv, seed=0, **dict(kw, **fin.setting))
+    again = T.train(nbk.fcn(1, 64), x_tr, y_tr, xr, yr, x_val=xv, y_val=yv, config=cfg.replace(**fin.setting, seed=0),
+                    cache=False, progress=False)
+    assert again.config == fin.chosen[0].config   # each run keeps the TrainConfig it ran
     assert again.test_acc == fin.chosen[0].test_acc
     with pytest.raises(RuntimeError, match="(?s)every finite run failed.*lr 50, seed 0: (diverged|collapsed)"):
         study.finite_accuracies(nbk.fcn(1, 64), x_tr, y_tr, x_te, y_te, grid=[dict(lr=50.0)], **kw)
@@ -393,12 +411,13 @@ def test_finite_accuracies_with_held_out_validation_reports_every_test_image():
     from nbkernels import stats, study
     ds = data.load("digits")
     x_tr, y_tr, x_te, y_te = data.prepare(ds)
-    kw = dict(steps=60, optimizer="momentum", batch_size=50, eval_every=20, progress=False, cache=False, lr=0.3)
+    cfg = T.TrainConfig(steps=60, optimizer="momentum", batch_size=50, eval_every=20, lr=0.3, test_curve=False)
+    kw = dict(config=cfg, cache=False)
     fin = study.finite_accuracies(nbk.fcn(1, 32), x_tr[:200], y_tr[:200], x_te[:120], y_te[:120], seeds=(0, 1, 2),
                                   val=(x_tr[200:300], y_tr[200:300]), **kw)
     assert fin.n_report == 120 and fin.scores.shape == (3, 120)
     again = T.train(nbk.fcn(1, 32), x_tr[:200], y_tr[:200], x_te[:120], y_te[:120], x_val=x_tr[200:300],
-                    y_val=y_tr[200:300], seed=1, **kw)
+                    y_val=y_tr[200:300], config=cfg.replace(seed=1), cache=False, progress=False)
     assert again.test_acc == fin.chosen[1].test_acc
     t = stats.paired(fin.scores, np.zeros(120))
     assert t.seeds == 3 and t.n == 120 and t.passed

@@ -65,7 +65,7 @@ x_tr, y_tr, x_te, y_te = sp.x_train, sp.y_train, sp.x_test, sp.y_test
 ARCHS = {"FCN": lambda w: nbk.fcn(cfg["depth"], w),
          "CNN-VEC": lambda w: nbk.cnn(cfg["depth"], w, readout="vec"),
          "CNN-GAP": lambda w: nbk.cnn(cfg["depth"], w, readout="gap")}
-BASE = study.RECIPE     # minibatch momentum SGD, warm-up then cosine decay
+RECIPE = study.RECIPE   # minibatch momentum SGD, warm-up then cosine decay (a TrainConfig; settings replace its fields)
 SETTINGS = {
     "base":          [dict(lr_factor=cfg["lr"])],
     "+centering":    [dict(lr_factor=cfg["lr"], center=True)],
@@ -81,9 +81,9 @@ kernels, finite, best_setting, seeded = {}, {}, {}, {}
 
 def fit(name, grid, seeds, on_failure="raise"):
     kind = "FCN" if name == "FCN" else "CNN"
-    return study.finite_accuracies(ARCHS[name](cfg["width"][kind]), x_tr[:m], y_tr[:m], x_te, y_te, grid=grid, seeds=seeds,
-                                   val=sp.val, on_failure=on_failure,
-                                   **dict(BASE, steps=cfg["steps"][kind], eval_every=max(cfg["steps"][kind] // 15, 1), progress=False))
+    return study.finite_accuracies(ARCHS[name](cfg["width"][kind]), x_tr[:m], y_tr[:m], x_te, y_te,
+                                   config=RECIPE.with_steps(cfg["steps"][kind], evaluations=15), grid=grid, seeds=seeds,
+                                   val=sp.val, on_failure=on_failure)
 
 for name, make in ARCHS.items():
     kernels[name] = study.kernel_accuracies(make(256), x_tr[:m], y_tr[:m], x_te, y_te, diag_regs=[1e-3, 1e-2, 1e-1, 1.0], val=sp.val)
@@ -133,9 +133,9 @@ for name, sizes in SIZES.items():
     nc = cfg["curve_test"]
     ks = study.kernel_curve(make(256), x_tr[:max(sizes)], y_tr[:max(sizes)], x_te[:nc], y_te[:nc],
                             sizes, diag_regs=[1e-3, 1e-2, 1e-1, 1.0], get=("nngp",), val=sp.val)
-    fin = [study.finite_accuracies(make(cfg["width"]["CNN"]), x_tr[:n], y_tr[:n], x_te[:nc], y_te[:nc], grid=[chosen.setting],
-                                   seeds=[seed], val=sp.val, **dict(BASE, steps=cfg["steps"]["CNN"],
-                                   eval_every=max(cfg["steps"]["CNN"] // 15, 1), progress=False)) for n in sizes]
+    fin = [study.finite_accuracies(make(cfg["width"]["CNN"]), x_tr[:n], y_tr[:n], x_te[:nc], y_te[:nc],
+                                   config=RECIPE.with_steps(cfg["steps"]["CNN"], evaluations=15), grid=[chosen.setting],
+                                   seeds=[seed], val=sp.val) for n in sizes]
     curve[name] = dict(finite=np.array([f.acc for f in fin]), kernel=np.array([k.nngp.acc for k in ks.results]),
                        se=np.array([stats.paired(f.score, k.nngp.score).se for f, k in zip(fin, ks.results)]))
     gap = curve[name]["finite"] - curve[name]["kernel"]

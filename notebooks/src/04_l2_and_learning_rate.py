@@ -69,8 +69,8 @@ SEEDS = list(range(seed, seed + cfg["seeds"]))
 
 def cell(f, l2, seeds):
     steps = int(round(cfg["time"] / f))
-    return study.finite_accuracies(arch, x_tr, y_tr, x_te, y_te, grid=[dict(lr_factor=f, l2=l2)], seeds=seeds, val=sp.val,
-                                   on_failure="report", steps=steps, eval_every=max(steps // 10, 1), progress=False)
+    return study.finite_accuracies(arch, x_tr, y_tr, x_te, y_te, config=study.FULL_BATCH.with_steps(steps, evaluations=10),
+                                   grid=[dict(lr_factor=f, l2=l2)], seeds=seeds, val=sp.val, on_failure="report")
 
 lrs, l2s = cfg["lr_factors"], cfg["l2_grid"]
 scan = {(f, l2): cell(f, l2, SEEDS[:1]) for f in lrs for l2 in l2s}

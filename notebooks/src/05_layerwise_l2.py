@@ -61,13 +61,14 @@ print(f"planned power: +2.7 points {stats.power(EFFECT, SE_PLAN):.2f}, +1.5 poin
 # %%
 VARIANTS = {"standard, uniform L2": ("standard", "uniform"), "standard, layer-wise L2": ("standard", "layerwise"),
             "NTK param, uniform L2": ("ntk", "uniform")}
-common = dict(steps=cfg["steps"], lr_factor=0.9, seeds=list(range(seed, seed + cfg["seeds"])), val=sp.val,
-              eval_every=max(cfg["steps"] // 10, 1), progress=False)
+SEEDS = list(range(seed, seed + cfg["seeds"]))
+FULL_BATCH = study.FULL_BATCH.with_steps(cfg["steps"], evaluations=10)   # full-batch SGD at 0.9·η_crit
 best = {}
 for label, (param, mode) in VARIANTS.items():
     arch = nbk.fcn(2, cfg["width"], parameterization=param)
     fit = lambda grid, arch=arch, mode=mode: study.finite_accuracies(
-        arch, sp.x_train, sp.y_train, sp.x_test, sp.y_test, grid=[dict(l2=l) for l in grid], l2_mode=mode, **common)
+        arch, sp.x_train, sp.y_train, sp.x_test, sp.y_test, config=FULL_BATCH.replace(l2_mode=mode),
+        grid=[dict(l2=l) for l in grid], seeds=SEEDS, val=sp.val)
     best[label] = study.tuned_inside(fit, cfg["l2_grid"], "l2")   # L2 chosen on validation, inside its grid
     acc_by_l2 = {st["l2"]: np.mean([r.test_acc for r in rs]) for st, rs in best[label].runs}
     print(label, {l: round(a, 3) for l, a in acc_by_l2.items()}, "chosen:", best[label].label)

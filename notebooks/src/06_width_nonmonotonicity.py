@@ -57,12 +57,12 @@ print(f"planned power of part (1): drop of 3.3 points {stats.power(0.033, float(
 
 # %%
 results = {}
+RECIPE = study.RECIPE.replace(batch_size=cfg["batch"], warmup=cfg["steps"] // 10, lr_factor=0.3,
+                              l2=cfg["l2"]).with_steps(cfg["steps"], evaluations=15)
 make = lambda w: nbk.cnn(cfg["depth"], w, readout="vec", parameterization="standard")
 for w in cfg["widths"]:
-    results[w] = study.finite_accuracies(make(w), x_tr, y_tr, x_te, y_te, seeds=range(cfg["seeds"]), val=sp.val,
-                                         **dict(study.RECIPE, batch_size=cfg["batch"], warmup=cfg["steps"] // 10),
-                                         lr_factor=0.3, l2=cfg["l2"], steps=cfg["steps"], eval_every=max(cfg["steps"] // 15, 1),
-                                         progress=False, on_failure="report")  # a width whose runs all fail is still a point
+    results[w] = study.finite_accuracies(make(w), x_tr, y_tr, x_te, y_te, config=RECIPE, seeds=range(cfg["seeds"]), val=sp.val,
+                                         on_failure="report")  # a width whose runs all fail is still a point
     r = results[w]
     print(f"width {w:4d}: {formatting.pct(r.acc, r.acc_se)}, stopped at {r.steps}, final train loss "
           f"{np.mean([c.history['train_loss'][-1] for c in r.chosen]):.4f}" + "".join(f"; {why}" for _, _, why in r.failures))

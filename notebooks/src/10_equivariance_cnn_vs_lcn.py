@@ -70,13 +70,13 @@ print(f"max |K_CNN − K_LCN| / max |K| = {kernel_diff:.1e}; NTK accuracy {kerne
 
 # %%
 results = {}
+RECIPE = study.RECIPE.replace(batch_size=cfg["batch"], warmup=cfg["steps"] // 10, lr_factor=0.3,
+                              center=True).with_steps(cfg["steps"], evaluations=15)
 for share in (True, False):
     for w in cfg["widths"]:
         arch = nbk.cnn(cfg["depth"], w, readout="vec", weight_sharing=share)
         results[share, w] = study.finite_accuracies(
-            arch, x_tr, y_tr, x_te, y_te, seeds=range(cfg["seeds"]), on_failure="report", val=sp.val,
-            **dict(study.RECIPE, batch_size=cfg["batch"], warmup=cfg["steps"] // 10), lr_factor=0.3, center=True,
-            steps=cfg["steps"], eval_every=max(cfg["steps"] // 15, 1), progress=False)
+            arch, x_tr, y_tr, x_te, y_te, config=RECIPE, seeds=range(cfg["seeds"]), on_failure="report", val=sp.val)
     print("CNN" if share else "LCN", {w: round(results[share, w].acc, 3) for w in cfg["widths"]},
           [why for w in cfg["widths"] for _, _, why in results[share, w].failures])
 

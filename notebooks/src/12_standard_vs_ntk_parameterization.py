@@ -109,9 +109,9 @@ finite = {}
 for p in ("standard", "ntk"):
     for width in cfg["widths"]:
         finite[p, width] = study.finite_accuracies(nbk.fcn(2, width, parameterization=p), x_tr, y_tr, x_te, y_te,
+                                                   config=study.FULL_BATCH.with_steps(cfg["steps"], evaluations=10),
                                                    grid=[dict(lr_factor=f) for f in cfg["lr_factors"]],
-                                                   seeds=list(range(seed, seed + cfg["seeds"])), val=sp.val,
-                                                   steps=cfg["steps"], eval_every=max(cfg["steps"] // 10, 1), progress=False)
+                                                   seeds=list(range(seed, seed + cfg["seeds"])), val=sp.val)
         f = finite[p, width]
         print(f"{p:8s} width {width:5d}: test {f.acc:.3f} ± {f.acc_se:.3f} over seeds at lr {f.run.learning_rate:.3g} ({f.label}), "
               f"stopped at steps {f.steps}")
