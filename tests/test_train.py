@@ -347,7 +347,7 @@ def test_arms_derive_from_a_recipe_by_replacing_fields():
     assert (fast.lr_factor, fast.flip, fast.crop, fast.batch_size) == (1.0, True, 1, 100) and recipe.lr_factor == 0.3
     absolute = recipe.replace(lr=0.05)                        # a rate given the other way replaces the first
     assert absolute.lr == 0.05 and absolute.lr_factor is None
-    assert recipe.with_steps(1000, evaluations=15).eval_every == 66 and recipe.with_steps(7, 15).eval_every == 1
+    assert recipe.with_steps(1000, evaluations=15).eval_every == 66 and recipe.replace(warmup=0).with_steps(7, 15).eval_every == 1
     with pytest.raises(ValueError, match="warmup must be"):
         recipe.with_steps(50)                                  # the recipe's 100 warm-up steps do not fit in 50
     with pytest.raises(TypeError):
