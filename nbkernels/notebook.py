@@ -177,10 +177,10 @@ def _check_rows(name, rows):
     return keys
 
 
-def _record(name, claim, reproduced, numbers, keys, scale, figure, caveats, tests, write):
+def _record(name, claim, reproduced, numbers, keys, scale, figure, caveats, tests, write, arms=()):
     record = {"name": name, "claim": claim, "reproduced": reproduced, "numbers": numbers, "key": keys,
               "figure": figure, "caveats": list(caveats), "dataset": scale.describe(), "preset": scale.preset,
-              "scale": {**dataclasses.asdict(scale), "image": list(scale.image)}, "tests": tests}
+              "scale": {**dataclasses.asdict(scale), "image": list(scale.image)}, "tests": tests, "arms": list(arms)}
     if write:
         out = plots.figures_dir(scale.preset) / name / "verdict.json"
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -188,8 +188,23 @@ def _record(name, claim, reproduced, numbers, keys, scale, figure, caveats, test
     return record
 
 
+def arm_caveats(arms: Sequence[dict]) -> list[str]:
+    """What a reader must know of the finite arms a verdict rests on: each one chosen at the edge of its
+    grid, or whose stopping step is the end of its budget."""
+    out = []
+    for a in arms:
+        if not a["inside"]:
+            edges = [k for k, vs in a["grid"].items() if len(vs) > 1 and a["chosen"].get(k) in (min(vs), max(vs))]
+            out.append(f"arm {a['name']!r} was chosen at the edge of its grid ({', '.join(edges) or 'a setting'}): a "
+                       "wider grid might do better")
+        if a["budget_bound"]:
+            out.append(f"arm {a['name']!r} stopped at the end of its {a['budget_steps']}-step budget on some seed "
+                       f"(chosen steps {a['stop_step']}): more steps might do better")
+    return out
+
+
 def verdict(name: str, claim: str, test: "stats.Test", numbers: list, scale: plots.Scale, *, figure: str,
-            caveats: Sequence[str] = (), write: bool = True) -> None:
+            caveats: Sequence[str] = (), arms: Sequence[Any] = (), write: bool = True) -> None:
     """Print the one stable line nbval checks, and record claim, test, numbers and verdict for the report.
 
     The finding is reproduced when ``test`` passes; its estimate, error, z, p, alpha, images and seeds (each
@@ -213,6 +228,9 @@ def verdict(name: str, claim: str, test: "stats.Test", numbers: list, scale: plo
         The main figure's name in ``figures/<name>/`` (shown large in the report).
     caveats : sequence of str
         What a reader must know to trust the numbers.
+    arms : sequence of TunedArm (or their records)
+        Every finite arm of the comparison (:func:`nbkernels.study.tune`), recorded as ``arms`` in
+        ``verdict.json``; an arm chosen at the edge of its grid or at the end of its budget adds a caveat.
     write : bool
         Write ``verdict.json``.
 
@@ -225,7 +243,9 @@ def verdict(name: str, claim: str, test: "stats.Test", numbers: list, scale: plo
         raise TypeError(f"{name}: a verdict is decided by a nbkernels.stats test (stats.paired, pooled, all_of, "
                         f"equivalent), not by {type(test).__name__} {test!r}.")
     keys = _check_rows(name, numbers)
-    _record(name, claim, bool(test.passed), numbers, keys, scale, figure, caveats, [test.record()], write)
+    arms = [a.record() if hasattr(a, "record") else dict(a) for a in arms]
+    _record(name, claim, bool(test.passed), numbers, keys, scale, figure, list(caveats) + arm_caveats(arms),
+            [test.record()], write, arms)
     print(f"finding reproduced: {'yes' if test.passed else 'no'}")
 
 

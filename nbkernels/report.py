@@ -279,6 +279,22 @@ def _tests_html(v):
             + rows + "</table>")
 
 
+def _arms_html(v) -> str:
+    """The finite arms a verdict rests on: each one's chosen point, whether it is inside its grid and whether
+    its stopping is budget-bound, and its fresh seeds' test accuracy."""
+    arms = v.get("arms") or []
+    if not arms:
+        return ""
+    from .formatting import setting_label
+    rows = "".join(
+        f"<tr><td>{html.escape(a['name'])}</td><td>{html.escape(setting_label(a['chosen']))}</td>"
+        f"<td>{'inside' if a['inside'] else '<b>at an edge</b>'}</td>"
+        f"<td>{'<b>budget-bound</b>' if a['budget_bound'] else 'stopped before the budget'}</td>"
+        f"<td>{100 * a['test_acc']:.1f}% ({len(a['seeds'])} fresh seeds)</td></tr>" for a in arms)
+    return ("<table class='tests'><tr><th>finite arm</th><th>chosen on validation</th><th>grid</th><th>stopping</th>"
+            "<th>test</th></tr>" + rows + "</table>")
+
+
 def _card(r, out_dir):
     """One finding: claim, verdict, the numbers that decided it beside the paper's, and its main figure."""
     name = html.escape(r["name"])
@@ -309,7 +325,7 @@ def _card(r, out_dir):
         more = len(v.get("numbers") or []) - len(_key_rows(v))
         if page and more > 0:
             nums += f'<p class="more"><a href="{page}#Verdict">all {len(v["numbers"])} numbers on the finding\'s page</a></p>'
-        nums += _tests_html(v)
+        nums += _tests_html(v) + _arms_html(v)
         for c in v.get("caveats") or []:
             nums += f'<p class="caveat">Caveat: {html.escape(str(c))}</p>'
     fig = _main_figure(r, v)

@@ -498,3 +498,33 @@ def test_a_compile_option_xla_refuses_falls_back_with_a_warning(monkeypatch):
             assert T._compiler_options(True) is None
     finally:
         T._compiler_options.cache_clear()
+
+
+def test_an_arm_is_tuned_on_validation_and_confirmed_with_fresh_seeds(tmp_path):
+    from nbkernels import study
+    ds = data.load("digits")
+    x_tr, y_tr, x_te, y_te = data.prepare(ds)
+    val, x_tr, y_tr = (x_tr[300:400], y_tr[300:400]), x_tr[:300], y_tr[:300]
+    recipe = T.TrainConfig(steps=60, lr_factor=0.5, optimizer="momentum", batch_size=50, eval_every=20, test_curve=False)
+    arm = study.Arm("FCN", nbk.fcn(1, 32), recipe, {"lr_factor": (0.1, 0.5, 2.0), "l2": (0.0, 1e-3)})
+    assert arm.points()[:3] == [dict(lr_factor=0.1, l2=0.0), dict(lr_factor=0.1, l2=1e-3), dict(lr_factor=0.5, l2=0.0)]
+    store = cache.Cache(tmp_path)
+    t = study.tune(arm, x_tr, y_tr, x_te[:150], y_te[:150], val=val, cache=store)
+    scan_vals = dict(zip(map(lambda p: tuple(p.items()), arm.points()), t.scan.val_grid))
+    assert t.chosen == t.scan.setting and scan_vals[tuple(t.chosen.items())] == max(v for v in t.scan.val_grid if v == v)
+    assert [r.config.seed for r in t.final.chosen] == [1, 2, 3] and t.scan.chosen[0].config.seed == 0  # fresh seeds
+    assert t.scores.shape == (3, 150) and t.test_acc == pytest.approx(np.mean(t.final.seed_accs))
+    assert "l2" in t.edges and not t.inside            # two L2 values: the choice is always at an edge
+    assert t.inside == (not t.edges) and t.budget_steps == 60
+    assert t.budget_bound == any(s == 60 for s in t.stop_step)
+    rec = t.record()
+    assert list(rec) == ["name", "grid", "chosen", "inside", "budget_bound", "stop_step", "budget_steps", "val_acc",
+                         "test_acc", "seeds"]
+    assert rec["grid"] == {"lr_factor": [0.1, 0.5, 2.0], "l2": [0.0, 1e-3]} and rec["seeds"] == [1, 2, 3]
+    assert "(edge: " in t.label and "l2" in t.label.split("(edge: ")[1]
+    with pytest.raises(ValueError, match="scan's seed 0 is among the fresh seeds"):
+        study.tune(arm, x_tr, y_tr, x_te, y_te, val=val, seeds=(0, 1, 2), cache=store)
+    with pytest.raises(ValueError, match="at least 3 fresh seeds"):
+        study.tune(arm, x_tr, y_tr, x_te, y_te, val=val, seeds=(1, 2), cache=store)
+    with pytest.raises(ValueError, match="untuned arm decides nothing"):
+        study.tune(study.Arm("x", arm.arch, recipe, {}), x_tr, y_tr, x_te, y_te, val=val, cache=store)
