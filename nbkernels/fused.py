@@ -38,13 +38,17 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
-from typing import Optional
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numba
 import numpy as np
 from numba import njit, prange
+from numpy.typing import DTypeLike
 
 from . import kernels as K
+
+if TYPE_CHECKING:
+    from .architecture import Architecture
 
 OP_CONV, OP_RELU, OP_ERF = 0, 1, 2
 READ_GAP, READ_FLATTEN = 0, 1
@@ -76,7 +80,7 @@ class Prefix:
             (self.ops[:, _KIND] != OP_CONV) & (np.r_[OP_RELU, self.ops[:-1, _KIND]] != OP_CONV)))
 
 
-def prefix(arch, input_shape) -> Optional[Prefix]:
+def prefix(arch: "Architecture", input_shape: Sequence[int]) -> Optional[Prefix]:
     """The fused program for ``arch`` on inputs of ``input_shape`` (H, W, C), or None where the
     architecture has a layer it does not cover (see the module's docstring)."""
     from .layers import Conv, Erf, Flatten, GlobalAvgPool, Relu
@@ -110,13 +114,14 @@ def prefix(arch, input_shape) -> Optional[Prefix]:
     return None
 
 
-def constants(dtype):
+def constants(dtype: DTypeLike) -> np.ndarray:
     """The numbers the compiled loops need, in the computation's dtype (a float32 kernel stays float32)."""
     return np.array((0.0, 1.0, math.pi, math.pi / 2, math.pi / 4, K.ATAN_MOREBITS, 0.66, 1 / (2 * math.pi),
                      2 / math.pi, 4 / math.pi) + K.ATAN_P + K.ATAN_Q, dtype)
 
 
-def block(pre: Prefix, x1, x2, same, with_ntk: bool, dtype, chunk_pairs: int = 256):
+def block(pre: Prefix, x1: np.ndarray, x2: np.ndarray, same: np.ndarray, with_ntk: bool, dtype: DTypeLike,
+          chunk_pairs: int = 256) -> tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]:
     """The kernel state after the readout for the input pairs of ``x1`` (n1, H, W, C) and ``x2``:
     ``(nngp, ntk, var1, var2)``, each (n1, n2) or (n,) (``ntk`` None without ``with_ntk``; the
     variances None after ``GlobalAvgPool``, as :meth:`KernelState.global_avg_pool` leaves them).
@@ -258,7 +263,7 @@ def _zero_ring(buf, a0, a1, b0, b1, pad, HP, WP, M):
 
 
 @_inline
-def activate(act, ntk, k, th, f1, f2, same, cst):
+def _activate(act, ntk, k, th, f1, f2, same, cst):
     """The nonlinearity's map of one entry's (nngp, ntk); f1, f2 are the two pixels' variances (ReLU) or
     1 + 2 variances (erf). ``act`` and ``ntk`` are constants where it is inlined, so each loop that
     calls it compiles to its own branch-free, vectorized body."""
@@ -291,7 +296,7 @@ def _finish_pixel(act, ntk, S, T, dst, acc_s, acc_t, nr, n2, aff, f1, f1_at, f2,
             ms = acc_s[m] * inv
             k = w2 * ms + b2
             th = (alpha * ms + gamma) + w2 * (acc_t[m] * inv) if ntk else cst[0]
-            k, th = activate(act, ntk, k, th, g1, f2[f2_at + j], same[sm + j] & diag, cst)
+            k, th = _activate(act, ntk, k, th, g1, f2[f2_at + j], same[sm + j] & diag, cst)
             S[dst + m] = k
             if ntk:
                 T[dst + m] = th
@@ -318,7 +323,7 @@ def _conv3_pixel(act, ntk, S, T, S2, T2, tl, dst, RM, M, nr, n2, aff, f1, f1_at,
                 mt = (T[q] + T[q + M] + T[q + M2] + T[q + RM] + T[q + RM + M] + T[q + RM + M2]
                       + T[q + R2] + T[q + R2 + M] + T[q + R2 + M2]) * inv
                 th = (alpha * ms + gamma) + w2 * mt
-            k, th = activate(act, ntk, k, th, g1, f2[f2_at + j], same[sm + j] & diag, cst)
+            k, th = _activate(act, ntk, k, th, g1, f2[f2_at + j], same[sm + j] & diag, cst)
             S2[dst + m] = k
             if ntk:
                 T2[dst + m] = th
@@ -333,7 +338,7 @@ def _activate_pixel(act, ntk, S, T, dst, nr, n2, f1, f1_at, f2, f2_at, same, sam
         sm = same_at + _U(r * n2)
         for j in range(_U(n2)):
             th = T[row + j] if ntk else cst[0]
-            k, th = activate(act, ntk, S[row + j], th, g1, f2[f2_at + j], same[sm + j] & diag, cst)
+            k, th = _activate(act, ntk, S[row + j], th, g1, f2[f2_at + j], same[sm + j] & diag, cst)
             S[row + j] = k
             if ntk:
                 T[row + j] = th
