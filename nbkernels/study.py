@@ -501,12 +501,30 @@ class TunedArm:
                     seeds=[int(s) for s in self.seeds])
 
 
+def _extended(grid: dict, chosen: dict) -> Optional[dict]:
+    """The grid grown one step beyond each ordinal setting chosen at an edge (by the ratio of its two outermost
+    values: 0.3, 1, 3 grows to 10 above and to 0.1 below), or None when no edge can grow (a chosen 0, a
+    setting with one value, or values that are not numbers)."""
+    out, grew = {}, False
+    for k, vs in grid.items():
+        vs = list(vs)
+        pos = sorted(v for v in vs if _ordinal([v]) and v > 0)
+        if len(vs) > 1 and _ordinal(vs) and len(pos) >= 2:
+            if chosen[k] == max(vs):
+                vs, grew = vs + [max(vs) * max(vs) / sorted(vs)[-2]], True
+            elif chosen[k] == min(vs) and min(vs) > 0:
+                vs, grew = [min(vs) * min(vs) / sorted(vs)[1]] + vs, True
+        out[k] = vs
+    return out if grew else None
+
+
 def tune(arm: Arm, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, *,
          val: tuple[np.ndarray, np.ndarray], seeds: Sequence[int] = (1, 2, 3), scan_seed: int = 0,
-         progress: bool = False, cache: Union[bool, "cache_mod.Cache"] = True) -> TunedArm:
+         extend: int = 2, progress: bool = False, cache: Union[bool, "cache_mod.Cache"] = True) -> TunedArm:
     """Tune an arm on validation: scan every grid point with one seed, choose the point with the best
-    validation accuracy (each run stopped at its best validation step), then train that point with fresh
-    seeds, none of them the scan's, whose test scores are the arm's.
+    validation accuracy (each run stopped at its best validation step), grow the grid beyond any setting
+    chosen at its edge and scan again (at most ``extend`` times; only validation accuracies decide), then
+    train the chosen point with fresh seeds, none of them the scan's, whose test scores are the arm's.
 
     Parameters
     ----------
@@ -520,6 +538,9 @@ def tune(arm: Arm, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
         The fresh seeds of the chosen point (at least 3; never the scan's).
     scan_seed : int
         The seed of the scan.
+    extend : int
+        How many times the grid may grow past a setting chosen at its edge (:func:`_extended`); a choice
+        still at an edge after that, or at an edge that cannot grow (L2 of 0), is marked (``edges``).
     progress : bool
         Progress bars over each run's steps.
     cache : bool or Cache
@@ -544,6 +565,13 @@ def tune(arm: Arm, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
                          "untuned arm decides nothing.")
     common = dict(config=arm.config, val=val, progress=progress, cache=cache)
     scan = finite_accuracies(arm.arch, x_train, y_train, x_test, y_test, grid=arm.points(), seeds=[scan_seed], **common)
+    for _ in range(extend):  # grown grids rescan from the cache; only the new points train
+        grown = _extended(arm.grid, scan.setting)
+        if grown is None:
+            break
+        arm = dataclasses.replace(arm, grid=grown)
+        scan = finite_accuracies(arm.arch, x_train, y_train, x_test, y_test, grid=arm.points(), seeds=[scan_seed],
+                                 **common)
     final = finite_accuracies(arm.arch, x_train, y_train, x_test, y_test, grid=[scan.setting], seeds=seeds,
                               on_failure="report", **common)
     chosen = dict(scan.setting)

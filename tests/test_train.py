@@ -509,7 +509,7 @@ def test_an_arm_is_tuned_on_validation_and_confirmed_with_fresh_seeds(tmp_path):
     arm = study.Arm("FCN", nbk.fcn(1, 32), recipe, {"lr_factor": (0.1, 0.5, 2.0), "l2": (0.0, 1e-3)})
     assert arm.points()[:3] == [dict(lr_factor=0.1, l2=0.0), dict(lr_factor=0.1, l2=1e-3), dict(lr_factor=0.5, l2=0.0)]
     store = cache.Cache(tmp_path)
-    t = study.tune(arm, x_tr, y_tr, x_te[:150], y_te[:150], val=val, cache=store)
+    t = study.tune(arm, x_tr, y_tr, x_te[:150], y_te[:150], val=val, cache=store, extend=0)
     scan_vals = dict(zip(map(lambda p: tuple(p.items()), arm.points()), t.scan.val_grid))
     assert t.chosen == t.scan.setting and scan_vals[tuple(t.chosen.items())] == max(v for v in t.scan.val_grid if v == v)
     assert [r.config.seed for r in t.final.chosen] == [1, 2, 3] and t.scan.chosen[0].config.seed == 0  # fresh seeds
@@ -522,9 +522,24 @@ def test_an_arm_is_tuned_on_validation_and_confirmed_with_fresh_seeds(tmp_path):
                          "test_acc", "seeds"]
     assert rec["grid"] == {"lr_factor": [0.1, 0.5, 2.0], "l2": [0.0, 1e-3]} and rec["seeds"] == [1, 2, 3]
     assert "(edge: " in t.label and "l2" in t.label.split("(edge: ")[1]
+    grown = study.tune(arm, x_tr, y_tr, x_te[:150], y_te[:150], val=val, cache=store)   # extend=2: past an edge
+    if t.chosen["lr_factor"] == 2.0:
+        assert grown.grid["lr_factor"][:4] == [0.1, 0.5, 2.0, 8.0]
+    assert grown.chosen == grown.scan.setting and grown.grid["l2"] == [0.0, 1e-3]   # one positive value: no ratio to grow by
+    assert "l2" in grown.edges                                                     # so the choice stays marked
     with pytest.raises(ValueError, match="scan's seed 0 is among the fresh seeds"):
         study.tune(arm, x_tr, y_tr, x_te, y_te, val=val, seeds=(0, 1, 2), cache=store)
     with pytest.raises(ValueError, match="at least 3 fresh seeds"):
         study.tune(arm, x_tr, y_tr, x_te, y_te, val=val, seeds=(1, 2), cache=store)
     with pytest.raises(ValueError, match="untuned arm decides nothing"):
         study.tune(study.Arm("x", arm.arch, recipe, {}), x_tr, y_tr, x_te, y_te, val=val, cache=store)
+
+
+def test_a_grid_grows_past_a_choice_at_its_edge():
+    from nbkernels import study
+    grid = {"lr_factor": [0.3, 1.0, 3.0], "l2": [0.0, 1e-4, 1e-3], "flip": [False, True]}
+    assert study._extended(grid, dict(lr_factor=3.0, l2=1e-3, flip=True)) == {
+        "lr_factor": [0.3, 1.0, 3.0, pytest.approx(9.0)], "l2": [0.0, 1e-4, 1e-3, pytest.approx(1e-2)], "flip": [False, True]}
+    assert study._extended(grid, dict(lr_factor=0.3, l2=0.0, flip=False))["lr_factor"][0] == pytest.approx(0.09)
+    assert study._extended(grid, dict(lr_factor=1.0, l2=0.0, flip=False)) is None   # L2 of 0 cannot grow below
+    assert study._extended({"l2": [0.0, 1e-4]}, dict(l2=1e-4)) is None               # one positive value: no ratio
