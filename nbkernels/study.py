@@ -511,9 +511,9 @@ def _extended(grid: dict, chosen: dict) -> Optional[dict]:
         pos = sorted(v for v in vs if _ordinal([v]) and v > 0)
         if len(vs) > 1 and _ordinal(vs) and len(pos) >= 2:
             if chosen[k] == max(vs):
-                vs, grew = vs + [max(vs) * max(vs) / sorted(vs)[-2]], True
+                vs, grew = vs + [float(f"{max(vs) * max(vs) / sorted(vs)[-2]:.12g}")], True
             elif chosen[k] == min(vs) and min(vs) > 0:
-                vs, grew = [min(vs) * min(vs) / sorted(vs)[1]] + vs, True
+                vs, grew = [float(f"{min(vs) * min(vs) / sorted(vs)[1]:.12g}")] + vs, True
         out[k] = vs
     return out if grew else None
 
