@@ -138,8 +138,8 @@ for p, style in [("standard", "o-"), ("ntk", "s--")]:
                 [100 * finite[p, wd].test_se for wd in cfg["widths"]], fmt=style, capsize=3, label=p)
 ax.set_xscale("log")
 plots.log_ticks(ax, cfg["widths"])
-plots.label(ax, "width (hidden units)", "test accuracy (%), tuned lr and L2, ± SE over seeds")
-ax.set_title("finite networks"); ax.legend()
+plots.label(ax, "width (hidden units)", "test accuracy (%)")
+ax.set_title("finite networks: lr, L2 tuned (± SE, fresh seeds)"); ax.legend()
 plots.publish(fig, "Standard vs NTK parameterization (FCN, 2 hidden layers)", scale, "12_standard_vs_ntk_parameterization/parameterizations")
 
 
