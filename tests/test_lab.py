@@ -16,9 +16,9 @@ NAME = "00_data_tour"
 
 def _make_lab_command() -> list:
     """The command `make lab` runs (make's dry run, with this test's Python environment as the venv)."""
-    out = subprocess.run(["make", "-n", "lab", f"VENV={sys.prefix}"], cwd=REPO, capture_output=True, text=True,
-                         check=True).stdout.strip().splitlines()
-    return shlex.split(out[-1])
+    out = subprocess.run(["make", "-n", "--no-print-directory", "lab", f"VENV={sys.prefix}"], cwd=REPO,
+                         capture_output=True, text=True, check=True).stdout.strip().splitlines()
+    return shlex.split([line for line in out if " lab " in f"{line} "][-1])  # the recipe's line (under make test, too)
 
 
 def _api(base, path, method="GET", body=None):
