@@ -6,7 +6,7 @@ trained two ways on the same images (issue 44, point 3):
   one seed scanning, three fresh seeds for the chosen point;
 * **plain**: a practitioner's loop written here without the package's training code: Flax's own layers
   (``nn.Conv``, ``nn.ConvLocal``, ``nn.Dense``; standard parameterization, LeCun-normal initialization),
-  Adam with linear warm-up and cosine decay, softmax cross-entropy, random flips and crops, two learning
+  Adam with linear warm-up and cosine decay, softmax cross-entropy, random flips and crops, three learning
   rates scanned with one seed, the stopping step chosen on the same validation images, three fresh seeds;
 * **plain, MSE**: the same loop on the package's loss (½·mean squared error against -0.1/0.9 targets),
   which separates the loss from the rest of the recipe.
@@ -18,7 +18,8 @@ of a 4,000-image class-balanced pool standardized on the pool, 1,000 validation,
     NBKERNELS_DATA=../shared/data python benchmarks/plain_recipe.py --image 8 --out plain_recipe_8.json
     NBKERNELS_DATA=../shared/data python benchmarks/plain_recipe.py --image 16 --out plain_recipe_16.json
 
-The JSON is rewritten after each network; every package run goes through the results cache.
+The JSON is rewritten after each network, and a rerun with the same ``--out`` keeps the networks it
+already holds (same settings) and runs only the rest; every package run goes through the results cache.
 """
 import argparse
 import json
@@ -144,9 +145,20 @@ def main(argv=None):
                   seeds=seeds, plain_lrs=lrs, matmul_gflops_start=rate, machine=f"{os.cpu_count()} cores",
                   device=device(), date=time.strftime("%Y-%m-%d"), nets={})
     out_path = HERE / a.out
+    if out_path.exists():   # resume: keep the networks a run with the same settings already finished
+        done = json.loads(out_path.read_text())
+        same = all(done.get(k) == record[k] for k in ("image", "width", "n_train", "n_val", "n_test", "steps",
+                                                       "seeds", "plain_lrs"))
+        if same:
+            record["nets"] = done["nets"]
+            record["matmul_gflops_start"] = done["matmul_gflops_start"]
+            record["resumed_matmul_gflops"] = rate
     recipe = study.RECIPE.replace(flip=True, crop=crop, center=True).with_steps(a.steps, evaluations=20)
     grid = {"lr_factor": (0.3, 1.0, 2.0), "l2": (0.0, 1e-4, 1e-3)}
     for name in a.archs.split(","):
+        if name in record["nets"]:
+            print(f"{name}: already in {out_path.name}", flush=True)
+            continue
         t0 = time.perf_counter()
         arch = nbk.cnn(2, a.width, readout=NETS[name]["readout"], weight_sharing=NETS[name]["shared"])  # as 01 and 10
         pkg = study.tune(study.Arm(name, arch, recipe, grid), sp.x_train, sp.y_train, sp.x_test, sp.y_test, val=sp.val,
