@@ -117,6 +117,24 @@ class Architecture:
         """
         return Network(tuple(self.layers))
 
+    def n_parameters(self, input_shape: Sequence[int]) -> int:
+        """How many trainable numbers the finite network has on inputs of ``input_shape`` (one image: H, W, C
+        or features), counted from the shapes alone (nothing is initialized).
+
+        Parameters
+        ----------
+        input_shape : sequence of int
+            One input's shape, without the batch axis: ``x.shape[1:]``.
+
+        Returns
+        -------
+        int
+            The number of weights and biases.
+        """
+        self.specs(input_shape)   # a clear error for an input the layers cannot take
+        shapes = jax.eval_shape(lambda: self.network().init(jax.random.PRNGKey(0), jnp.zeros((1, *input_shape))))
+        return int(sum(math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(shapes)))
+
     # -- infinite ----------------------------------------------------------------------------
     def kernel_fn(self, x1: jax.Array, x2: Optional[jax.Array], get: Sequence[str] = ("nngp", "ntk")
                   ) -> tuple[jax.Array, Optional[jax.Array]]:

@@ -39,10 +39,14 @@ def pct(x: float, se: Optional[float] = None) -> str:
 
 
 def setting_label(setting: dict) -> str:
-    """A grid point (a dict of :func:`nbkernels.train.train` options) in words: ``lr 0.5 eta_crit, L2 0.0001``."""
+    """A grid point (a dict of :func:`nbkernels.train.train` options) in words: ``lr 0.5 eta_crit, L2 0.0001``
+    (``center`` as ``centered`` or ``not centered``)."""
     names = dict(lr_factor=("lr", " eta_crit"), lr=("lr", ""), l2=("L2", ""), width=("width", ""))
     parts = []
     for k, v in setting.items():
+        if k == "center":   # a switch reads as what it does
+            parts.append("centered" if v else "not centered")
+            continue
         name, unit = names.get(k, (k, ""))
         parts.append(f"{name} {v:g}{unit}" if isinstance(v, float) else f"{name} {v}{unit}")
     return ", ".join(parts) or "default"

@@ -543,3 +543,15 @@ def test_a_grid_grows_past_a_choice_at_its_edge():
     assert study._extended(grid, dict(lr_factor=0.3, l2=0.0, flip=False))["lr_factor"][0] == pytest.approx(0.09)
     assert study._extended(grid, dict(lr_factor=1.0, l2=0.0, flip=False)) is None   # L2 of 0 cannot grow below
     assert study._extended({"l2": [0.0, 1e-4]}, dict(l2=1e-4)) is None               # one positive value: no ratio
+
+
+@pytest.mark.parametrize("arch, shape", [(nbk.cnn(2, 3, readout="vec"), (6, 6, 3)),
+                                         (nbk.cnn(2, 3, readout="vec", weight_sharing=False), (6, 6, 3)),
+                                         (nbk.fcn(1, 10), (5,))])
+def test_parameter_count_is_the_initialized_networks(arch, shape):
+    params = arch.network().init(jax.random.PRNGKey(0), jnp.zeros((1, *shape)))
+    assert arch.n_parameters(shape) == sum(p.size for p in jax.tree_util.tree_leaves(params))
+    # an LCN has one set of filters per position: 36 positions of 6x6 against the CNN's one
+    if shape == (6, 6, 3):
+        assert nbk.cnn(2, 3, readout="vec", weight_sharing=False).n_parameters(shape) > 30 * (
+            nbk.cnn(2, 3, readout="vec").n_parameters(shape) - (6 * 6 * 3 * 10 + 10))
