@@ -190,7 +190,7 @@ def _record(name, claim, reproduced, numbers, keys, scale, figure, caveats, test
 
 def arm_caveats(arms: Sequence[dict]) -> list[str]:
     """What a reader must know of the finite arms a verdict rests on: each one chosen at the edge of its
-    grid, or whose stopping step is the end of its budget."""
+    grid, whose stopping step is the end of its budget, or whose stopping step is its first evaluation."""
     out = []
     for a in arms:
         if not a["inside"]:
@@ -200,6 +200,9 @@ def arm_caveats(arms: Sequence[dict]) -> list[str]:
         if a["budget_bound"]:
             out.append(f"arm {a['name']!r} stopped at the end of its {a['budget_steps']}-step budget on some seed "
                        f"(chosen steps {a['stop_step']}): more steps might do better")
+        if a.get("early_bound"):
+            out.append(f"arm {a['name']!r} stopped at its first evaluation on some seed (chosen steps {a['stop_step']}):"
+                       " its best point may lie earlier; evaluate more often, or a lower learning rate may do better")
     return out
 
 

@@ -289,7 +289,7 @@ def _arms_html(v) -> str:
     rows = "".join(
         f"<tr><td>{html.escape(a['name'])}</td><td>{html.escape(setting_label(a['chosen']))}</td>"
         f"<td>{'inside' if a['inside'] else '<b>at an edge</b>'}</td>"
-        f"<td>{'<b>budget-bound</b>' if a['budget_bound'] else 'stopped before the budget'}</td>"
+        f"<td>{'<b>budget-bound</b>' if a['budget_bound'] else '<b>at the first evaluation</b>' if a.get('early_bound') else 'stopped before the budget'}</td>"
         f"<td>{100 * a['test_acc']:.1f}% ({len(a['seeds'])} fresh seeds)</td></tr>" for a in arms)
     return ("<table class='tests'><tr><th>finite arm</th><th>chosen on validation</th><th>grid</th><th>stopping</th>"
             "<th>test</th></tr>" + rows + "</table>")

@@ -463,13 +463,16 @@ class TunedArm:
 
     ``inside``: every ordinal setting the grid varies (learning rate, L2, width, ...) was chosen strictly
     inside its values (``edges`` names those that were not); ``budget_bound``: a fresh seed's chosen stopping
-    step is the last step of its budget, so more steps might have helped."""
+    step is the last step of its budget, so more steps might have helped; ``early_bound``: a fresh seed's
+    chosen stopping step is the first evaluation, the other edge of the stopping grid, so its best point
+    may lie earlier (evaluate more often, or a lower learning rate may do better)."""
     name: str
     grid: dict
     chosen: dict
     inside: bool
     edges: list
     budget_bound: bool
+    early_bound: bool
     stop_step: list
     budget_steps: int
     val_acc: float
@@ -487,8 +490,9 @@ class TunedArm:
     @property
     def label(self) -> str:
         """The chosen point in words, with the marks a table shows: ``lr 1 eta_crit, L2 0.0001`` then
-        ``(edge: l2)`` and ``(budget-bound)`` where they apply."""
-        marks = ([f"edge: {', '.join(self.edges)}"] if self.edges else []) + (["budget-bound"] if self.budget_bound else [])
+        ``(edge: l2)``, ``(budget-bound)`` and ``(stopped at the first evaluation)`` where they apply."""
+        marks = ([f"edge: {', '.join(self.edges)}"] if self.edges else []) + (["budget-bound"] if self.budget_bound else []) \
+            + (["stopped at the first evaluation"] if self.early_bound else [])
         return setting_label(self.chosen) + "".join(f" ({m})" for m in marks)
 
     def record(self) -> dict:
@@ -496,7 +500,8 @@ class TunedArm:
         plain = lambda v: v.item() if isinstance(v, np.generic) else v
         return dict(name=self.name, grid={k: [plain(v) for v in vs] for k, vs in self.grid.items()},
                     chosen={k: plain(v) for k, v in self.chosen.items()}, inside=bool(self.inside),
-                    budget_bound=bool(self.budget_bound), stop_step=[int(s) for s in self.stop_step],
+                    budget_bound=bool(self.budget_bound), early_bound=bool(self.early_bound),
+                    stop_step=[int(s) for s in self.stop_step],
                     budget_steps=int(self.budget_steps), val_acc=float(self.val_acc), test_acc=float(self.test_acc),
                     seeds=[int(s) for s in self.seeds])
 
@@ -549,7 +554,8 @@ def tune(arm: Arm, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
     Returns
     -------
     TunedArm
-        The chosen point, whether it is inside its grid and whether its stopping is budget-bound, its fresh
+        The chosen point, whether it is inside its grid and whether its stopping is budget-bound or at the
+        first evaluation, its fresh
         seeds' validation and test accuracy and per-image scores, and the scan.
     """
     seeds = [int(s) for s in seeds]
@@ -577,8 +583,9 @@ def tune(arm: Arm, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
     chosen = dict(scan.setting)
     edges = [k for k, vs in arm.grid.items() if len(vs) > 1 and _ordinal(vs)
              and not min(vs) < chosen[k] < max(vs)]
-    budget = int(final.chosen[0].config.steps)
+    budget, first = int(final.chosen[0].config.steps), int(final.chosen[0].config.eval_every)
     return TunedArm(name=arm.name, grid={k: list(vs) for k, vs in arm.grid.items()}, chosen=chosen, inside=not edges,
-                    edges=edges, budget_bound=any(s >= budget for s in final.steps), stop_step=list(final.steps),
+                    edges=edges, budget_bound=any(s >= budget for s in final.steps),
+                    early_bound=any(s <= first < budget for s in final.steps), stop_step=list(final.steps),
                     budget_steps=budget, val_acc=final.val_acc, test_acc=final.acc,
                     test_se=final.acc_se, seeds=seeds, scan=scan, final=final)

@@ -64,12 +64,15 @@ def test_every_finite_arm_is_recorded_and_one_at_an_edge_or_its_budget_is_a_cave
                   budget_bound=False, stop_step=[400, 500, 450], budget_steps=1000, val_acc=0.41, test_acc=0.40,
                   seeds=[1, 2, 3])
     edge = dict(inside, name="LCN", chosen={"lr_factor": 2.0}, inside=False, budget_bound=True, stop_step=[1000, 900, 1000])
-    notebook.verdict("10_x", "CNN beats LCN", TEST, ROWS, SCALE, figure="width", arms=[inside, edge])
+    early = dict(inside, name="LCN-early", early_bound=True, stop_step=[100, 300, 200])
+    notebook.verdict("10_x", "CNN beats LCN", TEST, ROWS, SCALE, figure="width", arms=[inside, edge, early])
     v = json.loads((tmp_path / "10_x" / "verdict.json").read_text())
-    assert v["arms"] == [inside, edge]
+    assert v["arms"] == [inside, edge, early]
+    assert any("'LCN-early' stopped at its first evaluation" in c for c in v["caveats"])
     assert any("'LCN' was chosen at the edge of its grid (lr_factor)" in c for c in v["caveats"])
     assert any("'LCN' stopped at the end of its 1000-step budget" in c for c in v["caveats"])
     assert not any("'CNN'" in c for c in v["caveats"])
     from nbkernels import report
     html_text = report._arms_html(v)
     assert "<b>at an edge</b>" in html_text and "<b>budget-bound</b>" in html_text and "40.0% (3 fresh seeds)" in html_text
+    assert "<b>at the first evaluation</b>" in html_text

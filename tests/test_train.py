@@ -517,9 +517,10 @@ def test_an_arm_is_tuned_on_validation_and_confirmed_with_fresh_seeds(tmp_path):
     assert "l2" in t.edges and not t.inside            # two L2 values: the choice is always at an edge
     assert t.inside == (not t.edges) and t.budget_steps == 60
     assert t.budget_bound == any(s == 60 for s in t.stop_step)
+    assert t.early_bound == any(s == 20 for s in t.stop_step)   # the first evaluation: the other edge of the steps
     rec = t.record()
-    assert list(rec) == ["name", "grid", "chosen", "inside", "budget_bound", "stop_step", "budget_steps", "val_acc",
-                         "test_acc", "seeds"]
+    assert list(rec) == ["name", "grid", "chosen", "inside", "budget_bound", "early_bound", "stop_step", "budget_steps",
+                         "val_acc", "test_acc", "seeds"]
     assert rec["grid"] == {"lr_factor": [0.1, 0.5, 2.0], "l2": [0.0, 1e-3]} and rec["seeds"] == [1, 2, 3]
     assert "(edge: " in t.label and "l2" in t.label.split("(edge: ")[1]
     grown = study.tune(arm, x_tr, y_tr, x_te[:150], y_te[:150], val=val, cache=store)   # extend=2: past an edge
