@@ -57,10 +57,11 @@ class Test:
     kind: str = "greater"            # greater | pooled | equivalent | all_of
     margin: Optional[float] = None   # the equivalence margin
     parts: tuple = ()                # the tests of an all_of
+    unit: str = "points"             # the estimate's unit: "points" (accuracy fractions shown ×100) or as measured
 
     def record(self) -> dict:
         """The test as plain numbers for ``verdict.json``."""
-        out = {k: v for k, v in dataclasses.asdict(self).items() if k != "parts"}
+        out = {k: v for k, v in dataclasses.asdict(self).items() if k != "parts" and not (k == "unit" and v == "points")}
         out["df"] = None if math.isinf(self.df) else self.df
         if self.parts:
             out["parts"] = [t.record() for t in self.parts]
@@ -72,6 +73,9 @@ class Test:
         if self.kind == "all_of":
             return f"{sum(t.passed for t in self.parts)} of {len(self.parts)} parts pass (largest p {self.p:.3g})"
         margin = f" within ±{100 * self.margin:.1f}" if self.margin is not None else ""
+        if self.unit != "points":
+            return (f"{self.estimate:+.4g} ± {self.se:.3g} {self.unit}, t = {self.z:.2f} ({self.df:.1f} df), "
+                    f"p = {self.p:.3g} {'<' if self.passed else '≥'} {self.alpha:g}")
         return (f"{100 * self.estimate:+.2f} ± {100 * self.se:.2f} points{margin}, z = {self.z:.2f}, "
                 f"p = {self.p:.3g} {'<' if self.passed else '≥'} {self.alpha:g}")
 
@@ -174,6 +178,37 @@ def paired(score_a: ArrayLike, score_b: ArrayLike, alpha: float = ALPHA, *, labe
     _check_alpha(alpha)
     est, se, df, n, seeds = _difference(score_a, score_b)
     return greater(est, se, alpha, label=label, n=n, seeds=seeds, df=df)
+
+
+def independent(a: ArrayLike, b: ArrayLike, alpha: float = ALPHA, *, label: str = "A − B", unit: str) -> Test:
+    """One-sided test that quantity A's mean is above B's, from independent draws of each (one number per
+    seed: a training speed, a loss), with Welch's t: the error is the draws' spread alone.
+
+    Parameters
+    ----------
+    a, b : array_like
+        One measurement per independent draw (at least 2 each), finite.
+    alpha : float
+        The test's level.
+    label : str
+        What is tested, in words.
+    unit : str
+        The measurements' unit (``"steps"``), shown with the estimate.
+
+    Returns
+    -------
+    Test
+        Estimate mean(a) − mean(b), its standard error, Welch's t and degrees of freedom, and p.
+    """
+    a, b = (np.asarray(v, dtype=float).ravel() for v in (a, b))
+    for name, v in (("a", a), ("b", b)):
+        if len(v) < 2 or not np.all(np.isfinite(v)):
+            raise ValueError(f"independent: {name} must hold at least 2 finite measurements (one per draw); got {v}.")
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se = math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)) if se > 0 else math.inf
+    return dataclasses.replace(greater(float(a.mean() - b.mean()), se, alpha, label=label, seeds=max(len(a), len(b)),
+                                       df=df), unit=unit)
 
 
 def pooled(pairs: Sequence, alpha: float = ALPHA, *, label: str = "pooled A − B") -> Test:

@@ -152,6 +152,35 @@ class TrainResult:
         return not np.isfinite(self.history["train_loss"][-1]) or (self.failure or "").startswith("diverged")
 
 
+def steps_to_loss(history: dict, level: float) -> float:
+    """The step at which a run's training loss first reaches ``level``, interpolated between evaluations
+    (linearly in the log of the loss): 0 when it starts at or below it, NaN when it never gets there.
+
+    Parameters
+    ----------
+    history : dict
+        A :class:`TrainResult`'s ``history`` (its ``step`` and ``train_loss``, from step 0).
+    level : float
+        The training loss to reach (positive).
+
+    Returns
+    -------
+    float
+        The (fractional) step.
+    """
+    if not level > 0:
+        raise ValueError(f"steps_to_loss: level must be a positive training loss; got {level!r}.")
+    step, loss = np.asarray(history["step"], dtype=float), np.asarray(history["train_loss"], dtype=float)
+    below = np.flatnonzero(np.isfinite(loss) & (loss <= level))
+    if not len(below):
+        return float("nan")
+    i = int(below[0])
+    if i == 0:
+        return float(step[0])
+    l0, l1 = np.log(loss[i - 1]), np.log(loss[i])
+    return float(step[i - 1] + (step[i] - step[i - 1]) * (l0 - np.log(level)) / (l0 - l1))
+
+
 def layer_factors(arch: Architecture, params: PyTree) -> PyTree:
     """Per-parameter L2 factors that make layer-wise L2 on a standard network equal uniform L2 in NTK
     coordinates: ``fan_in / W_std**2`` for weights, ``1 / b_std**2`` for biases (1 for NTK layers)."""

@@ -191,3 +191,16 @@ def test_a_seed_term_clipped_to_zero_leaves_the_normal_test_and_no_degrees_of_fr
     spread = same.copy()
     spread[0, :100], spread[1, :100] = 1.0, 0.0    # seeds that differ in accuracy: Student's t with few df
     assert stats.paired(spread, x).df < 10
+
+
+def test_independent_draws_are_tested_with_welchs_t():
+    from scipy import stats as st
+    a, b = [10.0, 12.0, 11.0], [8.0, 9.5, 7.0, 8.5]
+    t = stats.independent(a, b, label="base − centered", unit="steps")
+    ref = st.ttest_ind(a, b, equal_var=False, alternative="greater")
+    assert t.estimate == pytest.approx(np.mean(a) - np.mean(b)) and t.p == pytest.approx(ref.pvalue)
+    assert t.passed and "steps" in t.numbers and "points" not in t.numbers and t.record()["unit"] == "steps"
+    assert "unit" not in stats.paired(np.ones(5), np.zeros(5)).record()   # accuracy tests keep their records
+    assert not stats.independent(b, a, unit="steps").passed
+    with pytest.raises(ValueError, match="at least 2 finite"):
+        stats.independent([1.0, float("nan")], b, unit="steps")

@@ -556,3 +556,12 @@ def test_parameter_count_is_the_initialized_networks(arch, shape):
     if shape == (6, 6, 3):
         assert nbk.cnn(2, 3, readout="vec", weight_sharing=False).n_parameters(shape) > 30 * (
             nbk.cnn(2, 3, readout="vec").n_parameters(shape) - (6 * 6 * 3 * 10 + 10))
+
+
+def test_steps_to_loss_interpolates_between_evaluations():
+    h = dict(step=[0, 10, 20, 30], train_loss=[1.0, 0.1, 0.01, 0.001])
+    assert T.steps_to_loss(h, 2.0) == 0 and T.steps_to_loss(h, 0.1) == 10
+    assert T.steps_to_loss(h, 10 ** -1.5) == pytest.approx(15)      # halfway in log loss
+    assert np.isnan(T.steps_to_loss(h, 1e-4))                          # never reached
+    with pytest.raises(ValueError, match="positive training loss"):
+        T.steps_to_loss(h, 0.0)
