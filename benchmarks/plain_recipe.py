@@ -27,6 +27,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import flax.linen as nn
 import jax
@@ -43,17 +44,47 @@ from bench_kernels import matmul_gflops  # noqa: E402
 from crossing import device  # noqa: E402
 
 
-class PlainCNN(nn.Module):
-    """Two 3x3 convolutions (shared or local weights), ReLU, then flatten or average-pool, then a dense readout."""
-    width: int
-    readout: str = "vec"
-    shared: bool = True
+class PlainLocal(nn.Module):
+    """``nn.ConvLocal(features, (3, 3), padding="SAME")``: the same parameters, initializer and outputs (float32
+    rounding), computed from shifted slices and one batched matrix product, about 9x faster on CPU.
+    ``fan_in="flax"`` is ``nn.ConvLocal``'s default initializer, whose LeCun fan-in counts every output position
+    (weights' std 1/sqrt(9·c·h·w)); ``"position"`` counts one position's receptive field (std 1/sqrt(9·c), as
+    ``nn.Conv`` and the package's LCN)."""
+    features: int
+    fan_in: str = "flax"
 
     @nn.compact
     def __call__(self, x):
+        n, h, w, c = x.shape
+        init = nn.initializers.lecun_normal(**({} if self.fan_in == "flax" else dict(batch_axis=(0, 1))))
+        k = self.param("kernel", init, (h, w, 9 * c, self.features))  # patch axis in ConvLocal's order (c, dy, dx)
+        b = self.param("bias", nn.initializers.zeros, (h, w, self.features))
+        k = k.reshape(h * w, c, 9, self.features).swapaxes(1, 2).reshape(h * w, 9 * c, self.features)
+        xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+        patches = jnp.concatenate([xp[:, i:i + h, j:j + w] for i in range(3) for j in range(3)], -1)  # (dy, dx, c)
+        y = jnp.matmul(patches.reshape(n, h * w, 9 * c).swapaxes(0, 1), k).swapaxes(0, 1)
+        return y.reshape(n, h, w, self.features) + b
+
+
+class PlainCNN(nn.Module):
+    """Two 3x3 convolutions (shared or local weights), ReLU, then flatten or average-pool, then a dense readout.
+    ``small_init``: the convolutions' weights drawn as ``nn.ConvLocal``'s default draws them (std divided by
+    sqrt(h·w) against LeCun's); the LCN's default, and an option for the CNN."""
+    width: int
+    readout: str = "vec"
+    shared: bool = True
+    small_init: Optional[bool] = None   # None: as Flax's layer does (shared: LeCun; local: nn.ConvLocal's)
+
+    @nn.compact
+    def __call__(self, x):
+        small = (not self.shared) if self.small_init is None else self.small_init
         for _ in range(2):
-            x = (nn.Conv(self.width, (3, 3), padding="SAME") if self.shared else
-                 nn.ConvLocal(self.width, (3, 3), padding="SAME"))(x)
+            if self.shared:
+                scale = 1.0 / (x.shape[1] * x.shape[2]) if small else 1.0
+                init = nn.initializers.variance_scaling(scale, "fan_in", "truncated_normal")  # lecun_normal at 1
+                x = nn.Conv(self.width, (3, 3), padding="SAME", kernel_init=init)(x)
+            else:
+                x = PlainLocal(self.width, fan_in="flax" if small else "position")(x)
             x = nn.relu(x)
         x = x.mean((1, 2)) if self.readout == "gap" else x.reshape(len(x), -1)
         return nn.Dense(10)(x)
@@ -69,13 +100,13 @@ def flip_crop(x, key, crop):
     return jax.vmap(lambda im, o: jax.lax.dynamic_slice(im, (o[0], o[1], 0), (h, w, im.shape[-1])))(padded, offsets)
 
 
-def plain_run(model, sp, lr, seed, steps, crop, loss, batch=100, evals=20):
-    """One run of the plain loop; returns validation accuracy, test correctness and step at the best
-    validation evaluation."""
+def plain_run(model, sp, lr, seed, steps, crop, loss, batch=100, evals=20, optimizer="adam"):
+    """One run of the plain loop (``optimizer``: "adam", or "momentum" for SGD with heavy-ball momentum 0.9,
+    the package's); returns validation accuracy, test correctness and step at the best validation evaluation."""
     labels = sp.y_train.argmax(-1)
     params = model.init(jax.random.PRNGKey(seed), sp.x_train[:1])
     schedule = optax.warmup_cosine_decay_schedule(0.0, lr, max(steps // 20, 1), steps)
-    tx = optax.adam(schedule)
+    tx = optax.adam(schedule) if optimizer == "adam" else optax.sgd(schedule, momentum=0.9)
     opt = tx.init(params)
 
     def objective(p, x, y, yv):
@@ -106,11 +137,11 @@ def plain_run(model, sp, lr, seed, steps, crop, loss, batch=100, evals=20):
     return dict(val_acc=best[0], correct=right.astype(float), step=best[2])
 
 
-def plain_arm(model, sp, lrs, seeds, steps, crop, loss):
+def plain_arm(model, sp, lrs, seeds, steps, crop, loss, optimizer="adam"):
     """Scan ``lrs`` with seed 0, choose on validation, train the choice with fresh ``seeds``."""
-    scan = {lr: plain_run(model, sp, lr, 0, steps, crop, loss)["val_acc"] for lr in lrs}
+    scan = {lr: plain_run(model, sp, lr, 0, steps, crop, loss, optimizer=optimizer)["val_acc"] for lr in lrs}
     lr = max(scan, key=scan.get)
-    runs = [plain_run(model, sp, lr, s, steps, crop, loss) for s in seeds]
+    runs = [plain_run(model, sp, lr, s, steps, crop, loss, optimizer=optimizer) for s in seeds]
     return dict(scan_val=scan, lr=lr, inside=min(lrs) < lr < max(lrs), budget_bound=any(r["step"] == steps for r in runs),
                 val_acc=float(np.mean([r["val_acc"] for r in runs])), stop_steps=[r["step"] for r in runs],
                 scores=np.stack([r["correct"] for r in runs]))
