@@ -152,6 +152,31 @@ def label(ax: Axes, xlabel: str, ylabel: str) -> Axes:
     return ax
 
 
+def heatmap(ax: Axes, values: np.ndarray, xticklabels: Sequence[str], yticklabels: Sequence[str], *,
+            cmap: str = "viridis", colorbar: str = "", marks: Union[np.ndarray, None] = None,
+            fmt: str = "{:.1f}") -> Any:
+    """A grid of numbers as a coloured image, each cell's number written on it (dark on light cells, light on
+    dark); rows run up from the first. NaN cells are blank; ``marks`` (bool, the same shape) are cells whose
+    number means nothing (a failed run): grey, with ✕, and left out of the colour scale."""
+    values = np.asarray(values, dtype=float)
+    marks = np.zeros(values.shape, bool) if marks is None else np.asarray(marks, bool)
+    shown = np.ma.masked_invalid(np.where(marks, np.nan, values))
+    cm = plt.get_cmap(cmap).with_extremes(bad="0.85")
+    im = ax.imshow(shown, cmap=cm, aspect="auto", origin="lower")
+    for i, j in np.ndindex(values.shape):
+        if marks[i, j]:
+            ax.text(j, i, "✕", ha="center", va="center", fontsize=9, color="k")
+        elif np.isfinite(values[i, j]):
+            r, g, b, _ = im.cmap(im.norm(values[i, j]))
+            ax.text(j, i, fmt.format(values[i, j]), ha="center", va="center", fontsize=8,
+                    color="k" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "w")
+    ax.set_xticks(range(len(xticklabels)), list(xticklabels))
+    ax.set_yticks(range(len(yticklabels)), list(yticklabels))
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax, label=colorbar)
+    return im
+
+
 def log_ticks(ax: Axes, values: Sequence[float], base: float = 2) -> Axes:
     """A log x axis ticked at exactly `values` (labelled as written), without the minor-tick labels that
     crowd a short log axis."""

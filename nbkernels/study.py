@@ -437,19 +437,48 @@ class Arm:
     ``grid`` maps :class:`nbkernels.train.TrainConfig` fields (and ``width``, when ``arch`` is a function of
     the width) to the values tried: ``{"lr_factor": (0.5, 1.0, 2.0), "l2": (0.0, 1e-4, 1e-3)}``; every
     combination is a grid point. The stopping step is tuned too, at every evaluation of each run.
+
+    ``matched_time``: every point trains for the same gradient-flow time, in steps at the critical rate:
+    a point at ``lr_factor`` f takes ``round(matched_time / f)`` steps, evaluated as often as ``config``
+    is (a smaller rate is not left unconverged by a shorter clock). ``limits`` maps a setting to the
+    (low, high) range the arm's claim allows it (a "large learning rate" arm: ``{"lr_factor": (1.0,
+    None)}``): the grid never grows past it, and a choice at a limit is still marked as an edge.
     """
     name: str
     arch: Any
     config: "train_mod.TrainConfig"
     grid: dict
+    matched_time: Optional[float] = None
+    limits: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.matched_time is not None:
+            if not self.matched_time > 0:
+                raise ValueError(f"arm {self.name!r}: matched_time={self.matched_time!r} must be a positive number of "
+                                 "steps at the critical rate.")
+            if "lr_factor" not in self.grid and self.config.lr_factor is None:
+                raise ValueError(f"arm {self.name!r}: matched_time counts steps at multiples of eta_crit, so the "
+                                 "learning rate must be an lr_factor (in the grid or the config), not an absolute lr.")
+        unknown = set(self.limits) - set(self.grid)
+        if unknown:
+            raise ValueError(f"arm {self.name!r}: limits name {sorted(unknown)}, which its grid does not vary.")
 
     def points(self) -> list[dict]:
-        """Every combination of the grid's values, in order (the first key varies slowest)."""
+        """Every combination of the grid's values, in order (the first key varies slowest); with
+        ``matched_time``, each point also sets its ``steps`` and ``eval_every``."""
         keys = list(self.grid)
         combos = [[]]
         for k in keys:
             combos = [c + [v] for c in combos for v in self.grid[k]]
-        return [dict(zip(keys, c)) for c in combos]
+        points = [dict(zip(keys, c)) for c in combos]
+        if self.matched_time is None:
+            return points
+        evaluations = max(self.config.steps // self.config.eval_every, 1)
+        out = []
+        for p in points:
+            steps = max(int(round(self.matched_time / p.get("lr_factor", self.config.lr_factor))), 1)
+            out.append(dict(p, steps=steps, eval_every=max(steps // evaluations, 1)))
+        return out
 
 
 def _ordinal(values: Sequence) -> bool:
@@ -506,19 +535,21 @@ class TunedArm:
                     seeds=[int(s) for s in self.seeds])
 
 
-def _extended(grid: dict, chosen: dict) -> Optional[dict]:
+def _extended(grid: dict, chosen: dict, limits: Optional[dict] = None) -> Optional[dict]:
     """The grid grown one step beyond each ordinal setting chosen at an edge (by the ratio of its two outermost
     values: 0.3, 1, 3 grows to 10 above and to 0.1 below), or None when no edge can grow (a chosen 0, a
-    setting with one value, or values that are not numbers)."""
+    setting with one value, values that are not numbers, or a new value outside its ``limits`` range)."""
     out, grew = {}, False
     for k, vs in grid.items():
         vs = list(vs)
+        lo, hi = (limits or {}).get(k, (None, None))
         pos = sorted(v for v in vs if _ordinal([v]) and v > 0)
         if len(vs) > 1 and _ordinal(vs) and len(pos) >= 2:
-            if chosen[k] == max(vs):
-                vs, grew = vs + [float(f"{max(vs) * max(vs) / sorted(vs)[-2]:.12g}")], True
-            elif chosen[k] == min(vs) and min(vs) > 0:
-                vs, grew = [float(f"{min(vs) * min(vs) / sorted(vs)[1]:.12g}")] + vs, True
+            up, down = float(f"{max(vs) * max(vs) / sorted(vs)[-2]:.12g}"), float(f"{min(vs) * min(vs) / sorted(vs)[1]:.12g}")
+            if chosen[k] == max(vs) and (hi is None or up <= hi):
+                vs, grew = vs + [up], True
+            elif chosen[k] == min(vs) and min(vs) > 0 and (lo is None or down >= lo):
+                vs, grew = [down] + vs, True
         out[k] = vs
     return out if grew else None
 
@@ -572,7 +603,7 @@ def tune(arm: Arm, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
     common = dict(config=arm.config, val=val, progress=progress, cache=cache)
     scan = finite_accuracies(arm.arch, x_train, y_train, x_test, y_test, grid=arm.points(), seeds=[scan_seed], **common)
     for _ in range(extend):  # grown grids rescan from the cache; only the new points train
-        grown = _extended(arm.grid, scan.setting)
+        grown = _extended(arm.grid, scan.setting, arm.limits)
         if grown is None:
             break
         arm = dataclasses.replace(arm, grid=grown)
@@ -580,7 +611,7 @@ def tune(arm: Arm, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
                                  **common)
     final = finite_accuracies(arm.arch, x_train, y_train, x_test, y_test, grid=[scan.setting], seeds=seeds,
                               on_failure="report", **common)
-    chosen = dict(scan.setting)
+    chosen = {k: scan.setting[k] for k in arm.grid}   # without matched_time's steps
     edges = [k for k, vs in arm.grid.items() if len(vs) > 1 and _ordinal(vs)
              and not min(vs) < chosen[k] < max(vs)]
     budget, first = int(final.chosen[0].config.steps), int(final.chosen[0].config.eval_every)

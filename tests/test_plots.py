@@ -3,6 +3,7 @@ when asked; figures go to the committed folder only at `default`; the widgets' l
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
@@ -121,3 +122,17 @@ def test_published_paths_show_no_folder_of_this_machine(tmp_path, monkeypatch):
     saved = plots.Saved([tmp_path / "06_w" / "width.png", Path(plots.__file__).resolve().parent.parent / "figures" / "a.svg"])
     assert repr(saved) == "saved $NBKERNELS_FIGURES/06_w/width.png, figures/a.svg"
     assert str(tmp_path) not in repr(saved) and str(Path.home()) not in repr(saved)
+
+
+def test_a_heatmap_leaves_failed_and_missing_cells_out_of_its_colours():
+    fig, ax = plt.subplots()
+    values = np.array([[30.0, 40.0], [10.0, np.nan]])
+    marks = np.array([[False, False], [True, False]])
+    im = plots.heatmap(ax, values, ["0", "1e-3"], ["0.25", "1.5"], colorbar="test accuracy (%)", marks=marks)
+    shown = im.get_array()
+    assert shown.mask.tolist() == [[False, False], [True, True]]      # the failed 10% is not coloured as 10%
+    assert im.norm.vmin == 30.0 and im.norm.vmax == 40.0
+    texts = sorted(t.get_text() for t in ax.texts)
+    assert texts == ["30.0", "40.0", "✕"]                              # NaN: blank; failed: ✕
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "1e-3"]
+    plt.close(fig)

@@ -546,6 +546,29 @@ def test_a_grid_grows_past_a_choice_at_its_edge():
     assert study._extended({"l2": [0.0, 1e-4]}, dict(l2=1e-4)) is None               # one positive value: no ratio
 
 
+def test_an_arm_at_matched_time_sets_each_points_steps_and_never_grows_past_its_limits(tmp_path):
+    from nbkernels import study
+    limits = {"lr_factor": (1.0, None)}
+    assert study._extended({"lr_factor": [1.0, 1.5, 2.0]}, dict(lr_factor=1.0), limits) is None   # 0.67 is below 1
+    assert study._extended({"lr_factor": [1.0, 1.5, 2.0]}, dict(lr_factor=2.0), limits)["lr_factor"][-1] == \
+        pytest.approx(8 / 3)
+    ds = data.load("digits")
+    x_tr, y_tr, x_te, y_te = data.prepare(ds)
+    val, x_tr, y_tr = (x_tr[300:400], y_tr[300:400]), x_tr[:300], y_tr[:300]
+    recipe = T.TrainConfig(steps=60, lr_factor=0.5, eval_every=20, test_curve=False)   # full batch, 3 evaluations
+    arm = study.Arm("large lr", nbk.fcn(1, 32), recipe, {"lr_factor": (1.0, 2.0)}, matched_time=100, limits=limits)
+    assert arm.points() == [dict(lr_factor=1.0, steps=100, eval_every=33), dict(lr_factor=2.0, steps=50, eval_every=16)]
+    t = study.tune(arm, x_tr, y_tr, x_te[:150], y_te[:150], val=val, cache=cache.Cache(tmp_path))
+    assert list(t.chosen) == ["lr_factor"] and t.budget_steps == round(100 / t.chosen["lr_factor"])
+    assert [r.config.steps for r in t.final.chosen] == [t.budget_steps] * 3
+    assert min(t.grid["lr_factor"]) == 1.0                      # never grown below its limit
+    assert ("lr_factor" in t.edges) == (t.chosen["lr_factor"] in (1.0, max(t.grid["lr_factor"])))
+    with pytest.raises(ValueError, match="must be an lr_factor"):
+        study.Arm("x", arm.arch, T.TrainConfig(lr=0.1), {"l2": (0.0, 1e-3)}, matched_time=100)
+    with pytest.raises(ValueError, match="which its grid does not vary"):
+        study.Arm("x", arm.arch, recipe, {"l2": (0.0, 1e-3)}, limits=limits)
+
+
 @pytest.mark.parametrize("arch, shape", [(nbk.cnn(2, 3, readout="vec"), (6, 6, 3)),
                                          (nbk.cnn(2, 3, readout="vec", weight_sharing=False), (6, 6, 3)),
                                          (nbk.fcn(1, 10), (5,))])
