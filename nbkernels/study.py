@@ -131,6 +131,7 @@ class KernelFit:
     acc: float               # its accuracy on the reported half
     score: np.ndarray        # its per-image correctness (for paired comparisons)
     best_val: float          # its validation accuracy
+    classes: Optional[np.ndarray] = None   # its predicted class per reported image (agreement with a network's)
 
 
 @dataclasses.dataclass
@@ -251,16 +252,17 @@ def kernel_curve(arch: Architecture, x_train: np.ndarray, y_train: np.ndarray, x
     n_val = len(y_val)
 
     def fit(g, m):
-        val, test, correct = [], [], []
+        val, test, correct, classes = [], [], [], []
         for reg in diag_regs:
             pred = predict.gradient_descent_mse(k_tt.get(g)[:m, :m], k_st.get(g)[:, :m], y_train[:m], diag_reg=reg,
                                                 on_precision=on_precision)
             val.append(float(predict.accuracy(pred[:n_val], y_val)))
             correct.append(predict.correct(pred[n_val:], y_rep))
+            classes.append(np.asarray(pred[n_val:]).argmax(-1))
             test.append(float(np.mean(correct[-1])))
         acc, best = tuned(val, test)
         return KernelFit(val=val, test=test, correct=correct, best=best, diag_reg=float(diag_regs[best]), acc=acc,
-                         score=correct[best], best_val=val[best])
+                         score=correct[best], best_val=val[best], classes=classes[best])
 
     def at(m):
         fits = {g: fit(g, m) if g in get else None for g in ("nngp", "ntk")}

@@ -260,6 +260,7 @@ def test_kernel_accuracies_reports_the_regularizer_chosen_on_validation():
         kern = nbk.fcn(1, 64).kernel
         pred = P.gradient_descent_mse(getattr(kern(x_tr), g), getattr(kern(x_te, x_tr), g), y_tr, diag_reg=k.diag_reg)
         assert np.array_equal(k.score, P.correct(pred[15:], y_te[15:]))
+        assert np.array_equal(k.classes, np.asarray(pred[15:]).argmax(-1))   # its predicted classes, for agreement
     assert r.better == max(("nngp", "ntk"), key=lambda g: r.fit(g).best_val)  # chosen on validation, ties NNGP
     nngp_only = study.kernel_accuracies(nbk.fcn(1, 64), x_tr, y_tr, x_te, y_te, diag_regs=regs, get=("nngp",))
     assert nngp_only.ntk is None and nngp_only.better == "nngp"
