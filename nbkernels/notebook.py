@@ -190,9 +190,12 @@ def _record(name, claim, reproduced, numbers, keys, scale, figure, caveats, test
 
 def arm_caveats(arms: Sequence[dict]) -> list[str]:
     """What a reader must know of the finite arms a verdict rests on: each one chosen at the edge of its
-    grid, whose stopping step is the end of its budget, or whose stopping step is its first evaluation."""
+    grid, whose stopping step is the end of its budget, whose stopping step is its first evaluation, or whose
+    every run failed."""
     out = []
     for a in arms:
+        if a.get("failed"):
+            out.append(f"arm {a['name']!r}: every run of its grid diverged or collapsed; it is scored as it ran")
         if not a["inside"]:
             edges = [k for k, vs in a["grid"].items() if len(vs) > 1 and a["chosen"].get(k) in (min(vs), max(vs))]
             out.append(f"arm {a['name']!r} was chosen at the edge of its grid ({', '.join(edges) or 'a setting'}): a "

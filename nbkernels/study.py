@@ -512,6 +512,7 @@ class TunedArm:
     seeds: list
     scan: FiniteAccuracies
     final: FiniteAccuracies
+    failed: bool = False     # every grid point failed (tune(on_failure="report")): the first point, as it ran
 
     @property
     def scores(self) -> np.ndarray:
@@ -523,7 +524,7 @@ class TunedArm:
         """The chosen point in words, with the marks a table shows: ``lr 1 eta_crit, L2 0.0001`` then
         ``(edge: l2)``, ``(budget-bound)`` and ``(stopped at the first evaluation)`` where they apply."""
         marks = ([f"edge: {', '.join(self.edges)}"] if self.edges else []) + (["budget-bound"] if self.budget_bound else []) \
-            + (["stopped at the first evaluation"] if self.early_bound else [])
+            + (["stopped at the first evaluation"] if self.early_bound else []) + (["every run failed"] if self.failed else [])
         return setting_label(self.chosen) + "".join(f" ({m})" for m in marks)
 
     def record(self) -> dict:
@@ -534,7 +535,7 @@ class TunedArm:
                     budget_bound=bool(self.budget_bound), early_bound=bool(self.early_bound),
                     stop_step=[int(s) for s in self.stop_step],
                     budget_steps=int(self.budget_steps), val_acc=float(self.val_acc), test_acc=float(self.test_acc),
-                    seeds=[int(s) for s in self.seeds])
+                    seeds=[int(s) for s in self.seeds], **({"failed": True} if self.failed else {}))
 
 
 def _extended(grid: dict, chosen: dict, limits: Optional[dict] = None) -> Optional[dict]:
@@ -558,7 +559,8 @@ def _extended(grid: dict, chosen: dict, limits: Optional[dict] = None) -> Option
 
 def tune(arm: Arm, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, *,
          val: tuple[np.ndarray, np.ndarray], seeds: Sequence[int] = (1, 2, 3), scan_seed: int = 0,
-         extend: int = 2, progress: bool = False, cache: Union[bool, "cache_mod.Cache"] = True) -> TunedArm:
+         extend: int = 2, on_failure: str = "raise", progress: bool = False,
+         cache: Union[bool, "cache_mod.Cache"] = True) -> TunedArm:
     """Tune an arm on validation: scan every grid point with one seed, choose the point with the best
     validation accuracy (each run stopped at its best validation step), grow the grid beyond any setting
     chosen at its edge and scan again (at most ``extend`` times; only validation accuracies decide), then
@@ -579,6 +581,10 @@ def tune(arm: Arm, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
     extend : int
         How many times the grid may grow past a setting chosen at its edge (:func:`_extended`); a choice
         still at an edge after that, or at an edge that cannot grow (L2 of 0), is marked (``edges``).
+    on_failure : {"raise", "report"}
+        When every point of the scan fails (diverged or collapsed): an error naming each failure, or (a sweep
+        that must keep every arm, such as a width too narrow to learn) the first point trained with the fresh
+        seeds and returned with ``failed=True``.
     progress : bool
         Progress bars over each run's steps.
     cache : bool or Cache
@@ -603,14 +609,15 @@ def tune(arm: Arm, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
         raise ValueError(f"arm {arm.name!r}: its grid {arm.grid} gives no values to {empty or 'any setting'}; an "
                          "untuned arm decides nothing.")
     common = dict(config=arm.config, val=val, progress=progress, cache=cache)
-    scan = finite_accuracies(arm.arch, x_train, y_train, x_test, y_test, grid=arm.points(), seeds=[scan_seed], **common)
+    scan = finite_accuracies(arm.arch, x_train, y_train, x_test, y_test, grid=arm.points(), seeds=[scan_seed],
+                             on_failure=on_failure, **common)
     for _ in range(extend):  # grown grids rescan from the cache; only the new points train
-        grown = _extended(arm.grid, scan.setting, arm.limits)
+        grown = None if scan.failed else _extended(arm.grid, scan.setting, arm.limits)
         if grown is None:
             break
         arm = dataclasses.replace(arm, grid=grown)
         scan = finite_accuracies(arm.arch, x_train, y_train, x_test, y_test, grid=arm.points(), seeds=[scan_seed],
-                                 **common)
+                                 on_failure=on_failure, **common)
     final = finite_accuracies(arm.arch, x_train, y_train, x_test, y_test, grid=[scan.setting], seeds=seeds,
                               on_failure="report", **common)
     chosen = {k: scan.setting[k] for k in arm.grid}   # without matched_time's steps
@@ -621,4 +628,4 @@ def tune(arm: Arm, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
                     edges=edges, budget_bound=any(s >= budget for s in final.steps),
                     early_bound=any(s <= first < budget for s in final.steps), stop_step=list(final.steps),
                     budget_steps=budget, val_acc=final.val_acc, test_acc=final.acc,
-                    test_se=final.acc_se, seeds=seeds, scan=scan, final=final)
+                    test_se=final.acc_se, seeds=seeds, scan=scan, final=final, failed=scan.failed or final.failed)

@@ -569,6 +569,22 @@ def test_an_arm_at_matched_time_sets_each_points_steps_and_never_grows_past_its_
         study.Arm("x", arm.arch, recipe, {"l2": (0.0, 1e-3)}, limits=limits)
 
 
+def test_an_arm_whose_every_run_fails_raises_or_is_kept_and_marked(tmp_path):
+    from nbkernels import notebook, study
+    ds = data.load("digits")
+    x_tr, y_tr, x_te, y_te = data.prepare(ds)
+    val, x_tr, y_tr = (x_tr[300:400], y_tr[300:400]), x_tr[:300], y_tr[:300]
+    recipe = T.TrainConfig(steps=40, lr_factor=0.5, eval_every=20, test_curve=False)
+    arm = study.Arm("too fast", nbk.fcn(1, 16), recipe, {"lr_factor": (60.0, 100.0)})   # far past eta_crit: diverges
+    store = cache.Cache(tmp_path)
+    with pytest.raises(RuntimeError, match="every finite run failed"):
+        study.tune(arm, x_tr, y_tr, x_te[:100], y_te[:100], val=val, cache=store)
+    t = study.tune(arm, x_tr, y_tr, x_te[:100], y_te[:100], val=val, cache=store, on_failure="report")
+    assert t.failed and t.chosen == {"lr_factor": 60.0} and t.grid == {"lr_factor": [60.0, 100.0]}   # not grown
+    assert "(every run failed)" in t.label and t.record()["failed"] is True
+    assert any("every run of its grid diverged or collapsed" in c for c in notebook.arm_caveats([t.record()]))
+
+
 @pytest.mark.parametrize("arch, shape", [(nbk.cnn(2, 3, readout="vec"), (6, 6, 3)),
                                          (nbk.cnn(2, 3, readout="vec", weight_sharing=False), (6, 6, 3)),
                                          (nbk.fcn(1, 10), (5,))])

@@ -53,7 +53,7 @@ print(f"planned power of part (1): pooled drop of 1 point {stats.power(0.01, 0.0
 
 # %% [markdown]
 # ## The experiment
-# One `study.tune` per (network, width), cached runs. The reference is each network's own NNGP/NTK (the kernel does not depend on width), kernel and regularizer chosen on the validation images.
+# One `study.tune` per (network, width), cached runs; an arm whose every run collapses (a width too narrow to learn) is kept, scored as it ran and marked. The reference is each network's own NNGP/NTK (the kernel does not depend on width), kernel and regularizer chosen on the validation images.
 
 # %%
 NETS = {"CNN-VEC": "vec", "CNN-GAP": "gap"}
@@ -69,7 +69,7 @@ for net in NETS:
     print(f"{net} kernel ({kr.better.upper()}, diag_reg {kernels[net].diag_reg:g}): {100 * kernels[net].acc:.1f}%")
     for w in cfg["widths"]:
         a = arms[net, w] = study.tune(study.Arm(f"{net} width {w}", make(net, w), RECIPE, GRID), x_tr, y_tr, x_te, y_te,
-                                      val=sp.val, seeds=FRESH, scan_seed=seed)
+                                      val=sp.val, seeds=FRESH, scan_seed=seed, on_failure="report")  # a width too narrow to learn is still a point
         loss = np.mean([r.history["train_loss"][-1] for r in a.final.chosen])
         print(f"  width {w:4d}: {formatting.pct(a.test_acc, a.test_se)}, chosen {a.label}, stopped at {a.stop_step}, "
               f"final train loss {loss:.4f}" + (" (fitted)" if loss < 0.1 * zero_loss else ""))
