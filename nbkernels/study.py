@@ -584,7 +584,8 @@ def tune(arm: Arm, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
     on_failure : {"raise", "report"}
         When every point of the scan fails (diverged or collapsed): an error naming each failure, or (a sweep
         that must keep every arm, such as a width too narrow to learn) the first point trained with the fresh
-        seeds and returned with ``failed=True``.
+        seeds and returned with ``failed=True``. A scan whose every point failed grows past its first point
+        like any other choice (in an ascending grid, to a lower learning rate) before it is given up.
     progress : bool
         Progress bars over each run's steps.
     cache : bool or Cache
@@ -612,7 +613,7 @@ def tune(arm: Arm, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
     scan = finite_accuracies(arm.arch, x_train, y_train, x_test, y_test, grid=arm.points(), seeds=[scan_seed],
                              on_failure=on_failure, **common)
     for _ in range(extend):  # grown grids rescan from the cache; only the new points train
-        grown = None if scan.failed else _extended(arm.grid, scan.setting, arm.limits)
+        grown = _extended(arm.grid, scan.setting, arm.limits)   # all failed: past the first point (a lower rate)
         if grown is None:
             break
         arm = dataclasses.replace(arm, grid=grown)

@@ -580,7 +580,8 @@ def test_an_arm_whose_every_run_fails_raises_or_is_kept_and_marked(tmp_path):
     with pytest.raises(RuntimeError, match="every finite run failed"):
         study.tune(arm, x_tr, y_tr, x_te[:100], y_te[:100], val=val, cache=store)
     t = study.tune(arm, x_tr, y_tr, x_te[:100], y_te[:100], val=val, cache=store, on_failure="report")
-    assert t.failed and t.chosen == {"lr_factor": 60.0} and t.grid == {"lr_factor": [60.0, 100.0]}   # not grown
+    assert t.failed and t.grid["lr_factor"][-2:] == [60.0, 100.0] and len(t.grid["lr_factor"]) == 4   # grown twice, lower
+    assert t.chosen == {"lr_factor": t.grid["lr_factor"][0]}
     assert "(every run failed)" in t.label and t.record()["failed"] is True
     assert any("every run of its grid diverged or collapsed" in c for c in notebook.arm_caveats([t.record()]))
 
