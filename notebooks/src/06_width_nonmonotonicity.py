@@ -138,7 +138,7 @@ for n in NETS:
                      ours=str(first) if first else "none of these widths fits it", paper="≠ the peak (not double descent)"))
 notebook.table(rows)
 
-# %% tags=["verdict"]
+# %% expect="no" tags=["verdict"]
 # NBVAL_CHECK_OUTPUT
 notebook.verdict("06_width_nonmonotonicity", "Finite network accuracy depends non-monotonically on width: it peaks at an intermediate width, and the widest networks are nearer their kernel",
                  test, rows, scale, figure="width", arms=list(arms.values()))
