@@ -5,7 +5,8 @@ trained two ways on the same images (issue 44, point 3):
   stopping step) on ``study.RECIPE`` with flips, crops and centering (the setting notebook 01 finds best),
   one seed scanning, three fresh seeds for the chosen point;
 * **plain**: a practitioner's loop written here without the package's training code: Flax's own layers
-  (``nn.Conv``, ``nn.ConvLocal``, ``nn.Dense``; standard parameterization, LeCun-normal initialization),
+  (``nn.Conv``, ``nn.ConvLocal`` as :class:`PlainLocal`, ``nn.Dense``; standard parameterization, Flax's
+  default initializers, whose LeCun fan-in for ``nn.ConvLocal`` counts every position: ``plain_ablation.py``),
   Adam with linear warm-up and cosine decay, softmax cross-entropy, random flips and crops, three learning
   rates scanned with one seed, the stopping step chosen on the same validation images, three fresh seeds;
 * **plain, MSE**: the same loop on the package's loss (½·mean squared error against -0.1/0.9 targets),
