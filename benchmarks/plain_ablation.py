@@ -28,28 +28,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_kernels import matmul_gflops  # noqa: E402
 from crossing import device  # noqa: E402
-from plain_recipe import NETS, PlainCNN, plain_run  # noqa: E402
+from plain_recipe import NETS, PlainCNN, plain_arm  # noqa: E402
 
 LRS = {"adam": (0.0003, 0.001, 0.003, 0.01), "momentum": (0.03, 0.1, 0.3, 1.0)}
 REFERENCE = "lecun, momentum"
-
-
-def tuned_arm(model, sp, lrs, seeds, steps, crop, optimizer, grow=2):
-    """``plain_recipe.plain_arm`` with a grid that grows (by a factor 3) past an edge it chose, ``grow`` times."""
-    scan = {}
-    lrs = sorted(lrs)
-    for _ in range(grow + 1):
-        for lr in lrs:
-            if lr not in scan:
-                scan[lr] = plain_run(model, sp, lr, 0, steps, crop, "mse", optimizer=optimizer)["val_acc"]
-        best = max(scan, key=scan.get)
-        if min(scan) < best < max(scan):
-            break
-        lrs = [best / 3 if best == min(scan) else best * 3]
-    runs = [plain_run(model, sp, best, s, steps, crop, "mse", optimizer=optimizer) for s in seeds]
-    return dict(lr=best, scan_val={f"{k:g}": v for k, v in sorted(scan.items())}, inside=min(scan) < best < max(scan),
-                budget_bound=any(r["step"] == steps for r in runs), stop_steps=[r["step"] for r in runs],
-                val_acc=float(np.mean([r["val_acc"] for r in runs])), scores=np.stack([r["correct"] for r in runs]))
 
 
 def main(argv=None):
@@ -82,8 +64,9 @@ def main(argv=None):
             for opt in ("momentum", "adam"):
                 model = PlainCNN(a.width, **NETS[name], small_init=init == "small")
                 t1 = time.perf_counter()
-                arms[f"{init}, {opt}"] = dict(tuned_arm(model, sp, LRS[opt], seeds, a.steps, crop, opt),
-                                              seconds=time.perf_counter() - t1)
+                r = plain_arm(model, sp, LRS[opt], seeds, a.steps, crop, "mse", optimizer=opt, grow=2)
+                r["scan_val"] = {f"{k:g}": v for k, v in r["scan_val"].items()}
+                arms[f"{init}, {opt}"] = dict(r, seconds=time.perf_counter() - t1)
                 print(name, init, opt, f"{100 * arms[f'{init}, {opt}']['scores'].mean():.2f}",
                       arms[f"{init}, {opt}"]["lr"], flush=True)
         ref = arms[REFERENCE]["scores"]

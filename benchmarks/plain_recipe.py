@@ -138,12 +138,19 @@ def plain_run(model, sp, lr, seed, steps, crop, loss, batch=100, evals=20, optim
     return dict(val_acc=best[0], correct=right.astype(float), step=best[2])
 
 
-def plain_arm(model, sp, lrs, seeds, steps, crop, loss, optimizer="adam"):
-    """Scan ``lrs`` with seed 0, choose on validation, train the choice with fresh ``seeds``."""
-    scan = {lr: plain_run(model, sp, lr, 0, steps, crop, loss, optimizer=optimizer)["val_acc"] for lr in lrs}
-    lr = max(scan, key=scan.get)
+def plain_arm(model, sp, lrs, seeds, steps, crop, loss, optimizer="adam", grow=0):
+    """Scan ``lrs`` with seed 0, choose on validation, train the choice with fresh ``seeds``; a choice at an
+    edge of the scan grows it by a factor 3 past that edge, ``grow`` times at most."""
+    scan, new = {}, sorted(lrs)
+    for _ in range(grow + 1):
+        scan.update({lr: plain_run(model, sp, lr, 0, steps, crop, loss, optimizer=optimizer)["val_acc"] for lr in new})
+        scan = dict(sorted(scan.items()))
+        lr = max(scan, key=scan.get)
+        if min(scan) < lr < max(scan):
+            break
+        new = [lr / 3 if lr == min(scan) else lr * 3]
     runs = [plain_run(model, sp, lr, s, steps, crop, loss, optimizer=optimizer) for s in seeds]
-    return dict(scan_val=scan, lr=lr, inside=min(lrs) < lr < max(lrs), budget_bound=any(r["step"] == steps for r in runs),
+    return dict(scan_val=scan, lr=lr, inside=min(scan) < lr < max(scan), budget_bound=any(r["step"] == steps for r in runs),
                 val_acc=float(np.mean([r["val_acc"] for r in runs])), stop_steps=[r["step"] for r in runs],
                 scores=np.stack([r["correct"] for r in runs]))
 
